@@ -1,0 +1,83 @@
+"""Settings: frozen msgspec Structs filled from a TOML file and the environment.
+
+A service builds its ``Settings`` once in ``__main__`` with :func:`load` and passes
+it down; nothing reads the environment later. For a section called ``database``
+with a field ``url`` the sources are, later winning:
+
+1. the field's default,
+2. ``[database] url = ...`` in the TOML file named by ``NIMBUS_CONFIG``,
+3. the environment variable ``NIMBUS_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Mapping, TypeVar
+
+import msgspec
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+ENV_PREFIX = "NIMBUS_"
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str = "postgresql://nimbus:nimbus@127.0.0.1:15433/nimbus"
+    """asyncpg DSN of the Nimbus database."""
+    pool_min: Annotated[int, msgspec.Meta(ge=0)] = 1
+    """Connections opened at start; more saves latency on the first requests."""
+    pool_max: Annotated[int, msgspec.Meta(ge=1)] = 10
+    """Upper bound of the pool; each connection costs a PostgreSQL backend."""
+
+
+class AmqpSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str = "amqp://guest:guest@127.0.0.1:15673/"
+    """RabbitMQ URL, vhost included."""
+    rpc_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Seconds an RPC call waits for its reply before raising RpcTimeout."""
+
+
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True):
+    level: str = "info"
+    """Lowest level written: debug, info, warning, error."""
+
+
+class HealthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    """Port of a worker's ``GET /healthz``; 0 turns the endpoint off."""
+
+
+def _file_data() -> dict[str, Any]:
+    path = os.environ.get(ENV_PREFIX + "CONFIG")
+    if not path:
+        return {}
+    with Path(path).open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def load_section(cls: type[T], section: str, *, file_data: Mapping[str, Any] | None = None,
+                 environ: Mapping[str, str] | None = None) -> T:
+    """Build one settings section from the file's table and ``NIMBUS_<SECTION>_<FIELD>``."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = dict((file_data or {}).get(section, {}))
+    for field in msgspec.structs.fields(cls):
+        key = f"{ENV_PREFIX}{section}_{field.name}".upper()
+        if key in environ:
+            data[field.name] = environ[key]
+    try:
+        return msgspec.convert(data, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"bad configuration in section [{section}]: {exc}") from exc
+
+
+def load(cls: type[T], *, environ: Mapping[str, str] | None = None) -> T:
+    """Build a service's Settings whose fields are each one section struct."""
+    file_data = _file_data()
+    sections = {
+        f.name: load_section(f.type, f.name, file_data=file_data, environ=environ)
+        for f in msgspec.structs.fields(cls)
+    }
+    return cls(**sections)

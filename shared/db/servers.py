@@ -1,0 +1,100 @@
+"""SQL for the ``servers`` and ``server_faults`` tables that more than one service writes.
+
+Every state change is a guarded update: it names the task state it expects, so
+two actors racing on one server cannot both move it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.errors import TaskStateConflict
+from shared.states import TaskState, VmState
+
+_GET = "SELECT * FROM servers WHERE id = $1"
+
+_SET_TASK = """
+UPDATE servers SET task_state = $2, updated_at = now()
+ WHERE id = $1 AND vm_state = $3 AND task_state IS NOT DISTINCT FROM $4
+RETURNING id"""
+
+_PLACE = """
+UPDATE servers SET host = $2, availability_zone = $3, updated_at = now()
+ WHERE id = $1 AND vm_state = 'building' AND task_state = 'scheduling'
+RETURNING id"""
+
+_FINISH_BUILD = """
+UPDATE servers SET vm_state = 'active', task_state = NULL, power_state = $2,
+       launched_at = now(), updated_at = now(), progress = 100
+ WHERE id = $1 AND vm_state = 'building' AND task_state = 'spawning'
+RETURNING id"""
+
+_SET_ADDRESSES = "UPDATE servers SET addresses = $2, updated_at = now() WHERE id = $1"
+
+_SET_ERROR = """
+UPDATE servers SET vm_state = 'error', task_state = NULL, updated_at = now()
+ WHERE id = $1 AND vm_state <> 'deleted'
+   AND ($2::text IS NULL OR task_state IS NOT DISTINCT FROM $2)
+RETURNING id"""
+
+_ADD_FAULT = """
+INSERT INTO server_faults (server_id, code, message, details) VALUES ($1, $2, $3, $4)"""
+
+_MARK_DELETED = """
+UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0,
+       deleted_at = now(), updated_at = now(), addresses = '[]'
+ WHERE id = $1 AND vm_state <> 'deleted'
+RETURNING id"""
+
+_START_DELETE = """
+UPDATE servers SET task_state = 'deleting', updated_at = now()
+ WHERE id = $1 AND project_id = $2 AND vm_state <> 'deleted'
+   AND task_state IS DISTINCT FROM 'deleting'
+RETURNING host"""
+
+
+async def get(conn: asyncpg.Connection, server_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(_GET, server_id)
+
+
+async def set_task(conn: asyncpg.Connection, server_id: UUID, vm_state: VmState,
+                   new: TaskState | None, expect: TaskState | None) -> None:
+    """Move the task state from ``expect`` to ``new``; raise TaskStateConflict otherwise."""
+    if await conn.fetchval(_SET_TASK, server_id, new, vm_state, expect) is None:
+        raise TaskStateConflict(f"Instance {server_id} is not in task state {expect}.")
+
+
+async def place(conn: asyncpg.Connection, server_id: UUID, host: str, zone: str) -> bool:
+    """Record the scheduler's choice; False when the server left BUILD(scheduling)."""
+    return await conn.fetchval(_PLACE, server_id, host, zone) is not None
+
+
+async def finish_build(conn: asyncpg.Connection, server_id: UUID, power_state: int) -> bool:
+    return await conn.fetchval(_FINISH_BUILD, server_id, power_state) is not None
+
+
+async def set_addresses(conn: asyncpg.Connection, server_id: UUID, ports: list[Any]) -> None:
+    await conn.execute(_SET_ADDRESSES, server_id, ports)
+
+
+async def set_error(conn: asyncpg.Connection, server_id: UUID, *, code: int, message: str,
+                    details: str | None = None, expect: TaskState | None = None) -> bool:
+    """Put the server in ERROR with a fault saying why; False if it was gone or moved on."""
+    async with conn.transaction():
+        if await conn.fetchval(_SET_ERROR, server_id, expect) is None:
+            return False
+        await conn.execute(_ADD_FAULT, server_id, code, message, details)
+        return True
+
+
+async def mark_deleted(conn: asyncpg.Connection, server_id: UUID) -> bool:
+    return await conn.fetchval(_MARK_DELETED, server_id) is not None
+
+
+async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: str) -> tuple[bool, str | None]:
+    """Claim the delete of a server: (claimed, host it lives on)."""
+    row = await conn.fetchrow(_START_DELETE, server_id, project_id)
+    return (row is not None, row["host"] if row else None)

@@ -1,0 +1,82 @@
+"""The three axes of a server's state and the status the API shows for them.
+
+``vm_state`` is the stable state Nova keeps, ``task_state`` the operation in
+flight, ``power_state`` what the hypervisor reports. :func:`api_status` is the
+one place that turns them into the ``status`` of the spec (section 2.1.3), where
+a build shows its task: ``BUILD(scheduling)``, ``BUILD(networking)``, ...
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class VmState(StrEnum):
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    RESCUED = "rescued"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+class TaskState(StrEnum):
+    SCHEDULING = "scheduling"
+    NETWORKING = "networking"
+    BLOCK_DEVICE_MAPPING = "block_device_mapping"
+    SPAWNING = "spawning"
+    DELETING = "deleting"
+
+
+class PowerState(IntEnum):
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+# The build walks these task states in order (spec section 2.1.3).
+BUILD_SEQUENCE: tuple[TaskState, ...] = (
+    TaskState.SCHEDULING, TaskState.NETWORKING,
+    TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING,
+)
+
+# vm_state -> task_states allowed to follow each task state during a build.
+_NEXT_BUILD_TASK: dict[TaskState | None, TaskState | None] = {
+    TaskState.SCHEDULING: TaskState.NETWORKING,
+    TaskState.NETWORKING: TaskState.BLOCK_DEVICE_MAPPING,
+    TaskState.BLOCK_DEVICE_MAPPING: TaskState.SPAWNING,
+    TaskState.SPAWNING: None,
+}
+
+
+def next_build_task(task: TaskState | None) -> TaskState | None:
+    """The task state a build moves to after ``task`` (None: the build is done)."""
+    if task not in _NEXT_BUILD_TASK:
+        raise ValueError(f"{task!r} is not a build task state")
+    return _NEXT_BUILD_TASK[task]
+
+
+_STATUS = {
+    VmState.ACTIVE: "ACTIVE",
+    VmState.STOPPED: "SHUTOFF",
+    VmState.RESCUED: "RESCUE",
+    VmState.ERROR: "ERROR",
+    VmState.DELETED: "DELETED",
+}
+
+
+def api_status(vm_state: VmState | str, task_state: TaskState | str | None) -> str:
+    """The ``status`` string the API shows for a server."""
+    vm = VmState(vm_state)
+    task = TaskState(task_state) if task_state else None
+    if vm is VmState.BUILDING:
+        return f"BUILD({task.value})" if task and task is not TaskState.DELETING else "BUILD"
+    return _STATUS[vm]
+
+
+def can_delete(vm_state: VmState | str, task_state: TaskState | str | None) -> bool:
+    """Delete is allowed from every state except while a delete is already under way."""
+    return VmState(vm_state) is not VmState.DELETED and task_state != TaskState.DELETING

@@ -1,0 +1,110 @@
+"""The life of a worker process: connect, serve queues, run periodic tasks, stop.
+
+The scheduler, the network service and each compute agent are built on
+:class:`Worker`: it opens the database pool and the broker connection, applies
+migrations (once, under a lock), starts the RPC servers and periodic tasks the
+service registers, serves ``/healthz``, and on SIGTERM/SIGINT stops consuming,
+lets handlers in flight finish and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+
+from shared.config import AmqpSettings, DatabaseSettings, HealthSettings
+from shared.db.migrate import apply_migrations
+from shared.db.pool import create_pool
+from shared.health import broker_check, database_check, start_health_server
+from shared.rpc import RpcClient, RpcServer, connect
+
+log = structlog.get_logger(__name__)
+
+
+class Worker:
+    def __init__(self, name: str, *, database: DatabaseSettings, amqp: AmqpSettings,
+                 health: HealthSettings) -> None:
+        self.name = name
+        self._database = database
+        self._amqp = amqp
+        self._health = health
+        self.pool: asyncpg.Pool
+        self.connection: AbstractRobustConnection
+        self.rpc: RpcClient
+        self._servers: list[RpcServer] = []
+        self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._health_extra: dict[str, str] = {}
+        self._stopping = asyncio.Event()
+
+    async def open(self) -> None:
+        await apply_migrations(self._database.url)
+        self.pool = await create_pool(self._database)
+        self.connection = await connect(self._amqp.url)
+        self.rpc = RpcClient(self.connection, timeout=self._amqp.rpc_timeout_s)
+        await self.rpc.start()
+
+    def serve(self, queue: str, messages: Any, handler: Callable[[Any], Awaitable[Any]],
+              *, prefetch: int = 16) -> None:
+        self._servers.append(RpcServer(self.connection, queue, messages, handler, prefetch=prefetch))
+
+    def every(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``fn`` every ``interval_s`` seconds; a failure is logged and retried next time."""
+        self._periodic.append((interval_s, fn, name))
+
+    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._on_stop.append(fn)
+
+    def health_info(self, **extra: str) -> None:
+        self._health_extra.update(extra)
+
+    async def _loop(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        while not self._stopping.is_set():
+            try:
+                await fn()
+            except Exception:
+                log.exception("worker.periodic_failed", task=name)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def run(self) -> None:
+        """Start everything registered and block until a stop signal."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        for server in self._servers:
+            await server.start()
+        for interval_s, fn, name in self._periodic:
+            self._tasks.append(asyncio.create_task(self._loop(interval_s, fn, name)))
+        health = await start_health_server(
+            self._health, {"database": database_check(self.pool),
+                           "broker": broker_check(self.connection)},
+            service=self.name, **self._health_extra)
+        log.info("worker.started", worker=self.name)
+        await self._stopping.wait()
+        log.info("worker.stopping", worker=self.name)
+        for server in self._servers:
+            await server.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for fn in self._on_stop:
+            await fn()
+        if health is not None:
+            await health.cleanup()
+        await self.rpc.close()
+        await self.connection.close()
+        await self.pool.close()
+        log.info("worker.stopped", worker=self.name)
+
+    def stop(self) -> None:
+        self._stopping.set()
