@@ -1,0 +1,75 @@
+"""Decode request bodies, JSON or XML, into the same plain dict.
+
+The media type comes from ``Content-Type`` (section 4.2: application/json or
+application/xml; we also take text/xml and the vnd.openstack.compute types).
+A body sent without ``Content-Type`` is sniffed: ``<`` is XML, ``{`` JSON.
+Any other media type is a 415 badMediaType; a body that does not parse, is
+empty, or is not an object is a 400 "Malformed request body".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import hdrs, web
+
+from services.api.representation.formats import Fmt
+from services.api.representation.xml_reader import parse_xml
+from shared.errors import BadMediaType, MalformedBody
+
+_JSON_DECODER = msgspec.json.Decoder()
+
+
+def body_format(content_type: str | None, data: bytes) -> Fmt:
+    """Which decoder a body with this ``Content-Type`` header value needs."""
+    if content_type is None or not content_type.strip():
+        first = data.lstrip()[:1]
+        if first == b"<":
+            return "xml"
+        if first in (b"{", b"["):
+            return "json"
+        raise MalformedBody()
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return "json"
+    if media_type in ("application/xml", "text/xml") or media_type.endswith("+xml"):
+        return "xml"
+    raise BadMediaType(f"Unsupported Content-Type: {media_type or content_type.strip()}")
+
+
+def decode_body(data: bytes, content_type: str | None, root: str | None = None) -> dict[str, Any]:
+    """Decode ``data`` by its ``Content-Type`` header value.
+
+    Args:
+        data: the raw request body.
+        content_type: the header's value, or None when the request had none.
+        root: the top-level key the operation expects (``"server"``); a body
+            without it is malformed. None accepts any (server actions).
+    """
+    if not data.strip():
+        if content_type is not None and content_type.strip():
+            body_format(content_type, data)  # an unsupported type is still a 415
+        raise MalformedBody()
+    if body_format(content_type, data) == "json":
+        try:
+            body = _JSON_DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raise MalformedBody(details=str(exc)) from None
+        if not isinstance(body, dict):
+            raise MalformedBody()
+    else:
+        body = parse_xml(data)
+    if root is not None and root not in body:
+        raise MalformedBody()
+    return body
+
+
+async def parse_body(request: web.Request, root: str | None = None) -> dict[str, Any]:
+    """Read and decode the request's body (see ``decode_body``).
+
+    A body over the app's ``client_max_size`` raises aiohttp's
+    HTTPRequestEntityTooLarge, which ``fault_middleware`` turns into overLimit.
+    """
+    data = await request.read()
+    return decode_body(data, request.headers.get(hdrs.CONTENT_TYPE), root)
