@@ -1,0 +1,31 @@
+"""The scheduler worker: one consumer of the ``scheduler`` queue.
+
+Several scheduler processes may serve the queue at once; they share nothing
+but the database, where claims keep them from overcommitting a host.
+"""
+
+from __future__ import annotations
+
+from services.scheduler.build import BuildScheduler
+from services.scheduler.settings import Settings
+from shared.contracts.compute import ComputeClient
+from shared.contracts.scheduler import QUEUE, SchedulerMessage
+from shared.worker import Worker
+
+
+async def create_worker(settings: Settings) -> Worker:
+    """Open the worker's connections and register the queue it serves."""
+    worker = Worker("scheduler", database=settings.database, amqp=settings.amqp,
+                    health=settings.health)
+    await worker.open()
+    scheduler = BuildScheduler(worker.pool, ComputeClient(worker.rpc), settings.scheduler)
+    worker.serve(QUEUE, SchedulerMessage, scheduler.handle,
+                 prefetch=settings.scheduler.max_concurrent_builds)
+    worker.health_info(queue=QUEUE)
+    return worker
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    worker = await create_worker(settings)
+    await worker.run()

@@ -1,0 +1,42 @@
+"""Settings of the scheduler: the shared sections plus ``[scheduler]``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
+
+
+class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    service_down_time_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Seconds since a host's last heartbeat after which it counts as down and
+    gets no new servers. Keep it a few times the agents' heartbeat interval:
+    lower notices a dead host sooner, but a host whose heartbeat is merely late
+    (a busy database, a GC pause) drops out of scheduling for a while.
+    Related: the compute agent's heartbeat interval."""
+
+    host_subset_size: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """How many of the best-weighed hosts the first choice is drawn from at
+    random. 1 always takes the best host; more spreads concurrent builds (and
+    several scheduler processes) over several hosts so fewer of their claims
+    collide, at the cost of a slightly worse first choice."""
+
+    ram_weight_multiplier: float = 1.0
+    """Weight of free RAM when hosts are ordered. Positive spreads servers over
+    the hosts with most free RAM; negative stacks them onto the fullest host
+    that still fits (packing); 0 ignores RAM."""
+
+    max_concurrent_builds: Annotated[int, msgspec.Meta(ge=1)] = 16
+    """Build requests handled at once by this process (the queue's prefetch).
+    More raises throughput; each one in flight holds a database connection for
+    a moment, so keep it near ``[database] pool_max``."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: DatabaseSettings = DatabaseSettings()
+    amqp: AmqpSettings = AmqpSettings()
+    log: LogSettings = LogSettings()
+    health: HealthSettings = HealthSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()

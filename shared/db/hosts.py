@@ -1,0 +1,216 @@
+"""SQL for ``compute_hosts`` and ``host_claims``: what each host has and what is taken.
+
+A compute agent :func:`report`\\ s its totals (and so its heartbeat); the scheduler
+reads :func:`live_hosts` and moves the ``used_*`` columns only through
+:func:`claim` and :func:`release`, each a single guarded transaction, so that
+concurrent builds, even from several scheduler processes, can never overcommit
+a host: the capacity check and the increment are one ``UPDATE`` on the host's
+row, which PostgreSQL serialises.
+
+The usable amount of a resource is ``floor(total * ratio)``; the free amount is
+that minus what the claims hold. Functions take a connection; a caller that
+wants more in the same transaction opens one around them (theirs then become
+savepoints).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+
+class HostCapacity(msgspec.Struct, frozen=True, kw_only=True):
+    """What a compute agent offers: its totals, overcommit ratios and zone."""
+
+    host: str
+    availability_zone: str
+    total_ram_mb: int
+    total_disk_gb: int
+    total_vcpus: int
+    ram_ratio: float = 1.0
+    disk_ratio: float = 1.0
+    cpu_ratio: float = 1.0
+
+
+class HostState(msgspec.Struct, kw_only=True):
+    """One ``compute_hosts`` row as the scheduler sees it.
+
+    ``free_*`` are computed from the row (``floor(total * ratio) - used``, the
+    same arithmetic :func:`claim` guards with); ``alive`` says whether the
+    host's heartbeat was recent enough when the row was read.
+    """
+
+    host: str
+    availability_zone: str
+    total_ram_mb: int
+    total_disk_gb: int
+    total_vcpus: int
+    ram_ratio: float = 1.0
+    disk_ratio: float = 1.0
+    cpu_ratio: float = 1.0
+    used_ram_mb: int = 0
+    used_disk_gb: int = 0
+    used_vcpus: int = 0
+    disabled: bool = False
+    started_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    alive: bool = True
+
+    @property
+    def free_ram_mb(self) -> int:
+        return math.floor(self.total_ram_mb * self.ram_ratio) - self.used_ram_mb
+
+    @property
+    def free_disk_gb(self) -> int:
+        return math.floor(self.total_disk_gb * self.disk_ratio) - self.used_disk_gb
+
+    @property
+    def free_vcpus(self) -> int:
+        return math.floor(self.total_vcpus * self.cpu_ratio) - self.used_vcpus
+
+
+class Claim(msgspec.Struct, frozen=True, kw_only=True):
+    """The resources one server holds on its host."""
+
+    server_id: UUID
+    host: str
+    ram_mb: int
+    disk_gb: int
+    vcpus: int
+
+
+_REPORT = """
+INSERT INTO compute_hosts AS h (host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus,
+                                ram_ratio, disk_ratio, cpu_ratio, started_at, last_heartbeat)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now())
+ON CONFLICT (host) DO UPDATE SET
+    availability_zone = EXCLUDED.availability_zone,
+    total_ram_mb = EXCLUDED.total_ram_mb,
+    total_disk_gb = EXCLUDED.total_disk_gb,
+    total_vcpus = EXCLUDED.total_vcpus,
+    ram_ratio = EXCLUDED.ram_ratio,
+    disk_ratio = EXCLUDED.disk_ratio,
+    cpu_ratio = EXCLUDED.cpu_ratio,
+    started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
+    last_heartbeat = now()"""
+
+# ``alive`` is computed by PostgreSQL with its own clock, so the scheduler's and
+# the agents' clocks never need to agree.
+_HOSTS = """
+SELECT *, last_heartbeat >= now() - make_interval(secs => $1::double precision) AS alive
+  FROM compute_hosts
+ WHERE ($2 OR (NOT disabled AND last_heartbeat >= now() - make_interval(secs => $1::double precision)))
+ ORDER BY host"""
+
+_CLAIM_OF = "SELECT * FROM host_claims WHERE server_id = $1"
+
+# The check and the increment in one statement: concurrent claims on one host
+# queue on its row lock and each re-evaluates the WHERE against the committed
+# used_* of the one before (READ COMMITTED's re-check of updated rows).
+_TAKE = """
+UPDATE compute_hosts
+   SET used_ram_mb = used_ram_mb + $2, used_disk_gb = used_disk_gb + $3, used_vcpus = used_vcpus + $4
+ WHERE host = $1
+   AND floor(total_ram_mb * ram_ratio) - used_ram_mb >= $2
+   AND floor(total_disk_gb * disk_ratio) - used_disk_gb >= $3
+   AND floor(total_vcpus * cpu_ratio) - used_vcpus >= $4
+RETURNING host"""
+
+_INSERT_CLAIM = """
+INSERT INTO host_claims (server_id, host, ram_mb, disk_gb, vcpus) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (server_id) DO NOTHING
+RETURNING server_id"""
+
+# GREATEST: a release must never fail on the used_* >= 0 checks, even if an
+# operator edited the row by hand in between.
+_RELEASE = """
+WITH gone AS (DELETE FROM host_claims WHERE server_id = $1 RETURNING host, ram_mb, disk_gb, vcpus)
+UPDATE compute_hosts h
+   SET used_ram_mb = GREATEST(h.used_ram_mb - gone.ram_mb, 0),
+       used_disk_gb = GREATEST(h.used_disk_gb - gone.disk_gb, 0),
+       used_vcpus = GREATEST(h.used_vcpus - gone.vcpus, 0)
+  FROM gone
+ WHERE h.host = gone.host
+RETURNING h.host"""
+
+_SET_DISABLED = "UPDATE compute_hosts SET disabled = $2 WHERE host = $1 RETURNING host"
+
+
+def _state(row: asyncpg.Record) -> HostState:
+    return HostState(**{name: row[name] for name in HostState.__struct_fields__})
+
+
+async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool = False) -> None:
+    """Record a host's capacity and heartbeat (``last_heartbeat = now()``).
+
+    Creates the row on first report. ``used_*`` and ``disabled`` are kept: only
+    claims move the former, only an operator the latter. Pass ``starting=True``
+    on the agent's first report after it started, to set ``started_at``.
+    """
+    await conn.execute(_REPORT, cap.host, cap.availability_zone, cap.total_ram_mb,
+                       cap.total_disk_gb, cap.total_vcpus, cap.ram_ratio, cap.disk_ratio,
+                       cap.cpu_ratio, starting)
+
+
+async def live_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
+    """Enabled hosts whose last heartbeat is at most ``max_age_s`` seconds old, by name."""
+    return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, False)]
+
+
+async def all_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
+    """Every known host, disabled and dead ones too, each with ``alive`` set."""
+    return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, True)]
+
+
+async def set_disabled(conn: asyncpg.Connection, host: str, disabled: bool) -> bool:
+    """Take a host out of (or back into) scheduling; False if no such host."""
+    return await conn.fetchval(_SET_DISABLED, host, disabled) is not None
+
+
+async def claim_of(conn: asyncpg.Connection, server_id: UUID) -> Claim | None:
+    """The claim a server holds, if any."""
+    row = await conn.fetchrow(_CLAIM_OF, server_id)
+    if row is None:
+        return None
+    return Claim(server_id=row["server_id"], host=row["host"], ram_mb=row["ram_mb"],
+                 disk_gb=row["disk_gb"], vcpus=row["vcpus"])
+
+
+class _Rollback(Exception):
+    """Raised inside the claim's transaction to undo it."""
+
+
+async def claim(conn: asyncpg.Connection, host: str, server_id: UUID, ram_mb: int,
+                disk_gb: int, vcpus: int) -> bool:
+    """Take ``ram_mb``/``disk_gb``/``vcpus`` on ``host`` for ``server_id``, if they fit.
+
+    All or nothing, in one transaction: True when the server now holds the
+    claim; False, with nothing changed, when the host lacks room (or is
+    unknown). Idempotent: a server that already holds a claim on ``host`` gets
+    True without counting twice. A server holds at most one claim: asking for
+    another host while it holds one returns False (release it first).
+    """
+    held = await claim_of(conn, server_id)
+    if held is not None:
+        return held.host == host
+    try:
+        async with conn.transaction():
+            if await conn.fetchval(_TAKE, host, ram_mb, disk_gb, vcpus) is None:
+                raise _Rollback
+            if await conn.fetchval(_INSERT_CLAIM, server_id, host, ram_mb, disk_gb, vcpus) is None:
+                # A twin of this request claimed for the server meanwhile.
+                raise _Rollback
+    except _Rollback:
+        held = await claim_of(conn, server_id)
+        return held is not None and held.host == host
+    return True
+
+
+async def release(conn: asyncpg.Connection, server_id: UUID) -> bool:
+    """Drop a server's claim and give its resources back; False if it held none."""
+    async with conn.transaction():
+        return await conn.fetchval(_RELEASE, server_id) is not None
