@@ -1,0 +1,74 @@
+"""The compute agent: serves its host's queue and keeps its host row alive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from uuid import UUID
+
+import structlog
+
+from services.compute_agent.drivers import HypervisorDriver
+from services.compute_agent.drivers.fake import FakeDriver
+from services.compute_agent.settings import Settings
+from shared.contracts.compute import BuildServer, ComputeMessage, DeleteServer, host_queue
+from shared.contracts.network import NetworkClient
+from shared.db import hosts
+from shared.worker import Worker
+
+log = structlog.get_logger(__name__)
+
+
+def make_driver(settings: Settings) -> HypervisorDriver:
+    if settings.compute.driver == "fake":
+        return FakeDriver(settings.fake, host=settings.compute.host)
+    raise SystemExit(f"unknown hypervisor driver {settings.compute.driver!r}")
+
+
+class ComputeAgent:
+    """Owns the guests of one host. Operations on one server run one at a time."""
+
+    def __init__(self, settings: Settings, worker: Worker, driver: HypervisorDriver) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.driver = driver
+        self.host = settings.compute.host
+        self.network = NetworkClient(worker.rpc, timeout=settings.compute.network_timeout_s)
+        self._locks: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def lock(self, server_id: UUID) -> asyncio.Lock:
+        return self._locks[server_id]
+
+    def forget(self, server_id: UUID) -> None:
+        lock = self._locks.get(server_id)
+        if lock is not None and not lock.locked():
+            del self._locks[server_id]
+
+    async def report(self, *, starting: bool = False) -> None:
+        res = await self.driver.host_resources()
+        c = self.settings.compute
+        async with self.worker.pool.acquire() as conn:
+            await hosts.report(conn, hosts.HostCapacity(
+                host=self.host, availability_zone=c.az, total_ram_mb=res.ram_mb,
+                total_disk_gb=res.disk_gb, total_vcpus=res.vcpus, ram_ratio=c.ram_ratio,
+                disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio), starting=starting)
+
+    async def handle(self, msg: ComputeMessage) -> None:
+        # Imported here to keep each operation in its own module.
+        from services.compute_agent import build, delete
+        if isinstance(msg, BuildServer):
+            await build.build_server(self, msg)
+        elif isinstance(msg, DeleteServer):
+            await delete.delete_server(self, msg)
+
+
+async def run(settings: Settings) -> None:
+    worker = Worker(f"compute-agent:{settings.compute.host}", database=settings.database,
+                    amqp=settings.amqp, health=settings.health)
+    await worker.open()
+    agent = ComputeAgent(settings, worker, make_driver(settings))
+    await agent.report(starting=True)  # registered before the queue is served
+    worker.serve(host_queue(agent.host), ComputeMessage, agent.handle)
+    worker.every(settings.compute.heartbeat_interval_s, agent.report, "heartbeat")
+    worker.health_info(host=agent.host, availability_zone=settings.compute.az)
+    await worker.run()

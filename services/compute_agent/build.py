@@ -1,0 +1,116 @@
+"""Building a server the scheduler placed here: networking, disks, spawn, ACTIVE.
+
+Each step is a guarded move of the task state (see ``shared.db.servers``), so a
+delete that arrives meanwhile makes the next move fail and the build stop; and
+each step is idempotent, so a build message delivered again after a crash picks
+up where the server's task state says it stopped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from services.compute_agent.drivers import DriverError, GuestSpec
+from services.compute_agent.drivers.base import ConfigDrive
+from shared.contracts.compute import BuildServer
+from shared.contracts.network import AllocatePorts, DeallocatePorts
+from shared.db import hosts, servers
+from shared.errors import ComputeError, TaskStateConflict
+from shared.states import TaskState, VmState
+
+if TYPE_CHECKING:
+    from services.compute_agent.agent import ComputeAgent
+
+log = structlog.get_logger(__name__)
+
+_RESUMABLE = {TaskState.SCHEDULING, TaskState.NETWORKING,
+              TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING}
+
+
+async def build_server(agent: ComputeAgent, msg: BuildServer) -> None:
+    sid = msg.server_id
+    async with agent.lock(sid):
+        async with agent.worker.pool.acquire() as conn:
+            row = await servers.get(conn, sid)
+        if row is None or row["vm_state"] != VmState.BUILDING or row["host"] != agent.host:
+            log.info("compute.build_skipped", server_id=str(sid),
+                     reason="server is not building on this host")
+            return
+        task = TaskState(row["task_state"]) if row["task_state"] else None
+        if task not in _RESUMABLE:
+            log.info("compute.build_skipped", server_id=str(sid), task_state=task)
+            return
+        log.info("compute.build_started", server_id=str(sid), task_state=task)
+        try:
+            await _run_steps(agent, msg, task)
+        except TaskStateConflict:
+            # Someone else moved the server (a delete): leave the clean-up to them.
+            log.info("compute.build_aborted", server_id=str(sid), reason="task state moved")
+        except Exception as exc:
+            await _fail(agent, msg, exc)
+    agent.forget(sid)
+
+
+async def _run_steps(agent: ComputeAgent, msg: BuildServer, task: TaskState | None) -> None:
+    sid = msg.server_id
+    pool = agent.worker.pool
+    if task is TaskState.SCHEDULING:
+        async with pool.acquire() as conn:
+            await servers.set_task(conn, sid, VmState.BUILDING, TaskState.NETWORKING,
+                                   TaskState.SCHEDULING)
+        task = TaskState.NETWORKING
+    ports = await agent.network.allocate_ports(
+        AllocatePorts(server_id=sid, project_id=msg.project_id, host=agent.host))
+    async with pool.acquire() as conn:
+        await servers.set_addresses(conn, sid, ports)
+        log.info("compute.networked", server_id=str(sid),
+                 addresses=[p.address for p in ports])
+        if task is TaskState.NETWORKING:
+            await servers.set_task(conn, sid, VmState.BUILDING,
+                                   TaskState.BLOCK_DEVICE_MAPPING, TaskState.NETWORKING)
+            task = TaskState.BLOCK_DEVICE_MAPPING
+        # No volumes yet: the root and ephemeral disks come with the guest.
+        if task is TaskState.BLOCK_DEVICE_MAPPING:
+            await servers.set_task(conn, sid, VmState.BUILDING, TaskState.SPAWNING,
+                                   TaskState.BLOCK_DEVICE_MAPPING)
+    drive = None
+    if msg.config_drive:
+        drive = ConfigDrive(metadata=msg.metadata, files=msg.files,
+                            public_key=msg.key_data, user_data=msg.user_data)
+    await agent.driver.spawn(GuestSpec(
+        server_id=sid, name=msg.name, flavor=msg.flavor, image=msg.image, ports=tuple(ports),
+        admin_pass=msg.admin_pass, metadata=msg.metadata, files=msg.files,
+        user_data=msg.user_data, config_drive=drive))
+    info = await agent.driver.get_info(sid)
+    power = int(info.power_state) if info else 0
+    async with pool.acquire() as conn:
+        if not await servers.finish_build(conn, sid, power):
+            # Deleted while spawning: the delete that follows removes the guest.
+            raise TaskStateConflict(f"Instance {sid} left BUILD(spawning) while spawning.")
+    log.info("compute.build_finished", server_id=str(sid), power_state=power)
+
+
+async def _fail(agent: ComputeAgent, msg: BuildServer, exc: Exception) -> None:
+    """ERROR with a fault saying why, and nothing held: guest, ports, claim."""
+    sid = msg.server_id
+    if isinstance(exc, ComputeError):
+        message, code = exc.message, exc.http_status
+    elif isinstance(exc, DriverError):
+        message, code = f"Build of instance {sid} failed: {exc}", 500
+    else:
+        message, code = f"Build of instance {sid} failed: {type(exc).__name__}", 500
+    log.error("compute.build_failed", server_id=str(sid), error=str(exc),
+              exc_info=not isinstance(exc, (ComputeError, DriverError)))
+    try:
+        await agent.driver.destroy(sid)
+        await agent.network.deallocate_ports(DeallocatePorts(server_id=sid))
+    except Exception as cleanup_exc:  # the fault below matters more
+        log.warning("compute.build_cleanup_failed", server_id=str(sid), error=str(cleanup_exc))
+    async with agent.worker.pool.acquire() as conn:
+        async with conn.transaction():
+            await hosts.release(conn, sid)
+            await servers.set_addresses(conn, sid, [])
+            await servers.set_error(conn, sid, code=code, message=message,
+                                    details=f"{type(exc).__name__}: {exc}")
