@@ -1,0 +1,67 @@
+"""The API process: the compute API (8774) and identity (5000) over one pool."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from services.api.identity import create_identity_app
+from services.api.keys import POOL, RPC, SETTINGS
+from services.api.middleware import auth_mw, request_id_mw
+from services.api.representation import fault_middleware
+from services.api.resources import extensions, flavors, images, servers, versions
+from services.api.settings import Settings
+from shared.db.migrate import apply_migrations
+from shared.db.pool import create_pool
+from shared.health import broker_check, database_check, health_handler
+from shared.rpc import RpcClient, connect
+
+log = structlog.get_logger(__name__)
+
+
+def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
+                       health: web.Handler | None = None) -> web.Application:
+    app = web.Application(middlewares=[request_id_mw, fault_middleware, auth_mw],
+                          client_max_size=settings.api.max_body_bytes)
+    app[SETTINGS] = settings
+    app[POOL] = pool
+    app[RPC] = rpc
+    if health is not None:
+        app.router.add_get("/healthz", health)
+    for resource in (versions, extensions, flavors, images, servers):
+        resource.setup(app.router)
+    return app
+
+
+async def run(settings: Settings) -> None:
+    await apply_migrations(settings.database.url)
+    pool = await create_pool(settings.database)
+    connection = await connect(settings.amqp.url)
+    rpc = RpcClient(connection, timeout=settings.amqp.rpc_timeout_s)
+    await rpc.start()
+    health = health_handler({"database": database_check(pool),
+                             "broker": broker_check(connection)}, service="api")
+    compute = web.AppRunner(create_compute_app(settings, pool, rpc, health), access_log=None)
+    identity = web.AppRunner(create_identity_app(pool, settings.identity), access_log=None)
+    await compute.setup()
+    await identity.setup()
+    await web.TCPSite(compute, settings.api.host, settings.api.port).start()
+    await web.TCPSite(identity, settings.identity.host, settings.identity.port).start()
+    log.info("api.started", compute=f"{settings.api.host}:{settings.api.port}",
+             identity=f"{settings.identity.host}:{settings.identity.port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("api.stopping")
+    await compute.cleanup()
+    await identity.cleanup()
+    await rpc.close()
+    await connection.close()
+    await pool.close()

@@ -1,0 +1,30 @@
+"""Settings of the API process (compute API on 8774, identity on 5000)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from services.api.identity.settings import IdentitySettings
+from shared.config import AmqpSettings, DatabaseSettings, LogSettings
+
+
+class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    """Address the compute API listens on."""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8774
+    """Port of the compute API."""
+    public_url: str = ""
+    """Base URL written into links and Location headers; empty means the URL the
+    request came in on (set it when a proxy or load balancer is in front)."""
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
+    """Largest request body accepted; larger ones get 413 overLimit."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: DatabaseSettings
+    amqp: AmqpSettings
+    log: LogSettings
+    api: ApiSettings
+    identity: IdentitySettings

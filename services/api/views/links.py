@@ -1,0 +1,25 @@
+"""Links of section 3.5: ``self`` under /v2, ``bookmark`` without the version."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def resource_links(base: str, project_id: str, collection: str, rid: object) -> list[dict[str, str]]:
+    return [
+        {"rel": "self", "href": f"{base}/v2/{project_id}/{collection}/{rid}"},
+        {"rel": "bookmark", "href": f"{base}/{project_id}/{collection}/{rid}"},
+    ]
+
+
+def bookmark(base: str, project_id: str, collection: str, rid: object) -> list[dict[str, str]]:
+    return [{"rel": "bookmark", "href": f"{base}/{project_id}/{collection}/{rid}"}]
+
+
+def isotime(ts: datetime | None) -> str | None:
+    """Timestamps as the spec writes them: 2012-10-25T22:37:13Z (UTC)."""
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,78 @@
+"""Server views (section 4.4.1.5-8) with the OS-EXT-STS, OS-EXT-AZ, OS-EXT-IPS,
+OS-EXT-IPS-MAC and config drive attributes."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from services.api.views.links import bookmark, isotime, resource_links
+from shared.states import api_status
+
+
+def brief(row: Any, base: str, project_id: str) -> dict[str, Any]:
+    return {"id": str(row["id"]), "name": row["name"],
+            "links": resource_links(base, project_id, "servers", row["id"])}
+
+
+def host_id(project_id: str, host: str | None) -> str:
+    """Nova's hostId: the same for two servers of a project on one host, without
+    telling the host's name (and different for another project)."""
+    if not host:
+        return ""
+    return hashlib.sha224(f"{project_id}{host}".encode()).hexdigest()
+
+
+def addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for port in ports:
+        out.setdefault(port["network_name"], []).append({
+            "version": port.get("version", 4), "addr": port["address"],
+            "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": port["mac"]})
+    return out
+
+
+def detail(row: Any, base: str, project_id: str) -> dict[str, Any]:
+    sid = str(row["id"])
+    view: dict[str, Any] = {
+        "id": sid,
+        "name": row["name"],
+        "status": api_status(row["vm_state"], row["task_state"]),
+        "tenant_id": row["project_id"],
+        "user_id": row["user_id"],
+        "created": isotime(row["created_at"]),
+        "updated": isotime(row["updated_at"]),
+        "hostId": host_id(row["project_id"], row["host"]),
+        "accessIPv4": row["access_ipv4"],
+        "accessIPv6": row["access_ipv6"],
+        "progress": row["progress"],
+        "key_name": row["key_name"],
+        "config_drive": "True" if row["config_drive"] else "",
+        "image": {"id": str(row["image_id"]),
+                  "links": bookmark(base, project_id, "images", row["image_id"])}
+        if row["image_id"] else "",
+        "flavor": {"id": row["flavor_id"],
+                   "links": bookmark(base, project_id, "flavors", row["flavor_id"])},
+        "metadata": dict(row["metadata"]),
+        "addresses": addresses(row["addresses"]),
+        "security_groups": [{"name": n} for n in row["security_groups"]],
+        "links": resource_links(base, project_id, "servers", sid),
+        "OS-EXT-STS:vm_state": row["vm_state"],
+        "OS-EXT-STS:task_state": row["task_state"],
+        "OS-EXT-STS:power_state": row["power_state"],
+        "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
+    }
+    fault = row["fault"]
+    if fault is not None and row["vm_state"] == "error":
+        code, message, details, created = fault
+        view["fault"] = {"code": code, "message": message, "created": isotime(created)}
+        if details:
+            view["fault"]["details"] = details
+    return view
+
+
+def created(server_id: str, admin_pass: str, groups: list[str], base: str,
+            project_id: str) -> dict[str, Any]:
+    """The 202 body of create (section 4.4.1.6)."""
+    return {"id": server_id, "links": resource_links(base, project_id, "servers", server_id),
+            "adminPass": admin_pass, "security_groups": [{"name": n} for n in groups]}
