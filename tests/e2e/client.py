@@ -1,0 +1,149 @@
+"""A small HTTP client for the e2e tests: JSON or XML in, parsed bodies out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+from lxml import etree
+
+from deploy.local.supervisor import Stack
+
+T = TypeVar("T")
+
+NS = "http://docs.openstack.org/compute/api/v2"
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Any
+    raw: bytes
+    json: Any = None
+    xml: Any = None  # lxml root element
+
+
+@dataclass
+class Cloud:
+    api_url: str
+    identity_url: str
+    db_url: str
+    stack: Stack
+    session: aiohttp.ClientSession = field(init=False)
+
+    async def open(self) -> None:
+        self.session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def db(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.db_url)
+
+    async def v3_token(self, user: str, password: str, project: str) -> tuple[str, dict]:
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}}
+        async with self.session.post(f"{self.identity_url}/v3/auth/tokens", json=body) as r:
+            assert r.status == 201, await r.text()
+            return r.headers["X-Subject-Token"], await r.json()
+
+    async def v2_token(self, user: str, password: str, project: str) -> dict:
+        body = {"auth": {"passwordCredentials": {"username": user, "password": password},
+                         "tenantName": project}}
+        async with self.session.post(f"{self.identity_url}/v2.0/tokens", json=body) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    async def login(self, user: str, password: str, project: str) -> Api:
+        token, body = await self.v3_token(user, password, project)
+        return Api(self, token, body["token"]["project"]["id"])
+
+    async def request(self, method: str, path: str, *, token: str | None = None,
+                      json: Any = None, data: bytes | str | None = None,
+                      headers: dict[str, str] | None = None, xml: bool = False) -> Response:
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs.setdefault("X-Auth-Token", token)
+        if xml:
+            hdrs.setdefault("Accept", "application/xml")
+        async with self.session.request(method, self.api_url + path, json=json, data=data,
+                                        headers=hdrs) as r:
+            raw = await r.read()
+            resp = Response(r.status, r.headers, raw)
+            ctype = r.headers.get("Content-Type", "")
+            if raw and ctype.startswith("application/json"):
+                resp.json = await r.json()
+            elif raw and "xml" in ctype:
+                resp.xml = etree.fromstring(raw)
+            return resp
+
+
+@dataclass
+class Api:
+    """Requests of one user of one project."""
+
+    cloud: Cloud
+    token: str
+    project_id: str
+
+    def path(self, rest: str) -> str:
+        return f"/v2/{self.project_id}{rest}"
+
+    async def get(self, rest: str, **kw: Any) -> Response:
+        return await self.cloud.request("GET", self.path(rest), token=self.token, **kw)
+
+    async def post(self, rest: str, **kw: Any) -> Response:
+        return await self.cloud.request("POST", self.path(rest), token=self.token, **kw)
+
+    async def delete(self, rest: str, **kw: Any) -> Response:
+        return await self.cloud.request("DELETE", self.path(rest), token=self.token, **kw)
+
+    async def boot(self, name: str = "e2e", flavor: str = "100", image: str | None = None,
+                   **extra: Any) -> Response:
+        from services.api.catalog import CIRROS_IMAGE_ID
+        body = {"server": {"name": name, "imageRef": image or str(CIRROS_IMAGE_ID),
+                           "flavorRef": flavor, **extra}}
+        return await self.post("/servers", json=body)
+
+    async def server(self, sid: str) -> dict | None:
+        r = await self.get(f"/servers/{sid}")
+        if r.status == 404:
+            return None
+        assert r.status == 200, r.raw
+        return r.json["server"]
+
+    async def wait_status(self, sid: str, done: Callable[[dict | None], bool],
+                          timeout: float = 30.0) -> tuple[dict | None, list[str]]:
+        """Poll the server until ``done(server)``; return it and every status seen."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            server = await self.server(sid)
+            status = server["status"] if server else "GONE"
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            if done(server):
+                return server, seen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server {sid} still {status} after {timeout} s; saw {seen}")
+            await asyncio.sleep(0.05)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0,
+                     interval: float = 0.1) -> T:
+    """Await ``check()`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
+        await asyncio.sleep(interval)

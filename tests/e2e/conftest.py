@@ -1,0 +1,74 @@
+"""The whole system for end-to-end tests: every service as its own process.
+
+One stack per session (api, scheduler, network and three compute agents) on a
+database cloned from the migrated template and a vhost of its own, reached only
+over HTTP, as a user would. Timings are shortened through configuration (fake
+spawn delay, heartbeat), never by reaching into a service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.supervisor import ServicePorts, Stack, default_services
+from tests.e2e.client import Api, Cloud
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Short enough to keep the suite quick, long enough to watch each BUILD(...) step.
+E2E_ENV = {
+    "NIMBUS_FAKE_SPAWN_DELAY_S": "0.5",
+    "NIMBUS_FAKE_DESTROY_DELAY_S": "0.05",
+    "NIMBUS_COMPUTE_HEARTBEAT_INTERVAL_S": "1",
+    "NIMBUS_SCHEDULER_SERVICE_DOWN_TIME_S": "4",
+    "NIMBUS_LOG_LEVEL": "debug",
+}
+
+
+@pytest.fixture(scope="session")
+async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
+    db_name = f"e2e_{uuid.uuid4().hex[:12]}"
+    db_url = await infra.create_database(db_name, template=migrated_template)
+    amqp_url = await infra.new_vhost()
+    env = {**os.environ, **E2E_ENV, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url}
+    env.pop("NIMBUS_CONFIG", None)
+    ports = ServicePorts.free()
+    run_dir = Path(tempfile.mkdtemp(prefix="nimbus-e2e-"))
+    stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=REPO)
+    api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
+    boot_env = {**env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
+                "NIMBUS_IDENTITY_PUBLIC_URL": identity_url}
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "services.api.manage",
+                                             "bootstrap"], env=boot_env, cwd=REPO, check=True)
+    try:
+        await asyncio.to_thread(stack.start)
+        await asyncio.to_thread(stack.wait_healthy, 90)
+        c = Cloud(api_url=api_url, identity_url=identity_url, db_url=db_url, stack=stack)
+        await c.open()
+        try:
+            yield c
+        finally:
+            await c.close()
+    finally:
+        await asyncio.to_thread(stack.stop)
+        await infra.drop_vhost(amqp_url)
+        await infra.drop_database(db_name)
+
+
+@pytest.fixture(scope="session")
+async def demo(cloud: Cloud) -> Api:
+    return await cloud.login("demo", "demo", "demo")
+
+
+@pytest.fixture(scope="session")
+async def alt(cloud: Cloud) -> Api:
+    return await cloud.login("alt", "alt", "alt")
