@@ -144,3 +144,18 @@ class NoValidHost(ComputeError):
 
 class TaskStateConflict(Conflict):
     """A guarded update found the server in another task state than expected."""
+
+
+class NoMoreFixedIps(BadRequest):
+    """Every address of a network is taken."""
+
+    def __init__(self, network_name: str, cidr: str) -> None:
+        super().__init__(f"No fixed IP addresses available for network {network_name} ({cidr}).")
+
+
+class SupernetExhausted(ComputeError):
+    """The project supernet has no /24 left for a new network (an operator's problem)."""
+
+    def __init__(self, supernet: str, index: int) -> None:
+        super().__init__(f"No subnet left in the project supernet {supernet} "
+                         f"(subnet index {index}); widen [network] project_supernet.")

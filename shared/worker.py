@@ -104,6 +104,8 @@ class Worker:
         await self.rpc.close()
         await self.connection.close()
         await self.pool.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         log.info("worker.stopped", worker=self.name)
 
     def stop(self) -> None:

@@ -1,0 +1,70 @@
+"""The network service's RPC handler: one method per message of ``shared.contracts.network``."""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+
+from shared.contracts.common import Port
+from shared.contracts.network import AllocatePorts, DeallocatePorts, NetworkMessage
+from services.network import networks, ports, security_groups
+from services.network.settings import NetworkSettings
+
+log = structlog.get_logger(__name__)
+
+
+class NetworkHandler:
+    """Serves the ``network`` queue; each method is idempotent (messages may be redelivered)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: NetworkSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def __call__(self, msg: NetworkMessage) -> list[Port] | int:
+        match msg:
+            case AllocatePorts():
+                return await self.allocate_ports(msg)
+            case DeallocatePorts():
+                return await self.deallocate_ports(msg)
+        raise TypeError(f"unexpected message {type(msg).__name__}")
+
+    async def allocate_ports(self, msg: AllocatePorts) -> list[Port]:
+        """The server's ports: the ones it has, else one new port per network asked for
+        (the project's default network when none is named).
+
+        Raises BadRequest when a network is not the project's, NoMoreFixedIps when
+        one is full; nothing is allocated then.
+        """
+        async with self._pool.acquire() as conn:
+            # First use of a project: its default group and (when it is what the
+            # server asks for) its default network, each committed on its own so
+            # a failure further on does not undo them for the next request.
+            async with conn.transaction():
+                await security_groups.ensure_default(conn, msg.project_id)
+            default = None
+            if not msg.network_ids:
+                async with conn.transaction():
+                    default = await networks.ensure_default(
+                        conn, msg.project_id, supernet=self._settings.supernet,
+                        name=self._settings.default_network_name)
+            async with conn.transaction():
+                await ports.lock_server(conn, msg.server_id)
+                if existing := await ports.of_server(conn, msg.server_id):
+                    log.info("network.ports_existing", server_id=str(msg.server_id),
+                             count=len(existing))
+                    return existing
+                wanted = ([default] if default is not None
+                          else await networks.get_owned(conn, msg.project_id, msg.network_ids))
+                made = await ports.allocate(conn, msg.server_id, msg.host, wanted,
+                                            mac_prefix=self._settings.mac_prefix)
+        log.info("network.ports_allocated", server_id=str(msg.server_id), host=msg.host,
+                 addresses=[p.address for p in made])
+        return made
+
+    async def deallocate_ports(self, msg: DeallocatePorts) -> int:
+        """Free the server's ports and addresses; the number freed (0 if none were left)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await ports.lock_server(conn, msg.server_id)
+            freed = await ports.deallocate(conn, msg.server_id)
+        log.info("network.ports_deallocated", server_id=str(msg.server_id), count=freed)
+        return freed

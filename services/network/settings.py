@@ -1,0 +1,61 @@
+"""The network service's settings: the shared sections plus ``[network]``.
+
+Built once in ``__main__`` with :func:`shared.config.load`; every ``[network]``
+field can also be set as ``NIMBUS_NETWORK_<FIELD>`` (``NIMBUS_NETWORK_PROJECT_SUPERNET``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import msgspec
+
+from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
+from services.network.macs import parse_prefix
+from services.network.subnets import SUBNET_PREFIXLEN
+
+
+class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
+    project_supernet: str = "10.0.0.0/8"
+    """IPv4 range carved into one /24 per project network, in order of creation
+    (the n-th network made gets the n-th /24). A /8 holds 65,536 networks; a smaller
+    range runs out sooner. Changing it on a live deployment does not move existing
+    networks: new ones are carved from the new range at the next index, and an
+    index whose /24 is already taken is skipped."""
+    default_network_name: str = "private"
+    """Name of the network every project gets on first use; it is the key of the
+    server's ``addresses`` in the API (``{"private": [...]}``)."""
+    mac_prefix: str = "fa:16:3e"
+    """Leading octets (hex, ``:``-separated, 0 to 5 of them) of every MAC handed out;
+    the rest is random. The default is OpenStack's, locally administered and unicast.
+    A longer prefix leaves fewer random octets and so more collisions (each one
+    costs a retry)."""
+    floating_pool_name: str = "public"
+    """Name of the floating IP pool (``pool`` in ``os-floating-ips``)."""
+    floating_pool_cidr: str = "15.126.0.0/24"
+    """IPv4 range of the floating IP pool; its network and broadcast addresses are
+    not handed out."""
+
+    def __post_init__(self) -> None:
+        # msgspec turns a ValueError here into a ValidationError, which
+        # shared.config reports as a bad configuration at start.
+        supernet = ipaddress.IPv4Network(self.project_supernet)
+        if supernet.prefixlen > SUBNET_PREFIXLEN:
+            raise ValueError(f"project_supernet {supernet} is smaller than one "
+                             f"/{SUBNET_PREFIXLEN} subnet")
+        ipaddress.IPv4Network(self.floating_pool_cidr)
+        parse_prefix(self.mac_prefix)
+        if not self.default_network_name.strip():
+            raise ValueError("default_network_name must not be empty")
+
+    @property
+    def supernet(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.project_supernet)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: DatabaseSettings = DatabaseSettings()
+    amqp: AmqpSettings = AmqpSettings()
+    log: LogSettings = LogSettings()
+    health: HealthSettings = HealthSettings()
+    network: NetworkSettings = NetworkSettings()
