@@ -1,0 +1,43 @@
+# The project's commands (see ../shared/CONTRACT.md): up, down, clean, test, bench.
+# Each creates the virtualenv first if needed; PostgreSQL and RabbitMQ are
+# provided by deploy/local/infra.py (private instances, or Docker where an
+# engine answers).
+
+SHELL  := /bin/bash
+PY     := .venv/bin/python
+RUN    := .run
+# Inside the venv, so that a deleted venv also forgets it was installed.
+STAMP  := .venv/.nimbus-installed
+
+.PHONY: up down clean test bench venv
+
+venv: $(STAMP)
+
+# Re-runs when pyproject.toml is newer than the stamp (new dependencies).
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  python3 -c 'import ensurepip, venv' 2>/dev/null || python3 -m deploy.local.infra ensure-venv; \
+	  rm -rf .venv && python3 -m venv .venv; \
+	fi
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+up: venv
+	python3 -m deploy.local.infra up --root $(RUN)
+	$(PY) -m deploy.local.supervisor up --run $(RUN)
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m deploy.local.supervisor down --run $(RUN); \
+	 else python3 -m deploy.local.supervisor down --run $(RUN); fi
+
+clean: down
+	python3 -m deploy.local.infra clean --root $(RUN)
+
+test: venv
+	python3 -m deploy.local.infra ensure
+	$(PY) -m pytest -q
+
+bench: venv
+	@if [ -d benchmarks ]; then \
+	  python3 -m deploy.local.infra ensure && $(PY) -m pytest -q benchmarks; \
+	else echo "no benchmarks/ folder yet: nothing to run"; fi

@@ -1,0 +1,425 @@
+"""Run the Nimbus services as background processes: `make up` and the e2e tests.
+
+`Stack` starts each service in its own process group with its log in
+`RUN/logs/<name>.log` and its pid in `RUN/pids/<name>.pid`, waits for the
+health checks, and stops whole process groups (a service's children go with
+it).  A later `Stack` on the same run directory finds the live processes from
+the pid files, so `make up` twice leaves one stack and `make down` works from
+another shell.
+
+`default_services()` is the one place the services are defined; tests pass
+other ports.  Standard library only, like `infra.py`.
+
+CLI::
+
+    python -m deploy.local.supervisor up|down|status [--run .run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.local import infra
+
+AZS = ("az1", "az2", "az3")
+_MARK = "NIMBUS_SUPERVISED"  # tells our processes from a recycled pid
+_HAVE_PROC = Path("/proc/self/environ").exists()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service process: how to run it and how to tell it is healthy."""
+
+    name: str
+    argv: Sequence[str]
+    env_extra: Mapping[str, str] = field(default_factory=dict)
+    health_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ServicePorts:
+    """The TCP ports the services listen on; the defaults are `make up`'s."""
+
+    api: int = 8774
+    identity: int = 5000
+    scheduler_health: int = 8781
+    network_health: int = 8782
+    compute_health: Sequence[int] = (8783, 8784, 8785)
+
+    @classmethod
+    def free(cls, agents: int = len(AZS)) -> ServicePorts:
+        """Ports free right now on 127.0.0.1 (for tests running beside `make up`)."""
+        p = infra.free_ports(4 + agents)
+        return cls(api=p[0], identity=p[1], scheduler_health=p[2], network_health=p[3],
+                   compute_health=tuple(p[4:]))
+
+
+def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePorts | None = None,
+                     azs: Sequence[str] = AZS, host: str = "127.0.0.1",
+                     python: str = sys.executable) -> list[ServiceSpec]:
+    """The Nimbus services: api, scheduler, network and one compute agent per AZ.
+
+    Args:
+        env: the environment the stack will run with; only read for
+            `NIMBUS_COMPUTE_HOST_PREFIX` (default `compute`), so that agent
+            names (`<prefix>-<az>`) can differ between stacks sharing a broker.
+        ports: listening ports; `ServicePorts()` (8774, 5000, 8781...) if None.
+        azs: one compute agent per entry, named `<prefix>-<az>`.
+        host: the address everything listens on and is reached at.
+        python: the interpreter to run the services with.
+    """
+    ports = ports or ServicePorts()
+    if len(ports.compute_health) < len(azs):
+        raise ValueError(f"{len(azs)} agents need as many compute_health ports")
+    prefix = (env or {}).get("NIMBUS_COMPUTE_HOST_PREFIX", "compute")
+    api_url, identity_url = f"http://{host}:{ports.api}", f"http://{host}:{ports.identity}"
+    specs = [
+        ServiceSpec("api", [python, "-m", "services.api"], {
+            "NIMBUS_API_HOST": host, "NIMBUS_API_PORT": str(ports.api),
+            "NIMBUS_IDENTITY_HOST": host, "NIMBUS_IDENTITY_PORT": str(ports.identity),
+            "NIMBUS_IDENTITY_PUBLIC_URL": identity_url,
+            "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
+        }, f"{api_url}/healthz"),
+        _worker("scheduler", [python, "-m", "services.scheduler"], host, ports.scheduler_health),
+        _worker("network", [python, "-m", "services.network"], host, ports.network_health),
+    ]
+    for az, port in zip(azs, ports.compute_health):
+        name = f"{prefix}-{az}"
+        specs.append(_worker(name, [python, "-m", "services.compute_agent"], host, port,
+                             NIMBUS_COMPUTE_HOST=name, NIMBUS_COMPUTE_AZ=az))
+    return specs
+
+
+def _worker(name: str, argv: list[str], host: str, port: int, **extra: str) -> ServiceSpec:
+    env = {"NIMBUS_HEALTH_HOST": host, "NIMBUS_HEALTH_PORT": str(port), **extra}
+    return ServiceSpec(name, argv, env, f"http://{host}:{port}/healthz")
+
+
+class ServiceFailed(RuntimeError):
+    """A service died or did not become healthy; the message has its log tail."""
+
+
+class Stack:
+    """A set of service processes sharing a run directory.
+
+    Args:
+        run_dir: holds `logs/<name>.log` and `pids/<name>.pid`.
+        env: the base environment of every service (e.g. database and broker
+            URLs); each spec's `env_extra` is laid over it.
+        services: what to run.
+        cwd: the services' working directory (the repository by default).
+    """
+
+    def __init__(self, run_dir: Path, env: Mapping[str, str], services: Iterable[ServiceSpec],
+                 *, cwd: Path | None = None) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.env = dict(env)
+        self.services = {s.name: s for s in services}
+        self.cwd = cwd or Path(__file__).resolve().parents[2]
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "pids").mkdir(parents=True, exist_ok=True)
+
+    # -- where things are
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / "logs" / f"{name}.log"
+
+    def _pid_path(self, name: str) -> Path:
+        return self.run_dir / "pids" / f"{name}.pid"
+
+    def _mark(self, name: str) -> str:
+        return f"{self.run_dir}:{name}"
+
+    def pid(self, name: str) -> int | None:
+        """Pid (= process group id) of the live process of `name`, if any."""
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is None:
+            return proc.pid
+        pid = self._recorded_pid(name)
+        return pid if pid and infra.pid_alive(pid) and self._is_ours(pid, name) else None
+
+    def _recorded_pid(self, name: str) -> int | None:
+        try:
+            return int(self._pid_path(name).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _is_ours(self, pid: int, name: str) -> bool:
+        if not _HAVE_PROC:
+            return True  # nothing to ask: trust the pid file
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return f"{_MARK}={self._mark(name)}".encode() in environ
+
+    def _group(self, name: str) -> int | None:
+        """The process group of `name` while any of its processes lives (even if
+        the service itself died and left children behind)."""
+        proc = self._procs.get(name)
+        if proc is not None:
+            proc.poll()  # reap our own child, or it lingers as a zombie
+        pgid = self._recorded_pid(name) or (proc.pid if proc is not None else None)
+        if pgid is None:
+            return None
+        return pgid if any(self._is_ours(m, name) for m in _group_members(pgid)) else None
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        return infra.log_tail(self.log_path(name), lines)
+
+    # -- lifecycle
+
+    def start(self, names: Iterable[str] | None = None) -> list[str]:
+        """Start the named services (all by default) not already running; return those started."""
+        started = []
+        for name in names or list(self.services):
+            if self.pid(name):
+                continue
+            self.stop_one(name)  # children a dead service left behind hold its ports
+            spec = self.services[name]
+            env = {**self.env, **spec.env_extra, _MARK: self._mark(name), "PYTHONUNBUFFERED": "1"}
+            with open(self.log_path(name), "ab") as log:
+                log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+                log.flush()
+                proc = subprocess.Popen(list(spec.argv), env=env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self._procs[name] = proc
+            self._pid_path(name).write_text(f"{proc.pid}\n")
+            started.append(name)
+        return started
+
+    def healthy(self, name: str) -> bool:
+        url = self.services[name].health_url
+        if url is None:
+            return self.pid(name) is not None
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def wait_healthy(self, timeout: float = 60.0, names: Iterable[str] | None = None) -> None:
+        """Wait until every named service answers its health check with 200.
+
+        Raises:
+            ServiceFailed: a service exited or was still unhealthy at the deadline;
+                the message carries the tail of its log.
+        """
+        waiting = list(names or self.services)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            for name in list(waiting):
+                if self.pid(name) is None:
+                    raise ServiceFailed(f"{name} is not running (exit status {self._exit_status(name)});"
+                                        f" last lines of {self.log_path(name)}:\n{self.log_tail(name)}")
+                if self.healthy(name):
+                    waiting.remove(name)
+            if waiting and time.monotonic() > deadline:
+                name = waiting[0]
+                raise ServiceFailed(f"{', '.join(waiting)} not healthy after {timeout:.0f} s "
+                                    f"({self.services[name].health_url}); last lines of "
+                                    f"{self.log_path(name)}:\n{self.log_tail(name)}")
+            if waiting:
+                time.sleep(0.2)
+
+    def _exit_status(self, name: str) -> int | str:
+        proc = self._procs.get(name)
+        return proc.returncode if proc is not None and proc.returncode is not None else "unknown"
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to the whole process group of `name` (SIGKILL: simulate a crash)."""
+        pgid = self._group(name)
+        if pgid is None:
+            return
+        _signal_group(pgid, sig)
+        if sig == signal.SIGKILL:
+            self._wait_gone(name, pgid, 5)
+
+    def stop_one(self, name: str, timeout: float = 10.0) -> None:
+        """SIGTERM the group of `name`, SIGKILL it after `timeout` seconds."""
+        pgid = self._group(name)
+        if pgid is not None:
+            _signal_group(pgid, signal.SIGTERM)
+            if not self._wait_gone(name, pgid, timeout):
+                _signal_group(pgid, signal.SIGKILL)
+                self._wait_gone(name, pgid, 5)
+        self._pid_path(name).unlink(missing_ok=True)
+
+    def restart(self, name: str, *, wait: bool = True, timeout: float = 60.0) -> None:
+        """Stop `name` (if running), start it again and, by default, wait until healthy."""
+        self.stop_one(name)
+        self.start([name])
+        if wait:
+            self.wait_healthy(timeout, [name])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every service: SIGTERM all groups at once, SIGKILL what remains after `timeout`."""
+        names = self._known_names()
+        groups = {n: g for n in names if (g := self._group(n))}
+        for pgid in groups.values():
+            _signal_group(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, pgid in groups.items():
+            if not self._wait_gone(name, pgid, max(0.0, deadline - time.monotonic())):
+                _signal_group(pgid, signal.SIGKILL)
+                self._wait_gone(name, pgid, 5)
+        for name in names:
+            self._pid_path(name).unlink(missing_ok=True)
+
+    def status(self) -> dict[str, tuple[int | None, bool]]:
+        """{name: (pid or None, healthy)} for every known service."""
+        return {n: (self.pid(n), n in self.services and self.healthy(n)) for n in self._known_names()}
+
+    def _known_names(self) -> list[str]:
+        # Pid files name services from an earlier run that may no longer be specified.
+        on_disk = [p.stem for p in sorted((self.run_dir / "pids").glob("*.pid"))]
+        return list(dict.fromkeys([*self.services, *on_disk]))
+
+    def _wait_gone(self, name: str, pgid: int, timeout: float) -> bool:
+        """Wait until no live process is left in group `pgid`."""
+        deadline = time.monotonic() + timeout
+        proc = self._procs.get(name)
+        while True:
+            if proc is not None:
+                proc.poll()  # reap our own child, or it lingers as a zombie
+            if not _group_members(pgid):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the live (non-zombie) processes in process group `pgid`."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return [pgid]  # no /proc: assume the group is alive
+    members = []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _manage(env: Mapping[str, str], command: str, cwd: Path, log: Path) -> None:
+    argv = [sys.executable, "-m", "services.api.manage", command]
+    proc = subprocess.run(argv, env=dict(env), cwd=cwd, capture_output=True, text=True)
+    with open(log, "a") as fh:
+        fh.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv[1:])}\n{proc.stdout}{proc.stderr}")
+    if proc.returncode != 0:
+        raise ServiceFailed(f"`python -m services.api.manage {command}` failed ({proc.returncode}):\n"
+                            f"{proc.stdout}{proc.stderr}")
+
+
+def _banner(stack: Stack, ports: ServicePorts) -> str:
+    identity = f"http://127.0.0.1:{ports.identity}"
+    return f"""
+Nimbus is up.
+
+  Identity   {identity}/v3  and  {identity}/v2.0
+  Compute    http://127.0.0.1:{ports.api}/v2/{{project_id}}
+
+  Accounts   demo/demo (project demo), alt/alt (project alt), admin/admin (project admin)
+
+  export OS_AUTH_URL={identity}/v3 OS_USERNAME=demo OS_PASSWORD=demo OS_PROJECT_NAME=demo \\
+         OS_USER_DOMAIN_ID=default OS_PROJECT_DOMAIN_ID=default OS_IDENTITY_API_VERSION=3
+
+  Logs       {stack.run_dir / 'logs'}/<service>.log  ({', '.join(stack.services)})
+  Status     .venv/bin/python -m deploy.local.supervisor status
+  Stop       make down   (data kept; `make clean` removes {stack.run_dir})
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.supervisor")
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--run", type=Path, default=Path(".run"), help="run directory (default .run)")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for health")
+    args = parser.parse_args(argv)
+    run = args.run.resolve()
+    ports = ServicePorts()
+
+    if args.command == "down":
+        if not run.exists():
+            print("nothing to stop")
+            return 0
+        Stack(run, os.environ, default_services(os.environ, ports=ports)).stop()
+        infra.down(run)
+        print(f"Nimbus stopped (data kept in {run}).")
+        return 0
+
+    if args.command == "status":
+        if not (run / "pids").is_dir():
+            print("not running")
+            return 1
+        stack = Stack(run, os.environ, default_services(os.environ, ports=ports))
+        status = stack.status()
+        for name, (pid, healthy) in status.items():
+            state = "healthy" if healthy else ("running, not healthy" if pid else "stopped")
+            print(f"{name:16} {pid or '-':>8}  {state}")
+        return 0 if all(h for _, h in status.values()) else 1
+
+    try:
+        env = {**os.environ, **infra.read_env(run)}
+    except OSError:
+        print(f"no {run / 'infra.env'}: run `python3 -m deploy.local.infra up --root {args.run}` first",
+              file=sys.stderr)
+        return 1
+    stack = Stack(run, env, default_services(env, ports=ports))
+    try:
+        _manage(env, "migrate", stack.cwd, stack.log_path("manage"))
+        _manage(env, "bootstrap", stack.cwd, stack.log_path("manage"))
+    except ServiceFailed as exc:
+        print(f"make up failed: {exc}", file=sys.stderr)
+        return 1
+    started = stack.start()
+    running = [n for n in stack.services if n not in started]
+    if running:
+        print(f"already running: {', '.join(running)}")
+    try:
+        stack.wait_healthy(args.timeout)
+    except ServiceFailed as exc:
+        print(f"make up failed: {exc}", file=sys.stderr)
+        print(f"(the other services still run: `make down` stops them; logs in {run / 'logs'})",
+              file=sys.stderr)
+        return 1
+    print(_banner(stack, ports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
