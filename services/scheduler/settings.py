@@ -34,6 +34,15 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     a moment, so keep it near ``[database] pool_max``."""
 
 
+    sweep_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Seconds between sweeps for builds that can no longer finish (see
+    ``sweep.py``); lower frees stuck servers sooner for one cheap query more."""
+
+    scheduling_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    """A server still in BUILD(scheduling) with no host after this many seconds
+    is put in ERROR: its build request was lost (a scheduler died with it)."""
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings = DatabaseSettings()
     amqp: AmqpSettings = AmqpSettings()
