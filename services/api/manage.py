@@ -14,7 +14,8 @@ import argparse
 import asyncio
 
 from services.api.catalog import bootstrap_catalog
-from services.api.identity import bootstrap_identity, create_project, create_user
+from services.api.identity import (IdentityError, assign_role, bootstrap_identity,
+                                   create_project, create_user, find_project_by_name)
 from services.api.settings import Settings
 from shared import config, logging
 from shared.db.migrate import apply_migrations
@@ -55,6 +56,10 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
             return f"project {args.name} id {pid}"
         if args.command == "create-user":
             uid = await create_user(conn, args.name, args.password, args.project, role=args.role)
+            if args.role == "admin":  # like the bootstrap admin: also a member of its project
+                project = await find_project_by_name(conn, args.project, domain_id="default")
+                assert project is not None
+                await assign_role(conn, uid, project.id, "member")
             return f"user {args.name} id {uid} ({args.role} of {args.project})"
     finally:
         await conn.close()
@@ -65,7 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = config.load(Settings)
     logging.configure("manage", "warning")
-    print(asyncio.run(_run(args, settings)))
+    try:
+        print(asyncio.run(_run(args, settings)))
+    except (IdentityError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: cannot reach the database ({exc}); "
+                         "is NIMBUS_DATABASE_URL right and PostgreSQL running?") from None
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0,
  WHERE id = $1 AND vm_state <> 'deleted'
 RETURNING id"""
 
+_UNDO_DELETE = """
+UPDATE servers SET task_state = NULL, updated_at = now()
+ WHERE id = $1 AND task_state = 'deleting' AND vm_state <> 'deleted'"""
+
 _START_DELETE = """
 UPDATE servers SET task_state = 'deleting', updated_at = now()
  WHERE id = $1 AND project_id = $2 AND vm_state <> 'deleted'
@@ -98,3 +102,8 @@ async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: st
     """Claim the delete of a server: (claimed, host it lives on)."""
     row = await conn.fetchrow(_START_DELETE, server_id, project_id)
     return (row is not None, row["host"] if row else None)
+
+
+async def undo_delete(conn: asyncpg.Connection, server_id: UUID) -> None:
+    """Give back a delete that could not be handed to the agent (the user may retry)."""
+    await conn.execute(_UNDO_DELETE, server_id)

@@ -180,7 +180,14 @@ async def delete_server(request: web.Request) -> View:
             # BUILD(scheduling).
             await server_db.mark_deleted(conn, sid)
     if claimed and host is not None:
-        await ComputeClient(request.app[RPC]).delete_server(host, DeleteServer(server_id=sid))
+        try:
+            await ComputeClient(request.app[RPC]).delete_server(host, DeleteServer(server_id=sid))
+        except Exception as exc:
+            log.error("api.delete_cast_failed", server_id=str(sid), host=host, error=str(exc))
+            async with pool.acquire() as conn:
+                await server_db.undo_delete(conn, sid)
+            raise ServiceUnavailable(
+                f"The compute host of server {sid} cannot be reached; it was not deleted.")
     log.info("api.server_delete", server_id=str(sid), host=host, claimed=claimed)
     return View(None, status=204)
 
