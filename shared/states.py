@@ -43,7 +43,7 @@ BUILD_SEQUENCE: tuple[TaskState, ...] = (
     TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING,
 )
 
-# vm_state -> task_states allowed to follow each task state during a build.
+# The task state each build step moves to (None: the build is done).
 _NEXT_BUILD_TASK: dict[TaskState | None, TaskState | None] = {
     TaskState.SCHEDULING: TaskState.NETWORKING,
     TaskState.NETWORKING: TaskState.BLOCK_DEVICE_MAPPING,
@@ -76,7 +76,3 @@ def api_status(vm_state: VmState | str, task_state: TaskState | str | None) -> s
         return f"BUILD({task.value})" if task and task is not TaskState.DELETING else "BUILD"
     return _STATUS[vm]
 
-
-def can_delete(vm_state: VmState | str, task_state: TaskState | str | None) -> bool:
-    """Delete is allowed from every state except while a delete is already under way."""
-    return VmState(vm_state) is not VmState.DELETED and task_state != TaskState.DELETING

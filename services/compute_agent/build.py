@@ -9,6 +9,7 @@ up where the server's task state says it stopped.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import structlog
 
@@ -18,7 +19,7 @@ from shared.contracts.compute import BuildServer
 from shared.contracts.network import AllocatePorts, DeallocatePorts
 from shared.db import hosts, servers
 from shared.errors import ComputeError, TaskStateConflict
-from shared.states import TaskState, VmState
+from shared.states import TaskState, VmState, next_build_task
 
 if TYPE_CHECKING:
     from services.compute_agent.agent import ComputeAgent
@@ -39,7 +40,7 @@ async def build_server(agent: ComputeAgent, msg: BuildServer) -> None:
                      reason="server is not building on this host")
             return
         task = TaskState(row["task_state"]) if row["task_state"] else None
-        if task not in _RESUMABLE:
+        if task is None or task not in _RESUMABLE:
             log.info("compute.build_skipped", server_id=str(sid), task_state=task)
             return
         log.info("compute.build_started", server_id=str(sid), task_state=task)
@@ -53,28 +54,32 @@ async def build_server(agent: ComputeAgent, msg: BuildServer) -> None:
     agent.forget(sid)
 
 
-async def _run_steps(agent: ComputeAgent, msg: BuildServer, task: TaskState | None) -> None:
+async def _advance(agent: ComputeAgent, sid: UUID, task: TaskState) -> TaskState:
+    """Move the build to its next step (guarded: a delete meanwhile stops it)."""
+    nxt = next_build_task(task)
+    assert nxt is not None
+    async with agent.worker.pool.acquire() as conn:
+        await servers.set_task(conn, sid, VmState.BUILDING, nxt, task)
+    return nxt
+
+
+async def _run_steps(agent: ComputeAgent, msg: BuildServer, task: TaskState) -> None:
     sid = msg.server_id
     pool = agent.worker.pool
     if task is TaskState.SCHEDULING:
-        async with pool.acquire() as conn:
-            await servers.set_task(conn, sid, VmState.BUILDING, TaskState.NETWORKING,
-                                   TaskState.SCHEDULING)
-        task = TaskState.NETWORKING
-    ports = await agent.network.allocate_ports(
-        AllocatePorts(server_id=sid, project_id=msg.project_id, host=agent.host))
+        task = await _advance(agent, sid, task)
+    # Networking runs again on a redelivered build: allocation is idempotent.
+    network_ids = msg.network_ids
+    ports = await agent.network.allocate_ports(AllocatePorts(
+        server_id=sid, project_id=msg.project_id, host=agent.host, network_ids=network_ids))
     async with pool.acquire() as conn:
         await servers.set_addresses(conn, sid, ports)
-        log.info("compute.networked", server_id=str(sid),
-                 addresses=[p.address for p in ports])
-        if task is TaskState.NETWORKING:
-            await servers.set_task(conn, sid, VmState.BUILDING,
-                                   TaskState.BLOCK_DEVICE_MAPPING, TaskState.NETWORKING)
-            task = TaskState.BLOCK_DEVICE_MAPPING
-        # No volumes yet: the root and ephemeral disks come with the guest.
-        if task is TaskState.BLOCK_DEVICE_MAPPING:
-            await servers.set_task(conn, sid, VmState.BUILDING, TaskState.SPAWNING,
-                                   TaskState.BLOCK_DEVICE_MAPPING)
+    log.info("compute.networked", server_id=str(sid), addresses=[p.address for p in ports])
+    if task is TaskState.NETWORKING:
+        task = await _advance(agent, sid, task)
+    # No volumes yet: the root and ephemeral disks come with the guest.
+    if task is TaskState.BLOCK_DEVICE_MAPPING:
+        task = await _advance(agent, sid, task)
     drive = None
     if msg.config_drive:
         drive = ConfigDrive(metadata=msg.metadata, files=msg.files,
