@@ -39,5 +39,5 @@ test: venv
 
 bench: venv
 	@if [ -d benchmarks ]; then \
-	  python3 -m deploy.local.infra ensure && $(PY) -m pytest -q benchmarks; \
+	  python3 -m deploy.local.infra ensure && $(PY) -m pytest -q -s -p no:warnings benchmarks; \
 	else echo "no benchmarks/ folder yet: nothing to run"; fi
