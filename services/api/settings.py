@@ -20,6 +20,12 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     request came in on (set it when a proxy or load balancer is in front)."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
     """Largest request body accepted; larger ones get 413 overLimit."""
+    service_down_time_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """A compute host silent for longer counts as down: deleting one of its
+    servers then frees the server here instead of waiting for the host. Keep it
+    equal to the scheduler's ``service_down_time_s``."""
+    stale_delete_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    """A delete still under way after this many seconds may be asked again."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

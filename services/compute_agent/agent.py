@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import UUID
 
 import structlog
@@ -34,15 +35,23 @@ class ComputeAgent:
         self.driver = driver
         self.host = settings.compute.host
         self.network = NetworkClient(worker.rpc, timeout=settings.compute.network_timeout_s)
-        self._locks: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # server id -> (lock, how many operations hold or wait for it)
+        self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
 
-    def lock(self, server_id: UUID) -> asyncio.Lock:
-        return self._locks[server_id]
-
-    def forget(self, server_id: UUID) -> None:
-        lock = self._locks.get(server_id)
-        if lock is not None and not lock.locked():
-            del self._locks[server_id]
+    @asynccontextmanager
+    async def serialized(self, server_id: UUID) -> AsyncIterator[None]:
+        """Run one operation at a time per server; the lock goes when nobody needs it."""
+        lock, users = self._locks.get(server_id, (asyncio.Lock(), 0))
+        self._locks[server_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[server_id]
+            if users == 1:
+                del self._locks[server_id]
+            else:
+                self._locks[server_id] = (lock, users - 1)
 
     async def report(self, *, starting: bool = False) -> None:
         res = await self.driver.host_resources()

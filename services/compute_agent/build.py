@@ -32,26 +32,41 @@ _RESUMABLE = {TaskState.SCHEDULING, TaskState.NETWORKING,
 
 async def build_server(agent: ComputeAgent, msg: BuildServer) -> None:
     sid = msg.server_id
-    async with agent.lock(sid):
-        async with agent.worker.pool.acquire() as conn:
-            row = await servers.get(conn, sid)
-        if row is None or row["vm_state"] != VmState.BUILDING or row["host"] != agent.host:
-            log.info("compute.build_skipped", server_id=str(sid),
-                     reason="server is not building on this host")
-            return
-        task = TaskState(row["task_state"]) if row["task_state"] else None
-        if task is None or task not in _RESUMABLE:
-            log.info("compute.build_skipped", server_id=str(sid), task_state=task)
-            return
-        log.info("compute.build_started", server_id=str(sid), task_state=task)
+    async with agent.serialized(sid):
         try:
+            async with agent.worker.pool.acquire() as conn:
+                row = await servers.get(conn, sid)
+            if row is None or row["vm_state"] != VmState.BUILDING or row["host"] != agent.host:
+                log.info("compute.build_skipped", server_id=str(sid),
+                         reason="server is not building on this host")
+                return
+            task = TaskState(row["task_state"]) if row["task_state"] else None
+            if task is None or task not in _RESUMABLE:
+                log.info("compute.build_skipped", server_id=str(sid), task_state=task)
+                return
+            log.info("compute.build_started", server_id=str(sid), task_state=task)
             await _run_steps(agent, msg, task)
         except TaskStateConflict:
-            # Someone else moved the server (a delete): leave the clean-up to them.
-            log.info("compute.build_aborted", server_id=str(sid), reason="task state moved")
+            await _moved_on(agent, sid)
         except Exception as exc:
             await _fail(agent, msg, exc)
-    agent.forget(sid)
+
+
+async def _moved_on(agent: ComputeAgent, sid: UUID) -> None:
+    """Someone else moved the server mid-build. A delete cleans up after itself;
+    anything else (the sweep failed a build it took for orphaned) leaves a guest
+    and ports nobody accounts for, so they go."""
+    async with agent.worker.pool.acquire() as conn:
+        row = await servers.get(conn, sid)
+    if row is not None and row["task_state"] == TaskState.DELETING:
+        log.info("compute.build_aborted", server_id=str(sid), reason="deleted meanwhile")
+        return
+    log.warning("compute.build_aborted", server_id=str(sid), reason="server moved on",
+                vm_state=row["vm_state"] if row else None)
+    await agent.driver.destroy(sid)
+    await agent.network.deallocate_ports(DeallocatePorts(server_id=sid))
+    async with agent.worker.pool.acquire() as conn:
+        await servers.set_addresses(conn, sid, [])
 
 
 async def _advance(agent: ComputeAgent, sid: UUID, task: TaskState) -> TaskState:
@@ -98,7 +113,11 @@ async def _run_steps(agent: ComputeAgent, msg: BuildServer, task: TaskState) -> 
 
 
 async def _fail(agent: ComputeAgent, msg: BuildServer, exc: Exception) -> None:
-    """ERROR with a fault saying why, and nothing held: guest, ports, claim."""
+    """ERROR with a fault saying why, and nothing held: guest, ports, claim.
+
+    If even this fails (the database is gone), the error goes up and the
+    message is acked; the scheduler's build-timeout sweep then fails the server.
+    """
     sid = msg.server_id
     if isinstance(exc, ComputeError):
         message, code = exc.message, exc.http_status

@@ -10,6 +10,7 @@ from services.scheduler.build import BuildScheduler
 from services.scheduler.settings import Settings
 from services.scheduler.sweep import BuildSweeper
 from shared.contracts.compute import ComputeClient
+from shared.contracts.network import NetworkClient
 from shared.contracts.scheduler import QUEUE, SchedulerMessage
 from shared.worker import Worker
 
@@ -22,7 +23,7 @@ async def create_worker(settings: Settings) -> Worker:
     scheduler = BuildScheduler(worker.pool, ComputeClient(worker.rpc), settings.scheduler)
     worker.serve(QUEUE, SchedulerMessage, scheduler.handle,
                  prefetch=settings.scheduler.max_concurrent_builds)
-    sweeper = BuildSweeper(worker.pool, settings.scheduler)
+    sweeper = BuildSweeper(worker.pool, settings.scheduler, NetworkClient(worker.rpc))
     worker.every(settings.scheduler.sweep_interval_s, sweeper.sweep, "build-sweep")
     worker.health_info(queue=QUEUE)
     return worker

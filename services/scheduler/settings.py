@@ -42,6 +42,10 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A server still in BUILD(scheduling) with no host after this many seconds
     is put in ERROR: its build request was lost (a scheduler died with it)."""
 
+    build_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    """A server whose build has not moved for this many seconds is put in ERROR
+    (Nova's instance_build_timeout). Keep it well above the slowest spawn."""
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings = DatabaseSettings()

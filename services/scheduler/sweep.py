@@ -1,11 +1,14 @@
 """The sweep that keeps builds from waiting forever.
 
-A build can be orphaned two ways: its request was lost before any scheduler
+A build can be orphaned three ways: its request was lost before any scheduler
 placed it (BUILD(scheduling) with no host, for longer than
-``scheduling_timeout_s``), or the compute agent it was placed on stopped
-heartbeating while the server was still building. Either way the server goes
-to ERROR with a fault saying why, and the host's claim is released, so the user
-sees what happened and can delete it. Every move is a guarded update on the task
+``scheduling_timeout_s``), the compute agent it was placed on stopped
+heartbeating while the server was still building, or the build simply never
+finished (a message dropped after an agent's database failed) within
+``build_timeout_s``. Each time the server goes to ERROR with a fault saying why,
+and the host's claim is released, so the user sees what happened and can delete
+it. A delete stuck on a host that stopped heartbeating is finished here, without
+the host (``shared.teardown``). Every move is a guarded update on the task
 state the sweep saw, so a build that finishes meanwhile is left alone, and
 several schedulers may sweep at once.
 """
@@ -18,7 +21,9 @@ import asyncpg
 import structlog
 
 from services.scheduler.settings import SchedulerSettings
+from shared.contracts.network import NetworkClient
 from shared.db import hosts, servers
+from shared.teardown import delete_without_host
 from shared.states import TaskState
 
 log = structlog.get_logger(__name__)
@@ -28,6 +33,17 @@ SELECT id, task_state FROM servers
  WHERE vm_state = 'building' AND task_state = 'scheduling' AND host IS NULL
    AND deleted_at IS NULL AND updated_at < now() - make_interval(secs => $1)"""
 
+_BUILD_TIMED_OUT = """
+SELECT id, task_state FROM servers
+ WHERE vm_state = 'building' AND deleted_at IS NULL
+   AND task_state IN ('scheduling', 'networking', 'block_device_mapping', 'spawning')
+   AND updated_at < now() - make_interval(secs => $1)"""
+
+_DELETING_ON_DEAD_HOSTS = """
+SELECT s.id FROM servers s JOIN compute_hosts h ON h.host = s.host
+ WHERE s.task_state = 'deleting' AND s.vm_state <> 'deleted'
+   AND h.last_heartbeat < now() - make_interval(secs => $1)"""
+
 _ON_DEAD_HOSTS = """
 SELECT s.id, s.task_state, s.host FROM servers s JOIN compute_hosts h ON h.host = s.host
  WHERE s.vm_state = 'building' AND s.deleted_at IS NULL
@@ -36,12 +52,15 @@ SELECT s.id, s.task_state, s.host FROM servers s JOIN compute_hosts h ON h.host 
 
 
 class BuildSweeper:
-    def __init__(self, pool: asyncpg.Pool, settings: SchedulerSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: SchedulerSettings,
+                 network: NetworkClient | None = None) -> None:
         self._pool = pool
         self._settings = settings
+        self._network = network
 
     async def sweep(self) -> int:
-        """Fail every orphaned build; return how many were failed."""
+        """Fail every orphaned build, finish deletes stuck on dead hosts; return how
+        many servers were dealt with."""
         failed = 0
         async with self._pool.acquire() as conn:
             for row in await conn.fetch(_LOST_IN_SCHEDULING, self._settings.scheduling_timeout_s):
@@ -54,6 +73,20 @@ class BuildSweeper:
                     conn, row["id"], row["task_state"],
                     f"Compute host {row['host']} stopped responding during the build "
                     f"(no heartbeat for {self._settings.service_down_time_s:g} s).")
+            for row in await conn.fetch(_BUILD_TIMED_OUT, self._settings.build_timeout_s):
+                failed += await self._fail(
+                    conn, row["id"], row["task_state"],
+                    f"Build did not finish within {self._settings.build_timeout_s:g} s.")
+            stuck_deletes = [r["id"] for r in await conn.fetch(
+                _DELETING_ON_DEAD_HOSTS, self._settings.service_down_time_s)]
+        if self._network is not None:
+            for sid in stuck_deletes:
+                try:
+                    await delete_without_host(self._pool, self._network, sid)
+                    failed += 1
+                except Exception as exc:  # tried again next sweep
+                    log.warning("scheduler.stuck_delete_failed", server_id=str(sid),
+                                error=str(exc))
         return failed
 
     async def _fail(self, conn: asyncpg.Connection, server_id: UUID, task: str,

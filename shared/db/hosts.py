@@ -214,3 +214,12 @@ async def release(conn: asyncpg.Connection, server_id: UUID) -> bool:
     """Drop a server's claim and give its resources back; False if it held none."""
     async with conn.transaction():
         return await conn.fetchval(_RELEASE, server_id) is not None
+
+
+_ALIVE = """
+SELECT last_heartbeat >= now() - make_interval(secs => $2) FROM compute_hosts WHERE host = $1"""
+
+
+async def is_alive(conn: asyncpg.Connection, host: str, max_age_s: float) -> bool:
+    """Whether ``host`` heartbeated within ``max_age_s`` (an unknown host is not)."""
+    return bool(await conn.fetchval(_ALIVE, host, max_age_s))

@@ -28,7 +28,7 @@ RETURNING id"""
 
 _FINISH_BUILD = """
 UPDATE servers SET vm_state = 'active', task_state = NULL, power_state = $2,
-       launched_at = now(), updated_at = now(), progress = 100
+       launched_at = now(), updated_at = now()
  WHERE id = $1 AND vm_state = 'building' AND task_state = 'spawning'
 RETURNING id"""
 
@@ -53,10 +53,12 @@ _UNDO_DELETE = """
 UPDATE servers SET task_state = NULL, updated_at = now()
  WHERE id = $1 AND task_state = 'deleting' AND vm_state <> 'deleted'"""
 
+# A delete already under way is not started twice, unless it has been stuck for
+# longer than the caller's patience ($3 seconds): then it may be handed out again.
 _START_DELETE = """
 UPDATE servers SET task_state = 'deleting', updated_at = now()
  WHERE id = $1 AND project_id = $2 AND vm_state <> 'deleted'
-   AND task_state IS DISTINCT FROM 'deleting'
+   AND (task_state IS DISTINCT FROM 'deleting' OR updated_at < now() - make_interval(secs => $3))
 RETURNING host"""
 
 
@@ -98,9 +100,10 @@ async def mark_deleted(conn: asyncpg.Connection, server_id: UUID) -> bool:
     return await conn.fetchval(_MARK_DELETED, server_id) is not None
 
 
-async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: str) -> tuple[bool, str | None]:
+async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: str,
+                       *, stale_after_s: float = 300.0) -> tuple[bool, str | None]:
     """Claim the delete of a server: (claimed, host it lives on)."""
-    row = await conn.fetchrow(_START_DELETE, server_id, project_id)
+    row = await conn.fetchrow(_START_DELETE, server_id, project_id, stale_after_s)
     return (row is not None, row["host"] if row else None)
 
 

@@ -104,3 +104,14 @@ async def test_body_too_large_is_413(demo):
     big = b'{"server": {"name": "' + b"x" * (2 * 1024 * 1024) + b'"}}'
     r = await demo.post("/servers", data=big, headers={"Content-Type": "application/json"})
     assert r.status == 413 and "overLimit" in r.json
+
+
+async def test_nul_characters_are_400_not_500(demo, cloud):
+    before = await _server_count(cloud)
+    r = await demo.boot(name="nul\u0000name")
+    assert r.status == 400 and "badRequest" in r.json
+    r = await demo.boot(name="ok", metadata={"k\u0000": "v"})
+    assert r.status == 400
+    r = await demo.get("/flavors/%00")
+    assert r.status in (400, 404)
+    assert await _server_count(cloud) == before

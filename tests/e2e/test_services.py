@@ -51,6 +51,9 @@ async def test_every_service_reports_health(cloud):
 
 async def test_agent_that_stops_heartbeating_is_not_scheduled_to(demo, cloud):
     victim = "compute-az3"
+    r = await demo.boot(name="on-doomed-host", availability_zone="az3")
+    stranded = r.json["server"]["id"]
+    await demo.wait_status(stranded, lambda s: s and s["status"] == "ACTIVE")
     await asyncio.to_thread(cloud.stack.kill, victim)
     try:
         conn = await cloud.db()
@@ -76,5 +79,17 @@ async def test_agent_that_stops_heartbeating_is_not_scheduled_to(demo, cloud):
         assert server["OS-EXT-AZ:availability_zone"] == "az1"
         await demo.delete(f"/servers/{sid2}")
         await demo.wait_status(sid2, lambda s: s is None)
+        # A server on the dead host can still be deleted, without waiting for it.
+        r = await demo.delete(f"/servers/{stranded}")
+        assert r.status == 204
+        await demo.wait_status(stranded, lambda s: s is None, timeout=5)
+        conn = await cloud.db()
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM host_claims WHERE server_id = $1::uuid",
+                                       stranded) == 0
+            assert await conn.fetchval("SELECT count(*) FROM ports WHERE server_id = $1::uuid",
+                                       stranded) == 0
+        finally:
+            await conn.close()
     finally:
         await asyncio.to_thread(cloud.stack.restart, victim)

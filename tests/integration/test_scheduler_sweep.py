@@ -52,3 +52,19 @@ async def test_build_never_scheduled_times_out(pool, db):
     assert (await server_row(db, fresh))["task_state"] == "scheduling"
     # A second sweep finds nothing more to do.
     assert await BuildSweeper(pool, SchedulerSettings(scheduling_timeout_s=300)).sweep() == 0
+
+
+async def test_build_that_stopped_moving_times_out(pool, db):
+    await hosts.report(db, capacity("slow-1"), starting=True)
+    stalled = await _place(db, "slow-1", "spawning")
+    moving = await _place(db, "slow-1", "networking")
+    await db.execute("UPDATE servers SET updated_at = now() - interval '20 minutes' WHERE id = $1",
+                     stalled)
+
+    swept = await BuildSweeper(pool, SchedulerSettings(build_timeout_s=600)).sweep()
+
+    assert swept == 1
+    assert (await server_row(db, stalled))["vm_state"] == "error"
+    assert "did not finish within 600 s" in (await faults(db, stalled))[0]["message"]
+    assert await hosts.claim_of(db, stalled) is None
+    assert (await server_row(db, moving))["vm_state"] == "building"

@@ -87,6 +87,10 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
         message = _HTTP_MESSAGES.get(exc.status) or exc.text or exc.reason
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return error_response(settings(request), exc.status, exc.reason, message, headers)
+    except asyncpg.DataError:
+        # A NUL character or the like in a name: bad input, not a server error.
+        return error_response(settings(request), 400, "Bad Request",
+                              "The request holds characters that cannot be stored.")
     except Exception:
         log.exception("identity.unexpected_error", method=request.method, path=request.path)
         return error_response(settings(request), 500, IdentityError.title,

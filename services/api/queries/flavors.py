@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-_LIST = "SELECT * FROM flavors WHERE is_public ORDER BY ram_mb, id"
-_GET = "SELECT * FROM flavors WHERE id = $1"
+_LIST = "SELECT * FROM flavors WHERE is_public ORDER BY id"
+_GET = "SELECT * FROM flavors WHERE id = $1 AND is_public"
 
 
 async def list_all(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+import asyncpg
+
 import msgspec
 import structlog
 from aiohttp import web
@@ -113,6 +115,12 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _http_fault(exc, negotiate(request))
     except asyncio.CancelledError:
         raise
+    except asyncpg.DataError as exc:
+        # Input PostgreSQL cannot hold (a NUL character, an out-of-range number)
+        # is the client's mistake, not ours.
+        log.info("api.bad_input", error=type(exc).__name__, path=request.path)
+        return render_fault(BadRequest("Invalid input: the request holds characters or "
+                                       "values that cannot be stored."), negotiate(request))
     except Exception:
         log.exception("api.unhandled_error", method=request.method, path=request.path)
         return render_fault(ComputeError(UNEXPECTED_MESSAGE), negotiate(request))

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from services.api.keys import POOL, RPC
+from services.api.keys import POOL, RPC, SETTINGS
 from services.api.queries import flavors as flavor_q
 from services.api.queries import images as image_q
 from services.api.queries import servers as q
@@ -27,9 +27,12 @@ from services.api.resources.common import base_url, parse_uuid, principal, ref_i
 from services.api.views import servers as views
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.compute import BuildServer, ComputeClient, DeleteServer, InjectedFile
+from shared.contracts.network import NetworkClient
 from shared.contracts.scheduler import ScheduleBuild, SchedulerClient
+from shared.db import hosts
 from shared.db import servers as server_db
 from shared.errors import BadRequest, ServerNotFound, ServiceUnavailable
+from shared.teardown import delete_without_host
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +58,8 @@ async def list_servers_detail(request: web.Request) -> View:
     async with request.app[POOL].acquire() as conn:
         rows = await q.list_for_project(conn, pid)
     base = base_url(request)
-    return View({"servers": [views.detail(r, base, pid) for r in rows]})
+    admin = principal(request).is_admin
+    return View({"servers": [views.detail(r, base, pid, is_admin=admin) for r in rows]})
 
 
 async def _load(request: web.Request) -> Any:
@@ -73,7 +77,9 @@ async def _load(request: web.Request) -> Any:
 @represented
 async def show_server(request: web.Request) -> View:
     row = await _load(request)
-    return View({"server": views.detail(row, base_url(request), principal(request).project_id)})
+    who = principal(request)
+    return View({"server": views.detail(row, base_url(request), who.project_id,
+                                        is_admin=who.is_admin)})
 
 
 @represented
@@ -172,22 +178,28 @@ async def delete_server(request: web.Request) -> View:
     row = await _load(request)
     sid = row["id"]
     pool = request.app[POOL]
+    api = request.app[SETTINGS].api
     async with pool.acquire() as conn:
-        claimed, host = await server_db.start_delete(conn, sid, who.project_id)
+        claimed, host = await server_db.start_delete(conn, sid, who.project_id,
+                                                     stale_after_s=api.stale_delete_s)
         if claimed and host is None:
             # Never placed (still scheduling, or no host fitted): nothing is held
             # anywhere, and the scheduler drops a build whose server left
             # BUILD(scheduling).
             await server_db.mark_deleted(conn, sid)
-    if claimed and host is not None:
-        try:
+        host_alive = host is not None and await hosts.is_alive(conn, host,
+                                                                api.service_down_time_s)
+    try:
+        if claimed and host is not None and host_alive:
             await ComputeClient(request.app[RPC]).delete_server(host, DeleteServer(server_id=sid))
-        except Exception as exc:
-            log.error("api.delete_cast_failed", server_id=str(sid), host=host, error=str(exc))
-            async with pool.acquire() as conn:
-                await server_db.undo_delete(conn, sid)
-            raise ServiceUnavailable(
-                f"The compute host of server {sid} cannot be reached; it was not deleted.")
+        elif claimed and host is not None:
+            # Its host is down: waiting for it could take forever.
+            await delete_without_host(pool, NetworkClient(request.app[RPC]), sid)
+    except Exception as exc:
+        log.error("api.delete_failed", server_id=str(sid), host=host, error=str(exc))
+        async with pool.acquire() as conn:
+            await server_db.undo_delete(conn, sid)
+        raise ServiceUnavailable(f"Server {sid} could not be deleted now; try again.") from None
     log.info("api.server_delete", server_id=str(sid), host=host, claimed=claimed)
     return View(None, status=204)
 

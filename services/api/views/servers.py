@@ -32,7 +32,7 @@ def addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def detail(row: Any, base: str, project_id: str) -> dict[str, Any]:
+def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dict[str, Any]:
     sid = str(row["id"])
     view: dict[str, Any] = {
         "id": sid,
@@ -66,7 +66,8 @@ def detail(row: Any, base: str, project_id: str) -> dict[str, Any]:
     if fault is not None and row["vm_state"] == "error":
         code, message, details, created = fault
         view["fault"] = {"code": code, "message": message, "created": isotime(created)}
-        if details:
+        # Details of a 500 fault name hosts and internals: admins only, as in Nova.
+        if details and (is_admin or code != 500):
             view["fault"]["details"] = details
     return view
 
