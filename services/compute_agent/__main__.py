@@ -9,7 +9,7 @@ from shared import config, logging
 
 def main() -> None:
     settings = config.load(Settings)
-    logging.configure(f"compute-agent", settings.log.level)
+    logging.configure("compute-agent", settings.log.level)
     asyncio.run(run(settings))
 
 

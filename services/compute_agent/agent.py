@@ -12,7 +12,12 @@ import structlog
 from services.compute_agent.drivers import HypervisorDriver
 from services.compute_agent.drivers.fake import FakeDriver
 from services.compute_agent.settings import Settings
-from shared.contracts.compute import BuildServer, ComputeMessage, DeleteServer, host_queue
+from shared.contracts.compute import (
+    BuildServer,
+    ComputeMessage,
+    DeleteServer,
+    host_queue,
+)
 from shared.contracts.network import NetworkClient
 from shared.db import hosts
 from shared.worker import Worker

@@ -17,7 +17,7 @@ from services.compute_agent.drivers import DriverError, GuestSpec
 from services.compute_agent.drivers.base import ConfigDrive
 from shared.contracts.compute import BuildServer
 from shared.contracts.network import AllocatePorts, DeallocatePorts
-from shared.db import hosts, servers
+from shared.db import actions, hosts, servers
 from shared.errors import ComputeError, TaskStateConflict
 from shared.states import TaskState, VmState, next_build_task
 
@@ -45,7 +45,9 @@ async def build_server(agent: ComputeAgent, msg: BuildServer) -> None:
                 log.info("compute.build_skipped", server_id=str(sid), task_state=task)
                 return
             log.info("compute.build_started", server_id=str(sid), task_state=task)
-            await _run_steps(agent, msg, task)
+            async with actions.event(agent.worker.pool, sid, "compute_build_and_run_instance",
+                                     host=agent.host):
+                await _run_steps(agent, msg, task)
         except TaskStateConflict:
             await _moved_on(agent, sid)
         except Exception as exc:

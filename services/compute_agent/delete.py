@@ -16,7 +16,7 @@ import structlog
 
 from shared.contracts.compute import DeleteServer
 from shared.contracts.network import DeallocatePorts
-from shared.db import hosts, servers
+from shared.db import actions, hosts, servers
 from shared.states import TaskState
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ async def delete_server(agent: ComputeAgent, msg: DeleteServer) -> None:
         backoff = FIRST_BACKOFF_S
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                await _delete(agent, msg)
+                async with actions.event(agent.worker.pool, sid, "compute_terminate_instance",
+                                         host=agent.host):
+                    await _delete(agent, msg)
                 return
             except Exception as exc:
                 log.warning("compute.delete_failed", server_id=str(sid), attempt=attempt,

@@ -23,7 +23,12 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from services.scheduler.filters import FilterOutcome, HostFilter, default_filters, run_filters
+from services.scheduler.filters import (
+    FilterOutcome,
+    HostFilter,
+    default_filters,
+    run_filters,
+)
 from services.scheduler.host_state import HostSnapshot, snapshot
 from services.scheduler.no_valid_host import fault
 from services.scheduler.request import PlacementRequest
@@ -31,6 +36,7 @@ from services.scheduler.settings import SchedulerSettings
 from services.scheduler.weighers import HostWeigher, default_weighers, order_hosts
 from shared.contracts.compute import BuildServer, ComputeClient
 from shared.contracts.scheduler import ScheduleBuild, SchedulerMessage
+from shared.db import actions
 from shared.db import hosts as hosts_db
 from shared.db import servers as servers_db
 from shared.states import TaskState, VmState
@@ -40,6 +46,10 @@ log = structlog.get_logger(__name__)
 
 class _ServerGone(Exception):
     """The server left BUILD(scheduling) between our read and our placement."""
+
+
+class _NotScheduled(Exception):
+    """Marks the schedule_instance event as failed; the fault is already recorded."""
 
 
 class BuildScheduler:
@@ -57,9 +67,19 @@ class BuildScheduler:
         self._rng = rng or random.Random()
 
     async def handle(self, msg: SchedulerMessage) -> None:
-        """Dispatch one message of the ``scheduler`` queue."""
+        """Dispatch one message of the ``scheduler`` queue, recording the
+        ``schedule_instance`` event on the server's create action."""
         if isinstance(msg, ScheduleBuild):
-            await self.schedule_build(msg)
+            sid = msg.build.server_id
+            try:
+                async with actions.event(self._pool, sid, "schedule_instance"):
+                    if await self.schedule_build(msg) is None:
+                        async with self._pool.acquire() as conn:
+                            row = await servers_db.get(conn, sid)
+                        if row is not None and row["vm_state"] == VmState.ERROR:
+                            raise _NotScheduled("No valid host was found.")
+            except _NotScheduled:
+                pass
 
     async def schedule_build(self, msg: ScheduleBuild) -> str | None:
         """Place the server and send it its build; the host it went to, or None.

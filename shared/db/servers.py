@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.db import actions
 from shared.errors import TaskStateConflict
 from shared.states import TaskState, VmState
 
@@ -79,7 +80,11 @@ async def place(conn: asyncpg.Connection, server_id: UUID, host: str, zone: str)
 
 
 async def finish_build(conn: asyncpg.Connection, server_id: UUID, power_state: int) -> bool:
-    return await conn.fetchval(_FINISH_BUILD, server_id, power_state) is not None
+    async with conn.transaction():
+        if await conn.fetchval(_FINISH_BUILD, server_id, power_state) is None:
+            return False
+        await actions.finish_current(conn, server_id)
+        return True
 
 
 async def set_addresses(conn: asyncpg.Connection, server_id: UUID, ports: list[Any]) -> None:
@@ -93,11 +98,16 @@ async def set_error(conn: asyncpg.Connection, server_id: UUID, *, code: int, mes
         if await conn.fetchval(_SET_ERROR, server_id, expect) is None:
             return False
         await conn.execute(_ADD_FAULT, server_id, code, message, details)
+        await actions.finish_current(conn, server_id, message)
         return True
 
 
 async def mark_deleted(conn: asyncpg.Connection, server_id: UUID) -> bool:
-    return await conn.fetchval(_MARK_DELETED, server_id) is not None
+    async with conn.transaction():
+        if await conn.fetchval(_MARK_DELETED, server_id) is None:
+            return False
+        await actions.finish_current(conn, server_id)
+        return True
 
 
 async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: str,

@@ -14,7 +14,12 @@ from uuid import UUID
 import msgspec
 
 from services.compute_agent.drivers.base import (
-    DriverError, GuestInfo, GuestSpec, HostResources, HypervisorDriver)
+    DriverError,
+    GuestInfo,
+    GuestSpec,
+    HostResources,
+    HypervisorDriver,
+)
 from shared.states import PowerState
 
 
