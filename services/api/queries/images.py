@@ -1,15 +1,78 @@
-"""Reads of the ``images`` table: public images and the project's own snapshots."""
+"""Reads and writes of the ``images`` table: public images and the project's own
+snapshots; pages of the list, delete, metadata.
+
+Visible to a project: public images and its own private ones. Changeable
+(delete, metadata): only the images the project owns (section 4.4.1.25 and
+4.4.1.27-31: "You can only ... images that you are the owner of").
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 _VISIBLE = "(visibility = 'public' OR owner_project_id = $1) AND deleted_at IS NULL"
 
 _LIST = f"SELECT * FROM images WHERE {_VISIBLE} ORDER BY created_at DESC, id DESC"
 _GET = f"SELECT * FROM images WHERE id = $2 AND {_VISIBLE}"
+
+# ---- pages of the list (sections 3.6, 3.7, 4.4.1.22-23) ---------------------
+
+# Without changes-since deleted images are never listed; with it, every image
+# changed since then is, deleted ones included (shown as DELETED).
+_PAGE_WHERE = """
+ WHERE (i.visibility = 'public' OR i.owner_project_id = $1)
+   AND CASE WHEN $2::timestamptz IS NULL THEN i.deleted_at IS NULL
+            ELSE i.updated_at >= $2::timestamptz END
+   AND ($3::text IS NULL OR i.name = $3::text)
+   AND ($4::text IS NULL
+        OR upper(CASE WHEN i.deleted_at IS NULL THEN i.status ELSE 'DELETED' END) = upper($4::text))
+   AND ($5::uuid IS NULL OR i.server_id = $5::uuid)"""
+_PAGE_ORDER = " ORDER BY i.created_at DESC, i.id DESC LIMIT $6"
+_PAGE_FIRST = f"SELECT i.* FROM images i {_PAGE_WHERE} {_PAGE_ORDER}"
+_PAGE_AFTER = (f"SELECT i.* FROM images i {_PAGE_WHERE}"
+               f" AND (i.created_at, i.id) < ($7::timestamptz, $8::uuid) {_PAGE_ORDER}")
+_MARKER = """SELECT created_at, id FROM images
+ WHERE id = $2 AND (visibility = 'public' OR owner_project_id = $1)"""
+
+# ---- delete and metadata (sections 4.4.1.25-31) -----------------------------
+
+_OWNED = "id = $1 AND owner_project_id = $2 AND deleted_at IS NULL"
+
+_DELETE = f"""
+UPDATE images SET status = 'DELETED', deleted_at = now(), updated_at = now()
+ WHERE {_OWNED}
+RETURNING id"""
+
+_OWNED_EXISTS = f"SELECT EXISTS (SELECT 1 FROM images WHERE {_OWNED})"
+
+# As for servers: the count is checked on the merged value in the same
+# statement, which PostgreSQL re-checks against a concurrent change.
+_MERGE_METADATA = f"""
+UPDATE images SET metadata = metadata || $3::jsonb, updated_at = now()
+ WHERE {_OWNED}
+   AND ($4::int < 0 OR (SELECT count(*) FROM jsonb_object_keys(metadata || $3::jsonb)) <= $4::int)
+RETURNING metadata"""
+
+_REPLACE_METADATA = f"""
+UPDATE images SET metadata = $3::jsonb, updated_at = now() WHERE {_OWNED} RETURNING metadata"""
+
+_DELETE_METADATA_KEY = f"""
+UPDATE images SET metadata = metadata - $3::text, updated_at = now()
+ WHERE {_OWNED} AND metadata ? $3::text
+RETURNING id"""
+
+
+class ImageFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What an image list may be narrowed by; None is no filter."""
+
+    changes_since: datetime | None = None
+    name: str | None = None
+    status: str | None = None
+    server_id: UUID | None = None
 
 
 async def list_visible(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
@@ -18,3 +81,47 @@ async def list_visible(conn: asyncpg.Connection, project_id: str) -> list[asyncp
 
 async def get_visible(conn: asyncpg.Connection, project_id: str, image_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(_GET, project_id, image_id)
+
+
+async def marker_position(conn: asyncpg.Connection, project_id: str,
+                          image_id: UUID) -> tuple[datetime, UUID] | None:
+    """Where the marker image sorts, or None if the project cannot see it."""
+    row = await conn.fetchrow(_MARKER, project_id, image_id)
+    return (row["created_at"], row["id"]) if row else None
+
+
+async def list_page(conn: asyncpg.Connection, project_id: str, filters: ImageFilters,
+                    limit: int, after: tuple[datetime, UUID] | None) -> list[asyncpg.Record]:
+    """One page of the images the project sees, newest first, after the marker position."""
+    args = [project_id, filters.changes_since, filters.name, filters.status,
+            filters.server_id, limit]
+    if after is None:
+        return await conn.fetch(_PAGE_FIRST, *args)
+    return await conn.fetch(_PAGE_AFTER, *args, *after)
+
+
+async def delete_owned(conn: asyncpg.Connection, project_id: str, image_id: UUID) -> bool:
+    """Mark the project's own image deleted; False if it owns no such live image."""
+    return await conn.fetchval(_DELETE, image_id, project_id) is not None
+
+
+async def is_owned(conn: asyncpg.Connection, project_id: str, image_id: UUID) -> bool:
+    return await conn.fetchval(_OWNED_EXISTS, image_id, project_id)
+
+
+async def merge_metadata(conn: asyncpg.Connection, project_id: str, image_id: UUID,
+                         items: dict[str, str], allowed: int) -> dict[str, str] | None:
+    """Add or overwrite ``items`` if at most ``allowed`` (-1: any) result; the new metadata."""
+    row = await conn.fetchrow(_MERGE_METADATA, image_id, project_id, items, allowed)
+    return None if row is None else dict(row["metadata"])
+
+
+async def replace_metadata(conn: asyncpg.Connection, project_id: str, image_id: UUID,
+                           items: dict[str, str]) -> dict[str, str] | None:
+    row = await conn.fetchrow(_REPLACE_METADATA, image_id, project_id, items)
+    return None if row is None else dict(row["metadata"])
+
+
+async def delete_metadata_key(conn: asyncpg.Connection, project_id: str, image_id: UUID,
+                              key: str) -> bool:
+    return await conn.fetchval(_DELETE_METADATA_KEY, image_id, project_id, key) is not None

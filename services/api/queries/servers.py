@@ -1,11 +1,14 @@
-"""Reads and the create of the ``servers`` table for the API."""
+"""Reads and writes of the ``servers`` table for the API: create, pages of the
+list (keyset pagination, filters, changes-since), name update, metadata."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 _COLUMNS = """s.*, (SELECT row(f.code, f.message, f.details, f.created_at)
                       FROM server_faults f WHERE f.server_id = s.id
@@ -28,6 +31,134 @@ RETURNING *"""
 _ZONE_KNOWN = "SELECT EXISTS (SELECT 1 FROM compute_hosts WHERE availability_zone = $1)"
 
 _GROUPS_KNOWN = "SELECT name FROM security_groups WHERE project_id = $1 AND name = ANY($2::text[])"
+
+
+# ---- pages of the list (sections 3.6, 3.7, 4.4.1.5, 4.4.1.7) ---------------
+
+# Without changes-since a deleted server is never listed; with it, every server
+# changed since then is, deleted ones included (shown as DELETED).
+_PAGE_WHERE = """
+ WHERE s.project_id = $1
+   AND CASE WHEN $2::timestamptz IS NULL THEN s.deleted_at IS NULL
+            ELSE s.updated_at >= $2::timestamptz END
+   AND ($3::text IS NULL OR s.name ~ $3::text)
+   AND ($4::text[] IS NULL OR s.vm_state || '/' || coalesce(s.task_state, '') = ANY($4::text[]))
+   AND ($5::uuid IS NULL OR s.image_id = $5::uuid)
+   AND ($6::text IS NULL OR s.flavor_id = $6::text)"""
+_PAGE_ORDER = " ORDER BY s.created_at DESC, s.id DESC LIMIT $7"
+# Two statements rather than one with "$8 IS NULL OR ...", so that the one
+# after a marker can walk servers_project_created_idx from the marker on.
+_PAGE_FIRST = f"SELECT {_COLUMNS} FROM servers s {_PAGE_WHERE} {_PAGE_ORDER}"
+_PAGE_AFTER = (f"SELECT {_COLUMNS} FROM servers s {_PAGE_WHERE}"
+               f" AND (s.created_at, s.id) < ($8::timestamptz, $9::uuid) {_PAGE_ORDER}")
+# Deleted servers may be markers: a client paging a changes-since list meets them.
+_MARKER = "SELECT created_at, id FROM servers WHERE id = $1 AND project_id = $2"
+_REGEX_OK = "SELECT '' ~ $1::text"
+
+
+class ServerFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list may be narrowed by; None is no filter."""
+
+    changes_since: datetime | None = None
+    name_regex: str | None = None
+    states: list[str] | None = None
+    """``vm_state/task_state`` pairs (``building/scheduling``, ``active/``)."""
+    image_id: UUID | None = None
+    flavor_id: str | None = None
+
+
+async def marker_position(conn: asyncpg.Connection, project_id: str,
+                          server_id: UUID) -> tuple[datetime, UUID] | None:
+    """Where the marker server sorts, or None if the project has no such server."""
+    row = await conn.fetchrow(_MARKER, server_id, project_id)
+    return (row["created_at"], row["id"]) if row else None
+
+
+async def regex_valid(conn: asyncpg.Connection, pattern: str) -> bool:
+    """Whether PostgreSQL takes ``pattern`` as a regular expression (for ``~``)."""
+    try:
+        await conn.fetchval(_REGEX_OK, pattern)
+    except asyncpg.InvalidRegularExpressionError:
+        return False
+    return True
+
+
+async def list_page(conn: asyncpg.Connection, project_id: str, filters: ServerFilters,
+                    limit: int, after: tuple[datetime, UUID] | None) -> list[asyncpg.Record]:
+    """One page of the project's servers, newest first, after the marker position."""
+    args = [project_id, filters.changes_since, filters.name_regex, filters.states,
+            filters.image_id, filters.flavor_id, limit]
+    if after is None:
+        return await conn.fetch(_PAGE_FIRST, *args)
+    return await conn.fetch(_PAGE_AFTER, *args, *after)
+
+
+# ---- update and metadata (sections 4.4.1.9, 4.4.1.11-16) --------------------
+
+# A server may be changed while it exists and no delete is under way.
+_MUTABLE = """id = $1 AND project_id = $2 AND deleted_at IS NULL AND vm_state <> 'deleted'
+   AND task_state IS DISTINCT FROM 'deleting'"""
+
+_UPDATE = f"""
+UPDATE servers SET name = coalesce($3, name), access_ipv4 = coalesce($4, access_ipv4),
+       access_ipv6 = coalesce($5, access_ipv6), updated_at = now()
+ WHERE {_MUTABLE}
+RETURNING id"""
+
+_MUTABLE_EXISTS = f"SELECT EXISTS (SELECT 1 FROM servers WHERE {_MUTABLE})"
+
+_METADATA = "SELECT metadata FROM servers WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL"
+
+# The count is checked on the merged value in the same statement: a concurrent
+# change makes PostgreSQL re-check the row's newest version before updating it.
+_MERGE_METADATA = f"""
+UPDATE servers SET metadata = metadata || $3::jsonb, updated_at = now()
+ WHERE {_MUTABLE}
+   AND ($4::int < 0 OR (SELECT count(*) FROM jsonb_object_keys(metadata || $3::jsonb)) <= $4::int)
+RETURNING metadata"""
+
+_REPLACE_METADATA = f"""
+UPDATE servers SET metadata = $3::jsonb, updated_at = now() WHERE {_MUTABLE} RETURNING metadata"""
+
+_DELETE_METADATA_KEY = f"""
+UPDATE servers SET metadata = metadata - $3::text, updated_at = now()
+ WHERE {_MUTABLE} AND metadata ? $3::text
+RETURNING id"""
+
+
+async def update(conn: asyncpg.Connection, project_id: str, server_id: UUID, *,
+                 name: str | None, access_ipv4: str | None, access_ipv6: str | None) -> bool:
+    """Set the given fields (None: unchanged); False if the server can't be changed."""
+    return await conn.fetchval(_UPDATE, server_id, project_id, name, access_ipv4,
+                               access_ipv6) is not None
+
+
+async def is_mutable(conn: asyncpg.Connection, project_id: str, server_id: UUID) -> bool:
+    return await conn.fetchval(_MUTABLE_EXISTS, server_id, project_id)
+
+
+async def get_metadata(conn: asyncpg.Connection, project_id: str,
+                       server_id: UUID) -> dict[str, str] | None:
+    row = await conn.fetchrow(_METADATA, server_id, project_id)
+    return None if row is None else dict(row["metadata"])
+
+
+async def merge_metadata(conn: asyncpg.Connection, project_id: str, server_id: UUID,
+                         items: dict[str, str], allowed: int) -> dict[str, str] | None:
+    """Add or overwrite ``items`` if at most ``allowed`` (-1: any) result; the new metadata."""
+    row = await conn.fetchrow(_MERGE_METADATA, server_id, project_id, items, allowed)
+    return None if row is None else dict(row["metadata"])
+
+
+async def replace_metadata(conn: asyncpg.Connection, project_id: str, server_id: UUID,
+                           items: dict[str, str]) -> dict[str, str] | None:
+    row = await conn.fetchrow(_REPLACE_METADATA, server_id, project_id, items)
+    return None if row is None else dict(row["metadata"])
+
+
+async def delete_metadata_key(conn: asyncpg.Connection, project_id: str, server_id: UUID,
+                              key: str) -> bool:
+    return await conn.fetchval(_DELETE_METADATA_KEY, server_id, project_id, key) is not None
 
 
 async def list_for_project(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:

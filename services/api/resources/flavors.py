@@ -1,6 +1,18 @@
-"""Flavors: list, detail, get (sections 4.4.1.32-34)."""
+"""Flavors: list, detail, get (sections 4.4.1.32-34).
+
+Lists filter by ``minRam`` (flavors with at least that many MB of RAM) and
+``minDisk`` (at least that many GB of disk), as Nova did; each must be a
+non-negative integer, else 400. They page with ``limit`` and ``marker`` (a
+flavor id) but, unlike servers and images, sort by id ascending rather than
+newest first: section 3.6 says "When a create time is not available they are
+sorted by ID", flavors are a fixed catalog whose create time means nothing to
+a user, and Nova sorted them by flavor id. ``changes-since`` does not apply.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 from aiohttp import web
 
@@ -8,24 +20,49 @@ from services.api.keys import POOL
 from services.api.queries import flavors as q
 from services.api.representation import View, represented, route
 from services.api.resources.common import base_url, principal
+from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import flavors as views
-from shared.errors import FlavorNotFound
+from shared.errors import BadRequest, FlavorNotFound
+
+_DIGITS = re.compile(r"\d+")
+_PG_INT_MAX = 2**31 - 1
+
+
+def _minimum(request: web.Request, name: str) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return 0
+    if not _DIGITS.fullmatch(raw.strip()):
+        raise BadRequest(f"Invalid {name} filter [{raw}]")
+    return min(int(raw.strip()), _PG_INT_MAX)
+
+
+async def _page(request: web.Request) -> tuple[list[Any], Page]:
+    page = page_params(request, polling=False)
+    min_ram, min_disk = _minimum(request, "minRam"), _minimum(request, "minDisk")
+    async with request.app[POOL].acquire() as conn:
+        if page.marker is not None and await q.get(conn, page.marker) is None:
+            raise bad_marker(page.marker)
+        rows = await q.list_page(conn, min_ram_mb=min_ram, min_disk_gb=min_disk,
+                                 limit=page.limit, after=page.marker)
+    return rows, page
 
 
 @represented
 async def list_flavors(request: web.Request) -> View:
-    async with request.app[POOL].acquire() as conn:
-        rows = await q.list_all(conn)
+    rows, page = await _page(request)
     base, pid = base_url(request), principal(request).project_id
-    return View({"flavors": [views.brief(r, base, pid) for r in rows]})
+    items = [views.brief(r, base, pid) for r in rows]
+    return View({"flavors": items, **next_links(request, "flavors", "flavors", items, page)})
 
 
 @represented
 async def list_flavors_detail(request: web.Request) -> View:
-    async with request.app[POOL].acquire() as conn:
-        rows = await q.list_all(conn)
+    rows, page = await _page(request)
     base, pid = base_url(request), principal(request).project_id
-    return View({"flavors": [views.detail(r, base, pid) for r in rows]})
+    items = [views.detail(r, base, pid) for r in rows]
+    return View({"flavors": items,
+                 **next_links(request, "flavors/detail", "flavors", items, page)})
 
 
 @represented

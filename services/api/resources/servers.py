@@ -1,5 +1,23 @@
-"""Servers: list, list detail, get, delete (sections 4.4.1.5, 4.4.1.7-8, 4.4.1.10);
-create lives in ``server_create``.
+"""Servers: list, list detail, get, update, delete (sections 4.4.1.5, 4.4.1.7-10);
+create lives in ``server_create``, metadata in ``server_metadata``.
+
+Lists page with ``limit``/``marker`` and poll with ``changes-since`` (see
+``pagination``) and filter by:
+
+* ``name``: a case-sensitive regular expression (PostgreSQL ``~``), as Nova
+  matched names; an invalid one is 400. ``name=web`` finds ``web1`` and ``my-web``.
+* ``status``: the API status, case-insensitive; ``BUILD`` matches every
+  ``BUILD(...)``, ``BUILD(spawning)`` only that step. A status no server can
+  have gives an empty list, as in Nova (not a 400). ``DELETED`` finds deleted
+  servers only together with ``changes-since``, like any deleted server.
+* ``image``, ``flavor``: an id or a link ending with it; one that matches
+  nothing gives an empty list.
+
+Other query parameters are ignored, as Nova ignored them for non-admins.
+
+Update (4.4.1.9) changes the name and, as Nova's v2 API also did, ``accessIPv4``
+and ``accessIPv6``; the spec's example shows only the name. A body naming none
+of them is 400. A server that is deleted or being deleted is 404 there.
 
 Delete claims the server's task state and hands the work to the agent that
 owns it (or, when that host is down, frees the server here).
@@ -7,16 +25,19 @@ owns it (or, when that host is down, frees the server here).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+import msgspec
 import structlog
 from aiohttp import web
 
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.queries import servers as q
-from services.api.representation import View, represented, route
+from services.api.representation import View, parse_body, represented, route
 from services.api.resources import server_create
-from services.api.resources.common import base_url, parse_uuid, principal
+from services.api.resources.common import base_url, parse_uuid, principal, ref_id
+from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import servers as views
 from shared.contracts.compute import (
     ComputeClient,
@@ -25,28 +46,89 @@ from shared.contracts.compute import (
 from shared.contracts.network import NetworkClient
 from shared.db import actions, hosts
 from shared.db import servers as server_db
-from shared.errors import ServerNotFound, ServiceUnavailable
+from shared.errors import BadRequest, ServerNotFound, ServiceUnavailable
+from shared.states import TaskState, VmState, api_status
 from shared.teardown import delete_without_host
 
 log = structlog.get_logger(__name__)
 
+
+def _status_matches(shown: str, wanted: str) -> bool:
+    shown, wanted = shown.upper(), wanted.upper()
+    return shown == wanted or (wanted == "BUILD" and shown.startswith("BUILD("))
+
+
+def states_for_status(status: str) -> list[str]:
+    """The ``vm_state/task_state`` pairs whose API status is ``status``.
+
+    Worked out from ``api_status`` itself over every pair of states, so the
+    filter follows any status a new state or task brings without a second table.
+    """
+    pairs = []
+    for vm in VmState:
+        for task in (None, *TaskState):
+            try:
+                shown = api_status(vm, task)
+            except (KeyError, ValueError):  # a pair that cannot happen
+                continue
+            if _status_matches(shown, status):
+                pairs.append(f"{vm.value}/{task.value if task else ''}")
+    return pairs
+
+
+async def _page(request: web.Request) -> tuple[list[Any], Page]:
+    """The rows of one page of the caller's servers, filtered as the query asks."""
+    pid = principal(request).project_id
+    page = page_params(request)
+    query = request.query
+    # A status no server can have, or an image that is no id, matches nothing
+    # (Nova answers the same); the rest of the query is still checked.
+    matchless = False
+    states = None
+    if "status" in query:
+        states = states_for_status(query["status"].strip())
+        matchless = not states
+    image_id = None
+    if "image" in query:
+        image_id = parse_uuid(ref_id(query["image"]))
+        matchless = matchless or image_id is None
+    flavor_id = ref_id(query["flavor"]) if "flavor" in query else None
+    name = query.get("name")
+    filters = q.ServerFilters(changes_since=page.changes_since, name_regex=name, states=states,
+                              image_id=image_id, flavor_id=flavor_id)
+    async with request.app[POOL].acquire() as conn:
+        if name is not None and not await q.regex_valid(conn, name):
+            raise BadRequest(f"Invalid regular expression in the name filter: {name!r}")
+        after = None
+        if page.marker is not None:
+            marker_id = parse_uuid(page.marker)
+            after = await q.marker_position(conn, pid, marker_id) if marker_id else None
+            if after is None:
+                raise bad_marker(page.marker)
+        if matchless:
+            return [], page
+        rows = await q.list_page(conn, pid, filters, page.limit, after)
+    return rows, page
+
+
 @represented
 async def list_servers(request: web.Request) -> View:
     pid = principal(request).project_id
-    async with request.app[POOL].acquire() as conn:
-        rows = await q.list_for_project(conn, pid)
+    rows, page = await _page(request)
     base = base_url(request)
-    return View({"servers": [views.brief(r, base, pid) for r in rows]})
+    items = [views.brief(r, base, pid) for r in rows]
+    return View({"servers": items, **next_links(request, "servers", "servers", items, page)})
 
 
 @represented
 async def list_servers_detail(request: web.Request) -> View:
     pid = principal(request).project_id
-    async with request.app[POOL].acquire() as conn:
-        rows = await q.list_for_project(conn, pid)
+    rows, page = await _page(request)
     base = base_url(request)
     admin = principal(request).is_admin
-    return View({"servers": [views.detail(r, base, pid, is_admin=admin) for r in rows]})
+    items = [views.detail(r, base, pid, is_admin=admin) for r in rows]
+    return View({"servers": items,
+                 **next_links(request, "servers/detail", "servers", items, page)})
 
 
 async def _load(request: web.Request) -> Any:
@@ -65,6 +147,67 @@ async def _load(request: web.Request) -> Any:
 async def show_server(request: web.Request) -> View:
     row = await _load(request)
     who = principal(request)
+    return View({"server": views.detail(row, base_url(request), who.project_id,
+                                        is_admin=who.is_admin)})
+
+
+class UpdateServerBody(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    accessIPv4: str | None = None
+    accessIPv6: str | None = None
+
+
+def _access_ip(value: str | None, version: int, field: str) -> str | None:
+    """An accessIPv4/v6 value checked (an empty string clears it)."""
+    if value is None or value == "":
+        return value
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        address = None
+    if address is None or address.version != version:
+        raise BadRequest(f"{field} is not proper IPv{version} format.")
+    return str(address)
+
+
+def parse_update(body: dict[str, Any]) -> UpdateServerBody:
+    """The body of update server (4.4.1.9), checked."""
+    server = body.get("server")
+    if not isinstance(server, dict):
+        raise BadRequest("The request body must hold a 'server' object.")
+    try:
+        req = msgspec.convert(server, UpdateServerBody, strict=False)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid input for field/attribute server: {exc}") from None
+    if req.name is None and req.accessIPv4 is None and req.accessIPv6 is None:
+        raise BadRequest("Nothing to update: give the server a name.")
+    name = req.name
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 255:
+            raise BadRequest("Server name must be a string of 1 to 255 characters, "
+                             "not all blank.")
+    return UpdateServerBody(name=name,
+                            accessIPv4=_access_ip(req.accessIPv4, 4, "accessIPv4"),
+                            accessIPv6=_access_ip(req.accessIPv6, 6, "accessIPv6"))
+
+
+@represented
+async def update_server(request: web.Request) -> View:
+    who = principal(request)
+    raw = request.match_info["server_id"]
+    sid = parse_uuid(raw)
+    req = parse_update(await parse_body(request, root="server"))
+    if sid is None:
+        raise ServerNotFound(raw)
+    async with request.app[POOL].acquire() as conn:
+        if not await q.update(conn, who.project_id, sid, name=req.name,
+                              access_ipv4=req.accessIPv4, access_ipv6=req.accessIPv6):
+            raise ServerNotFound(raw)
+        row = await q.get(conn, who.project_id, sid)
+    if row is None:  # deleted in between
+        raise ServerNotFound(raw)
+    log.info("api.server_update", server_id=str(sid))
     return View({"server": views.detail(row, base_url(request), who.project_id,
                                         is_admin=who.is_admin)})
 
@@ -110,4 +253,5 @@ def setup(router: web.UrlDispatcher) -> None:
     route(router, "POST", "/v2/{project_id}/servers", server_create.create_server)
     route(router, "GET", "/v2/{project_id}/servers/detail", list_servers_detail)
     route(router, "GET", "/v2/{project_id}/servers/{server_id}", show_server)
+    route(router, "PUT", "/v2/{project_id}/servers/{server_id}", update_server)
     route(router, "DELETE", "/v2/{project_id}/servers/{server_id}", delete_server)

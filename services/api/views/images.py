@@ -1,4 +1,5 @@
-"""Image views (section 4.4.1.22-24, with OS-EXT-IMG-SIZE)."""
+"""Image views (section 4.4.1.22-24, with OS-EXT-IMG-SIZE); a deleted image (listed
+by changes-since) shows status DELETED (section 3.7)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ def brief(row: Any, base: str, project_id: str) -> dict[str, Any]:
 
 
 def detail(row: Any, base: str, project_id: str) -> dict[str, Any]:
+    status = "DELETED" if row["deleted_at"] is not None else row["status"]
     view: dict[str, Any] = {
-        "id": str(row["id"]), "name": row["name"], "status": row["status"],
+        "id": str(row["id"]), "name": row["name"], "status": status,
         "created": isotime(row["created_at"]), "updated": isotime(row["updated_at"]),
         "minDisk": row["min_disk_gb"], "minRam": row["min_ram_mb"], "progress": row["progress"],
         "metadata": dict(row["metadata"]),
