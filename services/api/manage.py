@@ -4,6 +4,13 @@
     bootstrap                            accounts of the contract and the seeded catalog
     create-project NAME [--description D]
     create-user NAME --password P --project NAME [--role member|admin]
+    set-quota PROJECT KEY VALUE          e.g. maxTotalInstances 5 (-1 unlimited, "default")
+    set-rate-limit PROJECT VERB URI REGEX VALUE UNIT
+                                         e.g. POST '*' '.*' 10 MINUTE
+    clear-rate-limits PROJECT            back to the default rate limits
+    show-limits PROJECT                  quotas, usage and rate limits in effect
+
+PROJECT is a project's name (in the Default domain) or id.
 
 Reads the same configuration as the services (``NIMBUS_CONFIG``, ``NIMBUS_*``).
 """
@@ -13,9 +20,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import asyncpg
+
+from services.api import quotas
 from services.api.catalog import bootstrap_catalog
-from services.api.identity import (IdentityError, assign_role, bootstrap_identity,
-                                   create_project, create_user, find_project_by_name)
+from services.api.identity import (
+    IdentityError,
+    assign_role,
+    bootstrap_identity,
+    create_project,
+    create_user,
+    find_project_by_id,
+    find_project_by_name,
+)
+from services.api.identity.accounts import Project
+from services.api.queries import quotas as quota_q
+from services.api.ratelimit import (
+    DEFAULT_RULES,
+    RULES_TTL_S,
+    UNIT_SECONDS,
+    VERBS,
+    Rule,
+    effective_rules,
+)
 from services.api.settings import Settings
 from shared import config, logging
 from shared.db.migrate import apply_migrations
@@ -36,7 +63,84 @@ def _parser() -> argparse.ArgumentParser:
     cu.add_argument("--password", required=True)
     cu.add_argument("--project", required=True)
     cu.add_argument("--role", default="member", choices=["member", "admin"])
+    sq = sub.add_parser("set-quota", help="set a project's absolute limit (quota)")
+    sq.add_argument("project")
+    sq.add_argument("key", choices=sorted(quotas.DEFAULT_LIMITS))
+    sq.add_argument("value", help="an integer, -1 for unlimited, or 'default'")
+    sr = sub.add_parser("set-rate-limit", help="set a project's rate limit for a verb and uri")
+    sr.add_argument("project")
+    sr.add_argument("verb", choices=VERBS)
+    sr.add_argument("uri", help="label shown in /limits, e.g. '*' or '*/servers'; a default "
+                                "rule with the same verb and uri is replaced")
+    sr.add_argument("regex", help="matched against the path after /v2/{project_id}")
+    sr.add_argument("value", type=int, help="requests allowed per unit (at least 1)")
+    sr.add_argument("unit", choices=list(UNIT_SECONDS))
+    cr = sub.add_parser("clear-rate-limits", help="drop a project's own rate limits")
+    cr.add_argument("project")
+    sl = sub.add_parser("show-limits", help="a project's quotas, usage and rate limits")
+    sl.add_argument("project")
     return p
+
+
+async def _project(conn: asyncpg.Connection, ref: str) -> Project:
+    project = (await find_project_by_name(conn, ref, domain_id="default")
+               or await find_project_by_id(conn, ref))
+    if project is None:
+        raise ValueError(f"no project named {ref!r} (or with that id)")
+    return project
+
+
+def _quota_value(text: str) -> int | None:
+    if text == "default":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"quota value must be an integer, -1 or 'default', not {text!r}") from None
+    if value < -1 or value > 2**31 - 1:
+        raise ValueError(f"quota value must be -1 (unlimited) or 0 to {2**31 - 1}, not {value}")
+    return value
+
+
+async def _limits_command(args: argparse.Namespace, conn: asyncpg.Connection) -> str:
+    project = await _project(conn, args.project)
+    if args.command == "set-quota":
+        value = _quota_value(args.value)
+        await quota_q.set_quota(conn, project.id, args.key, value)
+        now = (await quotas.absolute_limits(conn, project.id))[args.key]
+        return (f"project {project.name}: {args.key} = {now}"
+                f"{' (the default)' if value is None else ''}{' (unlimited)' if now == -1 else ''}")
+    if args.command == "set-rate-limit":
+        rule = Rule(args.verb, args.uri, args.regex, args.value, args.unit)
+        await quota_q.set_rate_limit(conn, project.id, verb=rule.verb, uri=rule.uri,
+                                     regex=rule.regex, value=rule.value, unit=rule.unit)
+        return (f"project {project.name}: {rule.verb} {rule.uri} ({rule.regex}) "
+                f"{rule.value}/{rule.unit}; the API applies it within {RULES_TTL_S:g} s")
+    if args.command == "clear-rate-limits":
+        n = await quota_q.clear_rate_limits(conn, project.id)
+        return (f"project {project.name}: {n} rate limit(s) removed, the defaults apply "
+                f"within {RULES_TTL_S:g} s")
+    assert args.command == "show-limits"
+    return await _show_limits(conn, project)
+
+
+async def _show_limits(conn: asyncpg.Connection, project: Project) -> str:
+    own = await quota_q.quotas(conn, project.id)
+    limits = await quotas.absolute_limits(conn, project.id)
+    used = await quotas.used_limits(conn, project.id)
+    lines = [f"project {project.name} ({project.id})", "absolute limits:"]
+    for key, value in sorted(limits.items()):
+        lines.append(f"  {key:24} {value:>8}  {'project' if key in own else 'default'}")
+    lines.append("used:")
+    lines += [f"  {key:24} {value:>8}" for key, value in sorted(used.items())]
+    overrides = [Rule(r["verb"], r["uri"], r["regex"], r["value"], r["unit"])
+                 for r in await quota_q.rate_limits(conn, project.id)]
+    lines.append("rate limits (counted in each API process):")
+    for rule in effective_rules(overrides):
+        source = "default" if rule in DEFAULT_RULES else "project"
+        lines.append(f"  {rule.verb:6} {rule.uri:18} {rule.value:>6}/{rule.unit:6}  "
+                     f"{source:7}  {rule.regex}")
+    return "\n".join(lines)
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> str:
@@ -61,6 +165,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
                 assert project is not None
                 await assign_role(conn, uid, project.id, "member")
             return f"user {args.name} id {uid} ({args.role} of {args.project})"
+        return await _limits_command(args, conn)
     finally:
         await conn.close()
     raise AssertionError(args.command)

@@ -1,14 +1,32 @@
-"""Per-project limits (section 3.8.1 / 4.4.1.4).
+"""Per-project limits (section 3.8.1 / 4.4.1.4) and the quota check of create server.
 
 Defaults are the values of the spec's example; a project may have its own
-(set by the management command). ``absolute_limits`` is what handlers consult.
+(``project_quotas``, set by ``manage set-quota``). ``absolute_limits`` is what
+handlers consult for the limits that are checked against a request's body
+(maxServerMeta, maxImageMeta, maxPersonality, ...).
+
+Instances, cores and RAM are counted, never stored: ``claim_servers`` takes a
+per-project advisory lock inside the caller's transaction, counts the
+project's live servers and says how many more fit; the caller inserts them
+before committing. Two creates of one project therefore never both see room
+that only one of them may take, in one API process or many.
+
+A quota fault is 413 overLimit without ``Retry-After``: section 3.11 says an
+overLimit carries one, but waiting frees no quota (deleting servers or a higher
+quota does), and a client honouring ``Retry-After`` would only spin. Nova sent
+``Retry-After: 0`` for the same reason; we send none.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import asyncpg
 
-# The spec's example in 4.4.1.4 (and the contract's defaults).
+from services.api.queries import quotas as q
+from shared.errors import OverLimit
+
+# The spec's example in 4.4.1.4 (and the contract's defaults). -1 is unlimited.
 DEFAULT_LIMITS: dict[str, int] = {
     "maxServerMeta": 50,
     "maxPersonality": 5,
@@ -23,7 +41,116 @@ DEFAULT_LIMITS: dict[str, int] = {
     "maxTotalRAMSize": 15360,
 }
 
+UNLIMITED = -1
+
+# A ceiling on one request, whatever the quota: with unlimited instances a
+# max_count of a million would otherwise insert and cast a million builds
+# before answering.
+MAX_SERVERS_PER_REQUEST = 500
+
+
+class Usage(NamedTuple):
+    """What a project's live servers hold."""
+
+    instances: int
+    cores: int
+    ram_mb: int
+
 
 async def absolute_limits(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
     """The project's limits: its own where set, the defaults elsewhere."""
-    return dict(DEFAULT_LIMITS)
+    limits = dict(DEFAULT_LIMITS)
+    for resource, value in (await q.quotas(conn, project_id)).items():
+        if resource in limits:
+            limits[resource] = value
+    return limits
+
+
+async def usage(conn: asyncpg.Connection, project_id: str) -> Usage:
+    row = await q.usage(conn, project_id)
+    return Usage(int(row["instances"]), int(row["cores"]), int(row["ram_mb"]))
+
+
+async def used_limits(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
+    """The os-used-limits values of section 4.4.12."""
+    used = await usage(conn, project_id)
+    return {
+        "totalRAMUsed": used.ram_mb,
+        "totalInstancesUsed": used.instances,
+        "totalCoresUsed": used.cores,
+        # TODO(floating IPs issue): count the project's floating IPs once they exist.
+        "totalFloatingIpsUsed": 0,
+        "totalSecurityGroupsUsed": await q.security_groups_used(conn, project_id),
+    }
+
+
+# (resource name in messages, limit key, usage field), in the order Nova
+# reported them when several are exceeded.
+_COUNTED = (("instances", "maxTotalInstances", "instances"),
+            ("cores", "maxTotalCores", "cores"),
+            ("ram", "maxTotalRAMSize", "ram_mb"))
+
+
+def servers_that_fit(limits: dict[str, int], used: Usage, *, vcpus: int,
+                     ram_mb: int) -> int | None:
+    """How many more servers of this size the quota allows; None if unlimited."""
+    per = {"instances": 1, "cores": vcpus, "ram_mb": ram_mb}
+    fit: int | None = None
+    for _, key, field in _COUNTED:
+        limit = limits[key]
+        if limit == UNLIMITED or per[field] <= 0:
+            continue
+        room = max(0, limit - getattr(used, field)) // per[field]
+        fit = room if fit is None else min(fit, room)
+    return fit
+
+
+def servers_to_create(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb: int,
+                      min_count: int, max_count: int) -> int:
+    """How many servers a create of ``min_count``..``max_count`` makes.
+
+    Raises:
+        OverLimit: fewer than ``min_count`` fit (nothing may then be created).
+    """
+    if min_count > MAX_SERVERS_PER_REQUEST:
+        raise OverLimit(f"Quota exceeded for instances: Requested {min_count}, but at most "
+                        f"{MAX_SERVERS_PER_REQUEST} servers are created per request.",
+                        details=f"Ask for at most {MAX_SERVERS_PER_REQUEST} servers at once.")
+    fit = servers_that_fit(limits, used, vcpus=vcpus, ram_mb=ram_mb)
+    if fit is not None and fit < min_count:
+        raise _exceeded(limits, used, vcpus=vcpus, ram_mb=ram_mb, count=min_count, fit=fit)
+    return min(max_count, MAX_SERVERS_PER_REQUEST, fit if fit is not None else max_count)
+
+
+def _exceeded(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb: int, count: int,
+              fit: int) -> OverLimit:
+    # Nova's TooManyInstances: "Quota exceeded for <overs>: Requested <req>, but
+    # already used <used> of <allowed> <resource>", the numbers of the first
+    # resource exceeded.
+    per = {"instances": 1, "cores": vcpus, "ram_mb": ram_mb}
+    overs = [(name, key, field) for name, key, field in _COUNTED
+             if limits[key] != UNLIMITED and getattr(used, field) + count * per[field] > limits[key]]
+    name, key, field = overs[0]
+    message = (f"Quota exceeded for {', '.join(o[0] for o in overs)}: Requested "
+               f"{count * per[field]}, but already used {getattr(used, field)} of "
+               f"{limits[key]} {name}")
+    details = (f"Can only run {fit} more instance(s) of this type." if fit
+               else "Cannot run any more instances of this type.")
+    return OverLimit(message, details=details)
+
+
+async def claim_servers(conn: asyncpg.Connection, project_id: str, *, vcpus: int, ram_mb: int,
+                        min_count: int = 1, max_count: int = 1) -> int:
+    """Lock the project's quota and say how many servers to create (see
+    ``servers_to_create``).
+
+    Must run inside a transaction, which must also insert the servers: the lock
+    is held until it ends, so the next create of the project counts them.
+    """
+    if not conn.is_in_transaction():
+        raise RuntimeError("claim_servers must run inside the transaction that inserts")
+    await q.lock_project(conn, project_id)
+    limits = await absolute_limits(conn, project_id)
+    used = await usage(conn, project_id)
+    return servers_to_create(limits, used, vcpus=vcpus, ram_mb=ram_mb,
+                             min_count=min_count, max_count=max_count)

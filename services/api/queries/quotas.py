@@ -1,0 +1,97 @@
+"""SQL for per-project limits: ``project_quotas``, ``project_rate_limits``, the
+per-project quota lock and the usage counted from live servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+import asyncpg
+
+# pg_advisory_xact_lock(int4, int4): this class id keeps the quota locks apart
+# from any other advisory lock (the two-key and one-key forms never overlap).
+_QUOTA_LOCK_CLASS = 0x71756F74  # "quot"
+
+_LOCK = "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))"
+
+_USAGE = """
+SELECT count(*)                                            AS instances,
+       coalesce(sum((flavor->>'vcpus')::bigint), 0)        AS cores,
+       coalesce(sum((flavor->>'ram_mb')::bigint), 0)       AS ram_mb
+  FROM servers
+ WHERE project_id = $1 AND deleted_at IS NULL"""
+
+_SECURITY_GROUPS_USED = "SELECT count(*) FROM security_groups WHERE project_id = $1"
+
+_LIVE_SERVERS = """
+SELECT id FROM servers WHERE project_id = $1 AND id = ANY($2::uuid[]) AND deleted_at IS NULL"""
+
+_QUOTAS = "SELECT resource, hard_limit FROM project_quotas WHERE project_id = $1"
+
+_SET_QUOTA = """
+INSERT INTO project_quotas (project_id, resource, hard_limit) VALUES ($1, $2, $3)
+ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit,
+                                                 updated_at = now()"""
+
+_CLEAR_QUOTA = "DELETE FROM project_quotas WHERE project_id = $1 AND resource = $2"
+
+_RATE_LIMITS = """
+SELECT verb, uri, regex, value, unit FROM project_rate_limits
+ WHERE project_id = $1 ORDER BY created_at, verb, uri"""
+
+_SET_RATE_LIMIT = """
+INSERT INTO project_rate_limits (project_id, verb, uri, regex, value, unit)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (project_id, verb, uri) DO UPDATE SET regex = excluded.regex,
+       value = excluded.value, unit = excluded.unit"""
+
+_CLEAR_RATE_LIMITS = "DELETE FROM project_rate_limits WHERE project_id = $1"
+
+
+async def lock_project(conn: asyncpg.Connection, project_id: str) -> None:
+    """Serialise quota checks of one project until the caller's transaction ends."""
+    await conn.execute(_LOCK, _QUOTA_LOCK_CLASS, project_id)
+
+
+async def usage(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record:
+    """``instances``, ``cores`` and ``ram_mb`` of the project's live (not deleted) servers."""
+    return await conn.fetchrow(_USAGE, project_id)
+
+
+async def security_groups_used(conn: asyncpg.Connection, project_id: str) -> int:
+    return await conn.fetchval(_SECURITY_GROUPS_USED, project_id)
+
+
+async def live_server_ids(conn: asyncpg.Connection, project_id: str,
+                          ids: Iterable[UUID]) -> set[UUID]:
+    """Those of ``ids`` that are live servers of the project."""
+    return {r["id"] for r in await conn.fetch(_LIVE_SERVERS, project_id, list(ids))}
+
+
+async def quotas(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
+    """The project's own quotas (only those set)."""
+    return {r["resource"]: r["hard_limit"] for r in await conn.fetch(_QUOTAS, project_id)}
+
+
+async def set_quota(conn: asyncpg.Connection, project_id: str, resource: str,
+                    hard_limit: int | None) -> None:
+    """Set the project's quota for ``resource``; None goes back to the default."""
+    if hard_limit is None:
+        await conn.execute(_CLEAR_QUOTA, project_id, resource)
+    else:
+        await conn.execute(_SET_QUOTA, project_id, resource, hard_limit)
+
+
+async def rate_limits(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(_RATE_LIMITS, project_id)
+
+
+async def set_rate_limit(conn: asyncpg.Connection, project_id: str, *, verb: str, uri: str,
+                         regex: str, value: int, unit: str) -> None:
+    await conn.execute(_SET_RATE_LIMIT, project_id, verb, uri, regex, value, unit)
+
+
+async def clear_rate_limits(conn: asyncpg.Connection, project_id: str) -> int:
+    """Delete the project's own rate limits; return how many there were."""
+    status = await conn.execute(_CLEAR_RATE_LIMITS, project_id)
+    return int(status.split()[-1])
