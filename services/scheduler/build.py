@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
+import msgspec
 import structlog
 
 from services.scheduler.filters import (
@@ -29,7 +30,7 @@ from services.scheduler.filters import (
     default_filters,
     run_filters,
 )
-from services.scheduler.host_state import HostSnapshot, snapshot
+from services.scheduler.host_state import HostSnapshot, locate_servers, snapshot
 from services.scheduler.no_valid_host import fault
 from services.scheduler.request import PlacementRequest
 from services.scheduler.settings import SchedulerSettings
@@ -116,6 +117,10 @@ class BuildScheduler:
                      blog: structlog.typing.FilteringBoundLogger) -> str | None:
         """Choose a host, claim on it and record it on the server; None if none."""
         snap = await snapshot(conn, self._settings.service_down_time_s)
+        if req.referenced_servers:
+            # Where the servers the hints name live, read once for every filter.
+            req = msgspec.structs.replace(req, placements=await locate_servers(
+                conn, req.project_id, req.referenced_servers))
         if not snap.live:
             await self._no_valid_host(conn, req, snap, None, (), blog)
             return None
@@ -162,7 +167,7 @@ class BuildScheduler:
                                             details=f.details, expect=TaskState.SCHEDULING)
         blog.warning("scheduler.no_valid_host", reason=f.details, marked_error=marked,
                      ram_mb=req.ram_mb, disk_gb=req.disk_gb, vcpus=req.vcpus,
-                     availability_zone=req.availability_zone)
+                     availability_zone=req.availability_zone, hints=req.hints or None)
 
     async def _send(self, req: PlacementRequest, build: BuildServer, host: str,
                     blog: structlog.typing.FilteringBoundLogger) -> bool:

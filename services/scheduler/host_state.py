@@ -2,17 +2,23 @@
 
 There is no cache to go stale: each build reads the hosts' rows (a few hundred
 at most) in one query, and the claim re-checks capacity in the database anyway.
+A build whose scheduler hints name other servers also reads where those live,
+in one more query (:func:`locate_servers`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from uuid import UUID
+
 import asyncpg
 import msgspec
 
+from services.scheduler.request import ServerPlacement
 from shared.db import hosts as hosts_db
 from shared.db.hosts import HostState
 
-__all__ = ["HostState", "HostSnapshot", "snapshot"]
+__all__ = ["HostSnapshot", "HostState", "ServerPlacement", "locate_servers", "snapshot"]
 
 
 class HostSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,3 +40,35 @@ async def snapshot(conn: asyncpg.Connection, service_down_time_s: float) -> Host
     return HostSnapshot(live=live, disabled=sum(h.disabled for h in every),
                         down=sum(not h.alive and not h.disabled for h in every),
                         service_down_time_s=service_down_time_s)
+
+
+# Only the project's own servers: a hint must not reveal (or depend on) where
+# another project's servers run. A server counts wherever it has a host until it
+# is deleted, whatever its state, as Nova counted a host's instances. The zone
+# is the host's current one, the server's recorded one if the host is unknown.
+_LOCATE = """
+SELECT s.id, s.host, COALESCE(h.availability_zone, s.availability_zone) AS availability_zone
+  FROM servers s LEFT JOIN compute_hosts h ON h.host = s.host
+ WHERE s.id = ANY($1::uuid[]) AND s.project_id = $2
+   AND s.deleted_at IS NULL AND s.vm_state <> 'deleted' AND s.host IS NOT NULL"""
+
+
+async def locate_servers(conn: asyncpg.Connection, project_id: str,
+                         server_ids: Sequence[str]) -> dict[str, ServerPlacement]:
+    """Where the given servers of ``project_id`` live, by id (as given, canonical form).
+
+    Ids that are not UUIDs, servers of other projects, deleted servers and
+    servers not placed on a host yet are left out.
+    """
+    ids: list[UUID] = []
+    for text in server_ids:
+        try:
+            ids.append(UUID(text))
+        except ValueError:
+            continue
+    if not ids:
+        return {}
+    rows = await conn.fetch(_LOCATE, ids, project_id)
+    return {str(r["id"]): ServerPlacement(host=r["host"],
+                                          availability_zone=r["availability_zone"])
+            for r in rows}

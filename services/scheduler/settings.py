@@ -28,6 +28,12 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     the hosts with most free RAM; negative stacks them onto the fullest host
     that still fits (packing); 0 ignores RAM."""
 
+    near_weight_multiplier: float = 10.0
+    """Weight of being the host of the server a ``near`` scheduler hint names.
+    Well above the other multipliers makes that host win whenever it can take
+    the server (the filters already keep only its zone); 0 leaves the choice
+    within the zone to the other weighers."""
+
     max_concurrent_builds: Annotated[int, msgspec.Meta(ge=1)] = 16
     """Build requests handled at once by this process (the queue's prefetch).
     More raises throughput; each one in flight holds a database connection for

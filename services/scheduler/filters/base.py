@@ -23,6 +23,11 @@ class HostFilter(abc.ABC):
     name: ClassVar[str]
     """Name shown in logs and in a server's fault, Nova style (``RamFilter``)."""
 
+    def applies(self, req: PlacementRequest) -> bool:
+        """Whether the filter has anything to check for ``req``; one that does not
+        is skipped and leaves no step in the trail (a hint filter without its hint)."""
+        return True
+
     @abc.abstractmethod
     def passes(self, host: HostState, req: PlacementRequest) -> bool:
         """True when ``host`` may take ``req``. Pure: no I/O, no state kept."""
@@ -59,6 +64,8 @@ def run_filters(filters: Iterable[HostFilter], hosts: Sequence[HostState],
     current = list(hosts)
     steps: list[FilterStep] = []
     for flt in filters:
+        if not flt.applies(req):
+            continue
         kept = [h for h in current if flt.passes(h, req)]
         steps.append(FilterStep(name=flt.name, before=len(current), after=len(kept)))
         if not kept:

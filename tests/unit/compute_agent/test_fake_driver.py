@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from pathlib import Path
 
+import msgspec
 import pytest
 
 from services.compute_agent.drivers import DriverError, GuestSpec
-from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
+from services.compute_agent.drivers.base import ConfigDrive
+from services.compute_agent.drivers.fake import FakeDriver, FakeSettings, guest_relative_path
+from shared.config import load
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
+from shared.contracts.compute import InjectedFile
 from shared.states import PowerState
 
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
@@ -67,3 +73,134 @@ async def test_destroy_while_spawning_leaves_nothing():
     with pytest.raises(DriverError):
         await spawn
     assert await driver.list_instances() == []
+
+
+# --------------------------------------------------------------------------- state_dir
+
+
+def _recording(tmp_path: Path, **kw) -> FakeDriver:
+    return FakeDriver(FakeSettings(spawn_delay_s=0.01, destroy_delay_s=0,
+                                   state_dir=str(tmp_path), **kw), host="fake-1")
+
+
+FILES = (InjectedFile(path="/etc/banner.txt", contents=b"hello\n"),
+         InjectedFile(path="/root/.ssh/authorized_keys", contents=b"\x00\xffbinary"))
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+async def test_without_state_dir_nothing_is_written(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    driver = _driver()
+    spec = msgspec.structs.replace(_spec(), files=FILES, user_data=b"#!/bin/sh\n")
+    await driver.spawn(spec)
+    assert driver.guest_dir(spec.server_id) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_files_and_user_data_are_recorded_without_a_config_drive(tmp_path: Path) -> None:
+    driver = _recording(tmp_path)
+    spec = msgspec.structs.replace(_spec(), files=FILES, user_data=b"#!/bin/sh\necho hi\n",
+                           metadata={"role": "web"})
+    await driver.spawn(spec)
+    guest = tmp_path / "fake-1" / str(spec.server_id)
+    assert driver.guest_dir(spec.server_id) == guest
+    assert _tree(guest) == {
+        "user_data": b"#!/bin/sh\necho hi\n",
+        "files/etc/banner.txt": b"hello\n",
+        "files/root/.ssh/authorized_keys": b"\x00\xffbinary",
+    }
+    assert "injecting 2 file(s)" in await driver.console_output(spec.server_id)
+
+
+async def test_config_drive_takes_metadata_files_key_and_user_data(tmp_path: Path) -> None:
+    driver = _recording(tmp_path)
+    drive = ConfigDrive(metadata={"My Server Name": "Apache1", "id": "25"}, files=FILES,
+                        public_key="ssh-rsa AAAA demo@nimbus", user_data=b"ud")
+    spec = msgspec.structs.replace(_spec(), files=FILES, user_data=b"ud", metadata=drive.metadata,
+                           config_drive=drive)
+    await driver.spawn(spec)
+    tree = _tree(tmp_path / "fake-1" / str(spec.server_id))
+    assert json.loads(tree.pop("config_drive/meta.js")) == {"My Server Name": "Apache1", "id": "25"}
+    assert tree == {
+        "user_data": b"ud",
+        "config_drive/files/etc/banner.txt": b"hello\n",
+        "config_drive/files/root/.ssh/authorized_keys": b"\x00\xffbinary",
+        "config_drive/public_key": b"ssh-rsa AAAA demo@nimbus",
+        "config_drive/user_data": b"ud",
+    }
+
+
+async def test_destroy_removes_the_record(tmp_path: Path) -> None:
+    driver = _recording(tmp_path)
+    spec = msgspec.structs.replace(_spec(), files=FILES)
+    await driver.spawn(spec)
+    guest = tmp_path / "fake-1" / str(spec.server_id)
+    assert guest.is_dir()
+    await driver.destroy(spec.server_id)
+    assert not guest.exists()
+    await driver.destroy(spec.server_id)  # still quiet
+
+
+async def test_destroy_while_spawning_leaves_no_record(tmp_path: Path) -> None:
+    driver = FakeDriver(FakeSettings(spawn_delay_s=0.2, destroy_delay_s=0, state_dir=str(tmp_path)),
+                        host="fake-1")
+    spec = msgspec.structs.replace(_spec(), files=FILES)
+    spawn = asyncio.create_task(driver.spawn(spec))
+    guest = tmp_path / "fake-1" / str(spec.server_id)
+    for _ in range(100):
+        if guest.exists():
+            break
+        await asyncio.sleep(0.01)
+    await driver.destroy(spec.server_id)
+    with pytest.raises(DriverError):
+        await spawn
+    assert not guest.exists()
+    assert await driver.list_instances() == []
+
+
+@pytest.mark.parametrize(("given", "inside"), [
+    ("/etc/banner.txt", "etc/banner.txt"),
+    ("etc/banner.txt", "etc/banner.txt"),
+    ("../../etc/x", "etc/x"),
+    ("/a/../../../b", "b"),
+    ("//a/./b//c", "a/b/c"),
+])
+def test_injected_paths_stay_inside_the_guest(given: str, inside: str) -> None:
+    assert guest_relative_path(given) == inside
+
+
+@pytest.mark.parametrize("bad", ["/", "..", "/../..", "a\x00b"])
+def test_paths_that_name_no_file_are_refused(bad: str) -> None:
+    with pytest.raises(DriverError):
+        guest_relative_path(bad)
+
+
+async def test_climbing_paths_are_written_inside_the_guest(tmp_path: Path) -> None:
+    driver = _recording(tmp_path / "state")
+    spec = msgspec.structs.replace(_spec(), files=(InjectedFile(path="../../../escape", contents=b"x"),))
+    await driver.spawn(spec)
+    guest = tmp_path / "state" / "fake-1" / str(spec.server_id)
+    assert _tree(tmp_path) == {str((guest / "files" / "escape").relative_to(tmp_path)): b"x"}
+
+
+async def test_a_bad_path_fails_the_spawn_and_leaves_nothing(tmp_path: Path) -> None:
+    driver = _recording(tmp_path)
+    spec = msgspec.structs.replace(_spec(), files=(InjectedFile(path="/etc/a", contents=b"1"),
+                                           InjectedFile(path="/etc/a/b", contents=b"2")))
+    with pytest.raises(DriverError, match="/etc/a/b"):
+        await driver.spawn(spec)
+    assert not (tmp_path / "fake-1" / str(spec.server_id)).exists()
+    assert await driver.list_instances() == []
+
+
+def test_state_dir_comes_from_the_environment(monkeypatch, tmp_path: Path) -> None:
+    from services.compute_agent.settings import Settings
+
+    monkeypatch.delenv("NIMBUS_CONFIG", raising=False)
+    monkeypatch.setenv("NIMBUS_FAKE_STATE_DIR", str(tmp_path))
+    assert load(Settings).fake.state_dir == str(tmp_path)
+    monkeypatch.delenv("NIMBUS_FAKE_STATE_DIR")
+    assert load(Settings).fake.state_dir == ""
