@@ -14,6 +14,8 @@ import time
 
 import aiohttp
 
+from tests.e2e.projects import new_project
+
 REQUESTS = 1500
 CONCURRENCY = 16
 
@@ -35,7 +37,8 @@ async def _rate(session: aiohttp.ClientSession, url: str, headers: dict[str, str
     return REQUESTS / elapsed
 
 
-async def test_read_paths_against_version_discovery(cloud, demo):
+async def test_read_paths_against_version_discovery(cloud):
+    demo, _ = await new_project(cloud, maxTotalRAMSize=-1, maxTotalInstances=-1)
     for i in range(20):  # a project with some servers to list
         r = await demo.boot(name=f"bench-{i}")
         assert r.status == 202
@@ -58,8 +61,9 @@ async def test_read_paths_against_version_discovery(cloud, demo):
         await demo.delete(f"/servers/{sid}")
 
 
-async def test_boot_throughput_against_one_boot(demo):
+async def test_boot_throughput_against_one_boot(cloud):
     """Time to ACTIVE for 30 concurrent boots, as a multiple of one boot's time."""
+    demo, _ = await new_project(cloud, maxTotalRAMSize=-1, maxTotalInstances=-1)
     async def boot_one(name: str) -> str:
         r = await demo.boot(name=name)
         assert r.status == 202, r.raw

@@ -12,8 +12,11 @@ from aiohttp import web
 from services.api.identity import create_identity_app
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.middleware import auth_mw, request_id_mw
+from services.api.ratelimit import RATE_LIMITS, RateLimits, ratelimit_mw
 from services.api.representation import fault_middleware
-from services.api.resources import extensions, flavors, images, servers, versions
+from services.api.resources import availability_zones, instance_actions
+from services.api.resources import image_metadata, server_metadata
+from services.api.resources import extensions, flavors, images, limits, servers, versions
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
@@ -25,14 +28,18 @@ log = structlog.get_logger(__name__)
 
 def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
                        health: web.Handler | None = None) -> web.Application:
-    app = web.Application(middlewares=[request_id_mw, fault_middleware, auth_mw],
+    # Rate limits need the caller's project, so they come after auth.
+    app = web.Application(middlewares=[request_id_mw, fault_middleware, auth_mw, ratelimit_mw],
                           client_max_size=settings.api.max_body_bytes)
     app[SETTINGS] = settings
     app[POOL] = pool
     app[RPC] = rpc
+    app[RATE_LIMITS] = RateLimits()
     if health is not None:
         app.router.add_get("/healthz", health)
-    for resource in (versions, extensions, flavors, images, servers):
+    for resource in (versions, extensions, flavors, images, servers, instance_actions,
+                     availability_zones, limits,
+                     server_metadata, image_metadata):
         resource.setup(app.router)
     return app
 

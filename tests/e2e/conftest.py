@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,10 +41,13 @@ async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
     db_name = f"e2e_{uuid.uuid4().hex[:12]}"
     db_url = await infra.create_database(db_name, template=migrated_template)
     amqp_url = await infra.new_vhost()
-    env = {**os.environ, **E2E_ENV, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url}
+    run_dir = Path(tempfile.mkdtemp(prefix="nimbus-e2e-"))
+    # The fake driver records what each guest was given under guests/<host>/<server id>/
+    # (tests read it through cloud.stack.env["NIMBUS_FAKE_STATE_DIR"]).
+    env = {**os.environ, **E2E_ENV, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url,
+           "NIMBUS_FAKE_STATE_DIR": str(run_dir / "guests")}
     env.pop("NIMBUS_CONFIG", None)
     ports = ServicePorts.free()
-    run_dir = Path(tempfile.mkdtemp(prefix="nimbus-e2e-"))
     stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=REPO)
     api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
     boot_env = {**env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import uuid
 
 import openstack
 
 from services.api.catalog import CIRROS_IMAGE_ID
 
 
-def _boot_and_delete(identity_url: str) -> dict:
-    conn = openstack.connect(
+def _connect(identity_url: str) -> openstack.connection.Connection:
+    return openstack.connect(
         auth_url=f"{identity_url}/v3", username="demo", password="demo", project_name="demo",
         user_domain_id="default", project_domain_id="default", region_name="region-a",
         compute_api_version="2")
+
+
+def _boot_and_delete(identity_url: str) -> dict:
+    conn = _connect(identity_url)
     flavors = {f.name: f for f in conn.compute.flavors()}
     server = conn.compute.create_server(name="sdk-boot", image_id=str(CIRROS_IMAGE_ID),
                                         flavor_id=flavors["standard.xsmall"].id)
@@ -32,3 +38,41 @@ async def test_openstacksdk_boots_and_deletes(cloud):
     assert seen["addresses"], seen
     assert "sdk-boot" in seen["names"]
     assert seen["id"] not in seen["after"]
+
+
+def _metadata_lists_and_pages(identity_url: str) -> dict:
+    conn = _connect(identity_url)
+    tag = f"sdk-{uuid.uuid4().hex[:6]}"
+    user_data = base64.b64encode(b"#!/bin/sh\necho hello\n").decode()
+    created = [conn.compute.create_server(
+        name=f"{tag}-{i}", image_id=str(CIRROS_IMAGE_ID), flavor_id="100",
+        metadata={"role": "web", "n": str(i)}, user_data=user_data) for i in range(3)]
+    for s in created:
+        conn.compute.wait_for_server(s, status="ACTIVE", wait=60, interval=0.5)
+    out: dict = {}
+    # Filter by name, walk pages of one (the SDK follows the markers itself).
+    out["paged"] = [s.name for s in conn.compute.servers(name=f"^{tag}-", limit=1)]
+    out["detail_meta"] = {s.name: s.metadata for s in conn.compute.servers(
+        details=True, name=f"^{tag}-")}
+    first = created[0]
+    conn.compute.set_server_metadata(first, color="blue")
+    out["after_set"] = dict(conn.compute.get_server_metadata(first).metadata)
+    conn.compute.delete_server_metadata(first, ["role"])
+    out["after_delete"] = dict(conn.compute.get_server_metadata(first).metadata)
+    for s in created:
+        conn.compute.delete_server(s)
+    for s in created:
+        conn.compute.wait_for_delete(s, wait=60, interval=0.5)
+    out["left"] = [s.name for s in conn.compute.servers(name=f"^{tag}-")]
+    return out
+
+
+async def test_openstacksdk_metadata_filters_and_pages(cloud):
+    out = await asyncio.to_thread(_metadata_lists_and_pages, cloud.identity_url)
+    tag = out["paged"][0].rsplit("-", 1)[0]
+    assert sorted(out["paged"]) == [f"{tag}-0", f"{tag}-1", f"{tag}-2"]
+    assert out["paged"] == sorted(out["paged"], reverse=True)   # newest first
+    assert out["detail_meta"][f"{tag}-1"] == {"role": "web", "n": "1"}
+    assert out["after_set"] == {"role": "web", "n": "0", "color": "blue"}
+    assert out["after_delete"] == {"n": "0", "color": "blue"}
+    assert out["left"] == []

@@ -6,6 +6,7 @@ from lxml import etree
 
 from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.client import ATOM, NS, eventually
+from tests.e2e.projects import new_project
 
 BUILD_STEPS = ["BUILD(scheduling)", "BUILD(networking)", "BUILD(block_device_mapping)",
                "BUILD(spawning)"]
@@ -128,8 +129,10 @@ async def test_delete_while_building_frees_everything(demo, cloud):
         await conn.close()
 
 
-async def test_no_host_fits_is_error_with_reason(demo):
-    # standard.8xlarge wants 120 GiB of RAM; the simulated hosts have 64 GiB.
+async def test_no_host_fits_is_error_with_reason(cloud):
+    # standard.8xlarge wants 120 GiB of RAM; the simulated hosts have 64 GiB. The
+    # project's RAM quota must let it through to the scheduler.
+    demo, _ = await new_project(cloud, maxTotalRAMSize=-1)
     r = await demo.boot(name="too-big", flavor="114")
     assert r.status == 202, r.raw
     sid = r.json["server"]["id"]
