@@ -26,6 +26,15 @@ class TaskState(StrEnum):
     BLOCK_DEVICE_MAPPING = "block_device_mapping"
     SPAWNING = "spawning"
     DELETING = "deleting"
+    # Actions on a built server (section 4.4.1.17-19, 4.4.14, 4.4.25).
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    REBUILDING = "rebuilding"
+    IMAGE_SNAPSHOT = "image_snapshot"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    RESCUING = "rescuing"
+    UNRESCUING = "unrescuing"
 
 
 class PowerState(IntEnum):
@@ -68,11 +77,21 @@ _STATUS = {
 }
 
 
+# Tasks that show in the status instead of the vm_state's own (Nova's _STATE_MAP).
+_TASK_STATUS = {
+    TaskState.REBOOTING: "REBOOT",
+    TaskState.REBOOTING_HARD: "HARD_REBOOT",
+    TaskState.REBUILDING: "REBUILD",
+}
+
+
 def api_status(vm_state: VmState | str, task_state: TaskState | str | None) -> str:
     """The ``status`` string the API shows for a server."""
     vm = VmState(vm_state)
     task = TaskState(task_state) if task_state else None
     if vm is VmState.BUILDING:
         return f"BUILD({task.value})" if task and task is not TaskState.DELETING else "BUILD"
+    if task in _TASK_STATUS and vm in (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR):
+        return _TASK_STATUS[task]
     return _STATUS[vm]
 

@@ -15,7 +15,7 @@ from services.api.middleware import auth_mw, request_id_mw
 from services.api.ratelimit import RATE_LIMITS, RateLimits, ratelimit_mw
 from services.api.representation import fault_middleware
 from services.api.resources import availability_zones, instance_actions
-from services.api.resources import image_metadata, server_metadata
+from services.api.resources import image_metadata, server_actions, server_metadata
 from services.api.resources import extensions, flavors, images, limits, servers, versions
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
@@ -37,9 +37,12 @@ def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
     app[RATE_LIMITS] = RateLimits()
     if health is not None:
         app.router.add_get("/healthz", health)
+    # Resources that only add server actions register them by being imported
+    # (see server_actions); list them here too so the import is not optimised away.
     for resource in (versions, extensions, flavors, images, servers, instance_actions,
                      availability_zones, limits,
-                     server_metadata, image_metadata):
+                     server_metadata, image_metadata,
+                     server_actions):
         resource.setup(app.router)
     return app
 

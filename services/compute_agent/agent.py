@@ -20,6 +20,7 @@ from shared.contracts.compute import (
 )
 from shared.contracts.network import NetworkClient
 from shared.db import hosts
+from shared.errors import NotImplementedFault
 from shared.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -67,13 +68,13 @@ class ComputeAgent:
                 total_disk_gb=res.disk_gb, total_vcpus=res.vcpus, ram_ratio=c.ram_ratio,
                 disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio), starting=starting)
 
-    async def handle(self, msg: ComputeMessage) -> None:
-        # Imported here to keep each operation in its own module.
-        from services.compute_agent import build, delete
-        if isinstance(msg, BuildServer):
-            await build.build_server(self, msg)
-        elif isinstance(msg, DeleteServer):
-            await delete.delete_server(self, msg)
+    async def handle(self, msg: ComputeMessage) -> object:
+        """Run the operation module registered for the message's type (see ``operations``)."""
+        from services.compute_agent.operations import HANDLERS
+        handler = HANDLERS.get(type(msg))
+        if handler is None:
+            raise NotImplementedFault(f"This compute agent cannot handle {type(msg).__name__}.")
+        return await handler(self, msg)
 
 
 async def run(settings: Settings) -> None:

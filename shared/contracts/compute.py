@@ -1,6 +1,8 @@
 """Compute agent messages, sent to the queue of the host that owns the server.
 
 v1: BuildServer, DeleteServer.
+v2: RebootServer, StopServer, StartServer, RescueServer, UnrescueServer, RebuildServer,
+    SnapshotServer (casts); GetConsoleOutput, GetVncConsole (calls).
 """
 
 from __future__ import annotations
@@ -48,7 +50,79 @@ class DeleteServer(msgspec.Struct, tag="delete_server", frozen=True, kw_only=Tru
     server_id: UUID
 
 
-ComputeMessage = BuildServer | DeleteServer
+class RebootServer(msgspec.Struct, tag="reboot_server", frozen=True, kw_only=True):
+    """Reboot the guest (SOFT: ask the OS; HARD: power-cycle); the server is ACTIVE after."""
+
+    server_id: UUID
+    hard: bool = False
+
+
+class StopServer(msgspec.Struct, tag="stop_server", frozen=True, kw_only=True):
+    """Power the guest off; the server ends SHUTOFF (vm_state stopped)."""
+
+    server_id: UUID
+
+
+class StartServer(msgspec.Struct, tag="start_server", frozen=True, kw_only=True):
+    """Power a stopped guest on; the server ends ACTIVE."""
+
+    server_id: UUID
+
+
+class RescueServer(msgspec.Struct, tag="rescue_server", frozen=True, kw_only=True):
+    """Boot the guest from a rescue image with ``admin_pass``; the server ends RESCUE."""
+
+    server_id: UUID
+    admin_pass: str
+    rescue_image: ImageSpec | None = None
+
+
+class UnrescueServer(msgspec.Struct, tag="unrescue_server", frozen=True, kw_only=True):
+    """Boot the guest from its own disk again; the server ends ACTIVE."""
+
+    server_id: UUID
+
+
+class RebuildServer(msgspec.Struct, tag="rebuild_server", frozen=True, kw_only=True):
+    """Re-create the guest's disk from ``image`` keeping its addresses; ends ACTIVE."""
+
+    server_id: UUID
+    image: ImageSpec
+    name: str
+    admin_pass: str | None = None
+    metadata: dict[str, str] = {}
+    files: tuple[InjectedFile, ...] = ()
+
+
+class SnapshotServer(msgspec.Struct, tag="snapshot_server", frozen=True, kw_only=True):
+    """Copy the guest's disk into the (SAVING) image ``image_id``, which ends ACTIVE."""
+
+    server_id: UUID
+    image_id: UUID
+    name: str
+
+
+class GetConsoleOutput(msgspec.Struct, tag="get_console_output", frozen=True, kw_only=True):
+    """(call) The last ``length`` lines of the guest's console log, all if None."""
+
+    server_id: UUID
+    length: int | None = None
+
+
+class VncEndpoint(msgspec.Struct, frozen=True, kw_only=True):
+    host: str
+    port: int
+
+
+class GetVncConsole(msgspec.Struct, tag="get_vnc_console", frozen=True, kw_only=True):
+    """(call) Where the guest's VNC server listens, or None if it has none."""
+
+    server_id: UUID
+
+
+ComputeMessage = (BuildServer | DeleteServer | RebootServer | StopServer | StartServer
+                  | RescueServer | UnrescueServer | RebuildServer | SnapshotServer
+                  | GetConsoleOutput | GetVncConsole)
 
 
 class ComputeClient:
@@ -60,3 +134,15 @@ class ComputeClient:
 
     async def delete_server(self, host: str, msg: DeleteServer) -> None:
         await self._rpc.cast(host_queue(host), msg)
+
+    async def cast(self, host: str, msg: ComputeMessage) -> None:
+        """Hand an action to the host's agent (the casts of v2)."""
+        await self._rpc.cast(host_queue(host), msg)
+
+    async def console_output(self, host: str, msg: GetConsoleOutput,
+                             *, timeout: float | None = None) -> str:
+        return await self._rpc.call(host_queue(host), msg, str, timeout=timeout)
+
+    async def vnc_console(self, host: str, msg: GetVncConsole,
+                          *, timeout: float | None = None) -> VncEndpoint | None:
+        return await self._rpc.call(host_queue(host), msg, VncEndpoint | None, timeout=timeout)

@@ -120,3 +120,18 @@ async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: st
 async def undo_delete(conn: asyncpg.Connection, server_id: UUID) -> None:
     """Give back a delete that could not be handed to the agent (the user may retry)."""
     await conn.execute(_UNDO_DELETE, server_id)
+
+
+_BEGIN_TASK = """
+UPDATE servers SET task_state = $3, updated_at = now()
+ WHERE id = $1 AND project_id = $2 AND vm_state = ANY($4::text[]) AND task_state IS NULL
+   AND deleted_at IS NULL
+RETURNING host"""
+
+
+async def begin_task(conn: asyncpg.Connection, server_id: UUID, project_id: str,
+                     task: TaskState, allowed: list[str]) -> tuple[bool, str | None]:
+    """Start ``task`` on a server whose vm_state is one of ``allowed`` and that has no
+    task in flight: (started, host). Two actions racing cannot both start."""
+    row = await conn.fetchrow(_BEGIN_TASK, server_id, project_id, task, allowed)
+    return (row is not None, row["host"] if row else None)

@@ -10,7 +10,7 @@ returns the response View.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
@@ -20,7 +20,10 @@ from services.api.keys import POOL
 from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import parse_uuid, principal
-from shared.errors import BadRequest, ServerNotFound
+from shared.db import actions
+from shared.db import servers as server_db
+from shared.errors import BadRequest, Conflict, ServerNotFound
+from shared.states import TaskState, VmState
 
 ActionHandler = Callable[[web.Request, asyncpg.Record, Any], Awaitable[View]]
 
@@ -39,6 +42,40 @@ def server_action(name: str) -> Callable[[ActionHandler], ActionHandler]:
 
 def registered() -> list[str]:
     return sorted(_ACTIONS)
+
+
+async def begin_task(request: web.Request, row: asyncpg.Record, *, action: str,
+                     task: TaskState, allowed: Iterable[VmState]) -> str:
+    """Start ``task`` for ``action`` on the server, record the instance action, and
+    return the host to cast to.
+
+    409 conflictingRequest, changing nothing, when the server's vm_state does not
+    allow the action, another task is in flight (two actions racing: one wins),
+    or the server has no host.
+    """
+    who = principal(request)
+    allowed_states = [VmState(v).value for v in allowed]
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            started, host = await server_db.begin_task(conn, row["id"], who.project_id, task,
+                                                       allowed_states)
+            if not started or host is None:
+                current = await server_db.get(conn, row["id"])
+                raise Conflict(_conflict_message(action, row["id"], current))
+            await actions.start_action(conn, server_id=row["id"], project_id=who.project_id,
+                                       user_id=who.user_id, action=action,
+                                       request_id=request["request_id"])
+    return host
+
+
+def _conflict_message(action: str, server_id: object, current: asyncpg.Record | None) -> str:
+    # Nova's wording: "Cannot 'reboot' instance X while it is in vm_state building".
+    if current is None or current["deleted_at"] is not None:
+        return f"Cannot '{action}' instance {server_id}: it is deleted."
+    if current["task_state"] is not None:
+        return (f"Cannot '{action}' instance {server_id} while it is in task_state "
+                f"{current['task_state']}")
+    return f"Cannot '{action}' instance {server_id} while it is in vm_state {current['vm_state']}"
 
 
 @represented

@@ -86,3 +86,39 @@ class HypervisorDriver(abc.ABC):
     @abc.abstractmethod
     async def console_output(self, server_id: UUID) -> str:
         """The guest's console log as recorded so far (DriverError if no guest)."""
+
+    # --- actions on a running guest (issue "Server actions through the agents") ---
+    # TODO(issue 4): make these abstract once every driver implements them.
+
+    async def reboot(self, server_id: UUID, *, hard: bool) -> None:
+        """Restart the guest; on return it is RUNNING again. SOFT asks the guest OS,
+        HARD power-cycles. DriverError if there is no such guest."""
+        raise NotImplementedError
+
+    async def power_off(self, server_id: UUID) -> None:
+        """Stop the guest; on return it is SHUTDOWN. Idempotent."""
+        raise NotImplementedError
+
+    async def power_on(self, server_id: UUID) -> None:
+        """Start a stopped guest; on return it is RUNNING. Idempotent."""
+        raise NotImplementedError
+
+    async def rescue(self, server_id: UUID, *, admin_pass: str, image: ImageSpec | None) -> None:
+        """Boot the guest from a rescue image (its own disk attached); RUNNING on return."""
+        raise NotImplementedError
+
+    async def unrescue(self, server_id: UUID) -> None:
+        """Boot the guest from its own disk again; RUNNING on return. Idempotent."""
+        raise NotImplementedError
+
+    async def rebuild(self, spec: GuestSpec) -> None:
+        """Re-create the guest's disk from ``spec.image`` (same ports); RUNNING on return."""
+        raise NotImplementedError
+
+    async def snapshot(self, server_id: UUID) -> int:
+        """Copy the guest's root disk; return the image's size in bytes."""
+        raise NotImplementedError
+
+    async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
+        """Where the guest's VNC server listens, or None if the driver has none."""
+        raise NotImplementedError

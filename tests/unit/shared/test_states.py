@@ -45,3 +45,18 @@ def test_unknown_vm_state_is_refused():
     with pytest.raises(ValueError):
         api_status("exploded", None)
     assert VmState("active") is VmState.ACTIVE
+
+
+@pytest.mark.parametrize(("vm", "task", "status"), [
+    ("active", "rebooting", "REBOOT"),
+    ("active", "rebooting_hard", "HARD_REBOOT"),
+    ("active", "rebuilding", "REBUILD"),
+    ("stopped", "rebuilding", "REBUILD"),
+    ("active", "image_snapshot", "ACTIVE"),
+    ("active", "powering-off", "ACTIVE"),
+    ("stopped", "powering-on", "SHUTOFF"),
+    ("active", "rescuing", "ACTIVE"),
+    ("rescued", "unrescuing", "RESCUE"),
+])
+def test_action_tasks_in_status(vm, task, status):
+    assert api_status(vm, task) == status
