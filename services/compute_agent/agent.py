@@ -11,6 +11,7 @@ import structlog
 
 from services.compute_agent.drivers import HypervisorDriver
 from services.compute_agent.drivers.fake import FakeDriver
+from services.compute_agent.recover import recover
 from services.compute_agent.settings import Settings
 from shared.contracts.compute import (
     BuildServer,
@@ -83,6 +84,8 @@ async def run(settings: Settings) -> None:
     await worker.open()
     agent = ComputeAgent(settings, worker, make_driver(settings))
     await agent.report(starting=True)  # registered before the queue is served
+    # Servers left mid-action by an earlier run of this agent, before new work.
+    await recover(agent)
     worker.serve(host_queue(agent.host), ComputeMessage, agent.handle)
     worker.every(settings.compute.heartbeat_interval_s, agent.report, "heartbeat")
     worker.health_info(host=agent.host, availability_zone=settings.compute.az)

@@ -52,6 +52,14 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A server whose build has not moved for this many seconds is put in ERROR
     (Nova's instance_build_timeout). Keep it well above the slowest spawn."""
 
+    action_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    """A server still in an action's task state (reboot, stop, start, rescue,
+    unrescue, rebuild, snapshot) this many seconds after the task began is put
+    in ERROR with a fault naming the action: its message or its agent was lost.
+    Keep it well above the slowest action (a snapshot of a large disk); lower
+    frees stuck servers sooner. Servers whose host stops heartbeating are failed
+    after ``service_down_time_s`` instead."""
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings = DatabaseSettings()

@@ -1,0 +1,41 @@
+"""The guest's console log (os-getConsoleOutput, section 4.4.4): a call, answered at once.
+
+It reads what the driver recorded and takes no server lock, so the log can be
+read while a reboot or rescue is under way (that is when it is most useful).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from services.compute_agent.drivers import DriverError
+from shared.contracts.compute import GetConsoleOutput
+from shared.errors import Conflict
+
+if TYPE_CHECKING:
+    from services.compute_agent.agent import ComputeAgent
+
+log = structlog.get_logger(__name__)
+
+
+def tail(text: str, length: int | None) -> str:
+    """The last ``length`` lines of ``text`` (all of it for None, nothing for 0)."""
+    if length is None:
+        return text
+    if length <= 0:
+        return ""
+    return "".join(text.splitlines(keepends=True)[-length:])
+
+
+async def console_output(agent: ComputeAgent, msg: GetConsoleOutput) -> str:
+    try:
+        text = await agent.driver.console_output(msg.server_id)
+    except DriverError as exc:
+        # Nova's InstanceNotReady: the server exists but this host has no guest
+        # for it (it never got one, or lost it when the host restarted).
+        log.info("compute.console_unavailable", server_id=str(msg.server_id), error=str(exc))
+        raise Conflict(f"Instance {msg.server_id} is not ready: its host has no guest "
+                       "for it, so there is no console output.") from None
+    return tail(text, msg.length)
