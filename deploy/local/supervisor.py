@@ -55,19 +55,22 @@ class ServicePorts:
     scheduler_health: int = 8781
     network_health: int = 8782
     compute_health: Sequence[int] = (8783, 8784, 8785)
+    console_proxy: int = 6080
+    """The console proxy's port: its pages, websockets and `/healthz`."""
 
     @classmethod
     def free(cls, agents: int = len(AZS)) -> ServicePorts:
         """Ports free right now on 127.0.0.1 (for tests running beside `make up`)."""
-        p = infra.free_ports(4 + agents)
+        p = infra.free_ports(5 + agents)
         return cls(api=p[0], identity=p[1], scheduler_health=p[2], network_health=p[3],
-                   compute_health=tuple(p[4:]))
+                   console_proxy=p[4], compute_health=tuple(p[5:]))
 
 
 def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePorts | None = None,
                      azs: Sequence[str] = AZS, host: str = "127.0.0.1",
                      python: str = sys.executable) -> list[ServiceSpec]:
-    """The Nimbus services: api, scheduler, network and one compute agent per AZ.
+    """The Nimbus services: api, scheduler, network, the console proxy and one compute
+    agent per AZ.
 
     Args:
         env: the environment the stack will run with; only read for
@@ -83,15 +86,21 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
         raise ValueError(f"{len(azs)} agents need as many compute_health ports")
     prefix = (env or {}).get("NIMBUS_COMPUTE_HOST_PREFIX", "compute")
     api_url, identity_url = f"http://{host}:{ports.api}", f"http://{host}:{ports.identity}"
+    console_url = f"http://{host}:{ports.console_proxy}"
     specs = [
         ServiceSpec("api", [python, "-m", "services.api"], {
             "NIMBUS_API_HOST": host, "NIMBUS_API_PORT": str(ports.api),
             "NIMBUS_IDENTITY_HOST": host, "NIMBUS_IDENTITY_PORT": str(ports.identity),
             "NIMBUS_IDENTITY_PUBLIC_URL": identity_url,
             "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
+            "NIMBUS_API_CONSOLE_PROXY_URL": console_url,
         }, f"{api_url}/healthz"),
         _worker("scheduler", [python, "-m", "services.scheduler"], host, ports.scheduler_health),
         _worker("network", [python, "-m", "services.network"], host, ports.network_health),
+        ServiceSpec("consoleproxy", [python, "-m", "services.consoleproxy"], {
+            "NIMBUS_CONSOLEPROXY_HOST": host, "NIMBUS_CONSOLEPROXY_PORT": str(ports.console_proxy),
+            "NIMBUS_CONSOLEPROXY_PUBLIC_URL": console_url,
+        }, f"{console_url}/healthz"),
     ]
     for az, port in zip(azs, ports.compute_health):
         name = f"{prefix}-{az}"
@@ -352,6 +361,7 @@ Nimbus is up.
 
   Identity   {identity}/v3  and  {identity}/v2.0
   Compute    http://127.0.0.1:{ports.api}/v2/{{project_id}}
+  Consoles   http://127.0.0.1:{ports.console_proxy}  (VNC console proxy: os-getVNCConsole URLs)
 
   Accounts   demo/demo (project demo), alt/alt (project alt), admin/admin (project admin)
 

@@ -26,6 +26,13 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     equal to the scheduler's ``service_down_time_s``."""
     stale_delete_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     """A delete still under way after this many seconds may be asked again."""
+    console_proxy_url: str = "http://127.0.0.1:6080"
+    """Public base URL of the console proxy (``services.consoleproxy``), written into
+    the console URLs of os-getVNCConsole; keep it equal to the proxy's
+    ``NIMBUS_CONSOLEPROXY_PUBLIC_URL``."""
+    console_token_ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    """Seconds a console URL's token stays usable (once). Longer gives a user more
+    time to open the console; an unused URL that leaks stays usable as long."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
