@@ -86,11 +86,11 @@ async def _run_steps(agent: ComputeAgent, msg: BuildServer, task: TaskState) -> 
     if task is TaskState.SCHEDULING:
         task = await _advance(agent, sid, task)
     # Networking runs again on a redelivered build: allocation is idempotent.
-    network_ids = msg.network_ids
+    # The network service writes the server's addresses cache itself, in the
+    # transaction that makes the ports (it keeps floating IPs in it too).
     ports = await agent.network.allocate_ports(AllocatePorts(
-        server_id=sid, project_id=msg.project_id, host=agent.host, network_ids=network_ids))
-    async with pool.acquire() as conn:
-        await servers.set_addresses(conn, sid, ports)
+        server_id=sid, project_id=msg.project_id, host=agent.host,
+        network_ids=msg.network_ids, requests=msg.port_requests))
     log.info("compute.networked", server_id=str(sid), addresses=[p.address for p in ports])
     if task is TaskState.NETWORKING:
         task = await _advance(agent, sid, task)

@@ -42,6 +42,20 @@ VALUES ($1, $2, $3, $4, $5, true)
 ON CONFLICT DO NOTHING
 RETURNING {_COLUMNS}"""
 
+# A further network (the management command's): same conflicts as above, but
+# not the project's default.
+_INSERT_OTHER = f"""
+INSERT INTO networks (id, project_id, name, cidr, gateway, is_default)
+VALUES ($1, $2, $3, $4, $5, false)
+ON CONFLICT DO NOTHING
+RETURNING {_COLUMNS}"""
+
+_NAME_TAKEN = "SELECT true FROM networks WHERE project_id = $1 AND name = $2"
+
+_OVERLAPPING = f"SELECT {_COLUMNS} FROM networks WHERE cidr && $1::cidr LIMIT 1"
+
+_OF_PROJECT = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 ORDER BY created_at, id"
+
 _INSERT_FIXED_IPS = """
 INSERT INTO fixed_ips (network_id, address)
 SELECT $1, $2::inet + g FROM generate_series(0, $3::integer - 1) AS g"""
@@ -102,3 +116,89 @@ async def get_owned(conn: asyncpg.Connection, project_id: str,
             raise BadRequest(f"Network {nid} could not be found.")
         found.append(net)
     return found
+
+
+# Bounds on a network given by CIDR: every usable address gets a fixed_ips row
+# (a /16 is 65,533), and a /30 leaves one address for a server.
+MIN_PREFIXLEN = 16
+MAX_PREFIXLEN = 30
+
+
+def _usable(cidr: ipaddress.IPv4Network) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address, int]:
+    """Gateway, first server address and how many server addresses a subnet has
+    (the first host is the gateway; the network and broadcast addresses are not
+    used), as the carved /24s of ``services.network.subnets``."""
+    gateway = cidr.network_address + 1
+    return gateway, gateway + 1, cidr.num_addresses - 3
+
+
+def parse_cidr(text: str) -> ipaddress.IPv4Network:
+    """A CIDR a network may have; ValueError saying why not."""
+    try:
+        cidr = ipaddress.IPv4Network(text.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an IPv4 CIDR ({exc})") from None
+    if not MIN_PREFIXLEN <= cidr.prefixlen <= MAX_PREFIXLEN:
+        raise ValueError(f"a network's prefix length must be /{MIN_PREFIXLEN} to "
+                         f"/{MAX_PREFIXLEN}, not /{cidr.prefixlen}")
+    return cidr
+
+
+async def owned_ids(conn: asyncpg.Connection, project_id: str,
+                    network_ids: list[UUID]) -> set[UUID]:
+    """Those of ``network_ids`` that are the project's networks."""
+    rows = await conn.fetch(_GET_MANY, list(network_ids))
+    return {r["id"] for r in rows if r["project_id"] == project_id}
+
+
+async def of_project(conn: asyncpg.Connection, project_id: str) -> list[Network]:
+    """The project's networks, oldest first."""
+    return [_network(r) for r in await conn.fetch(_OF_PROJECT, project_id)]
+
+
+async def create(conn: asyncpg.Connection, project_id: str, name: str, *,
+                 supernet: ipaddress.IPv4Network, default_name: str,
+                 cidr: ipaddress.IPv4Network | None = None) -> Network:
+    """Make a further network of the project, with all its fixed IPs.
+
+    The project's default network is made first if it has none, so that a
+    project with a further network always has several (and create server then
+    needs ``networks``, section 2.3.1). Without ``cidr`` the network takes the
+    next /24 of ``supernet`` like a default network does.
+
+    Raises Conflict when the project has a network of that name or ``cidr``
+    overlaps another network. Run it in a transaction of its own, after the
+    default network's (see :func:`ensure_default`).
+    """
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise BadRequest("A network name must be 1 to 255 characters, not all blank.")
+    async with conn.transaction():
+        await ensure_default(conn, project_id, supernet=supernet, name=default_name)
+    for _ in range(_MAX_ATTEMPTS if cidr is None else 1):
+        if await conn.fetchval(_NAME_TAKEN, project_id, name):
+            raise Conflict(f"Project {project_id} already has a network named {name!r}.")
+        if cidr is None:
+            subnet = carve(supernet, await conn.fetchval(_NEXT_INDEX))
+            net_cidr, gateway, first, count = (subnet.cidr, subnet.gateway, subnet.first_host,
+                                               subnet.host_count)
+        else:
+            net_cidr = cidr
+            gateway, first, count = _usable(cidr)
+        async with conn.transaction():
+            row = await conn.fetchrow(_INSERT_OTHER, uuid.uuid4(), project_id, name, net_cidr,
+                                      gateway)
+            if row is not None:
+                await conn.execute(_INSERT_FIXED_IPS, row["id"], first, count)
+                log.info("network.created", project_id=project_id, network_id=str(row["id"]),
+                         name=name, cidr=str(net_cidr))
+                return _network(row)
+        if cidr is not None:
+            other = await conn.fetchrow(_OVERLAPPING, cidr)
+            if other is not None:
+                raise Conflict(f"CIDR {cidr} overlaps network {other['name']} ({other['cidr']}) "
+                               f"of project {other['project_id']}.")
+    if await conn.fetchval(_NAME_TAKEN, project_id, name):
+        raise Conflict(f"Project {project_id} already has a network named {name!r}.")
+    raise Conflict(f"Could not create network {name!r} of project {project_id}: "
+                   "no free subnet found.")

@@ -4,10 +4,18 @@ Functions take a connection; the caller owns the transaction. Callers that read
 then write one server's ports first take :func:`lock_server`, which serialises
 work on that server (a redelivered AllocatePorts racing the first delivery, an
 allocate racing a deallocate) until their transaction ends.
+
+A fixed IP row is free (``server_id`` NULL), held by a port of its server, or
+reserved for a server not built yet (``server_id`` set, ``reserved_at`` set, no
+port): create server reserves the addresses it names, so that no other server
+can take them between the request and the build. Taking an address is one
+guarded UPDATE (free, or already this server's), so two servers asking for the
+same address never both get it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Sequence
 from uuid import UUID
@@ -16,7 +24,7 @@ import asyncpg
 import structlog
 
 from shared.contracts.common import Port
-from shared.errors import ComputeError
+from shared.errors import BadRequest, ComputeError
 from services.network.errors import NoMoreFixedIps
 from services.network.macs import random_mac
 from services.network.networks import Network
@@ -51,6 +59,18 @@ UPDATE fixed_ips SET server_id = $2
                    FOR UPDATE SKIP LOCKED)
 RETURNING address, host(address) AS text"""
 
+# One named address: free, or already this server's (reserved, or taken by an
+# earlier attempt of this transaction's work). A concurrent taker of the same
+# row waits for this one to end and then finds it no longer free.
+_TAKE_FIXED = """
+UPDATE fixed_ips SET server_id = $3,
+       reserved_at = CASE WHEN $4::boolean THEN coalesce(reserved_at, now()) ELSE reserved_at END
+ WHERE network_id = $1 AND address = $2::inet
+   AND (server_id IS NULL OR server_id = $3)
+RETURNING address, host(address) AS text"""
+
+_FIXED_EXISTS = "SELECT true FROM fixed_ips WHERE network_id = $1 AND address = $2::inet"
+
 # created_at is clock_timestamp(), not now() (the transaction's start), so that
 # ports made in one transaction come back in the order they were asked for.
 _INSERT_PORT = """
@@ -59,18 +79,30 @@ VALUES ($1, $2, $3, $4, $5::macaddr, $6, clock_timestamp())
 ON CONFLICT (mac) DO NOTHING
 RETURNING mac::text"""
 
-# Data-modifying CTEs run to completion whether or not the outer query reads them.
+# Data-modifying CTEs run to completion whether or not the outer query reads
+# them. Every address the server holds is freed: its ports' and its reservations.
 _DEALLOCATE = """
 WITH gone AS (
     DELETE FROM ports WHERE server_id = $1 RETURNING network_id, address
 ), freed AS (
-    UPDATE fixed_ips f SET server_id = NULL
-      FROM gone
-     WHERE f.network_id = gone.network_id AND f.address = gone.address
-       AND f.server_id = $1
+    UPDATE fixed_ips SET server_id = NULL, reserved_at = NULL
+     WHERE server_id = $1
     RETURNING 1
 )
 SELECT count(*) FROM gone"""
+
+# Reservations (no port) whose server was deleted, or was never written and
+# the reservation is older than $1 seconds (the API died between reserving and
+# writing the server).
+_SWEEP_RESERVATIONS = """
+UPDATE fixed_ips f SET server_id = NULL, reserved_at = NULL
+ WHERE f.server_id IS NOT NULL AND f.reserved_at IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM ports p
+                    WHERE p.network_id = f.network_id AND p.address = f.address)
+   AND (EXISTS (SELECT 1 FROM servers s WHERE s.id = f.server_id AND s.deleted_at IS NOT NULL)
+        OR (NOT EXISTS (SELECT 1 FROM servers s WHERE s.id = f.server_id)
+            AND f.reserved_at < now() - make_interval(secs => $1)))
+RETURNING f.server_id, host(f.address) AS address"""
 
 
 async def lock_server(conn: asyncpg.Connection, server_id: UUID) -> None:
@@ -85,17 +117,82 @@ async def of_server(conn: asyncpg.Connection, server_id: UUID) -> list[Port]:
             for r in await conn.fetch(_OF_SERVER, server_id)]
 
 
+def _check_address(net: Network, address: str) -> str:
+    """``address`` in canonical form; BadRequest unless it is an IPv4 address."""
+    try:
+        return str(ipaddress.IPv4Address(address.strip()))
+    except ValueError:
+        raise BadRequest(f"Invalid fixed IP address ({address}) for network "
+                         f"{net.id}.") from None
+
+
+async def take_fixed(conn: asyncpg.Connection, net: Network, address: str, server_id: UUID, *,
+                     reserve: bool = False) -> asyncpg.Record:
+    """Hold ``address`` of ``net`` for the server (marked reserved if ``reserve``).
+
+    Raises BadRequest when the address is not one servers can have on the
+    network (outside its subnet, its network, gateway or broadcast address) or
+    when another server holds it (Nova's "Fixed IP address ... is already in
+    use", 400).
+    """
+    canonical = _check_address(net, address)
+    row = await conn.fetchrow(_TAKE_FIXED, net.id, canonical, server_id, reserve)
+    if row is not None:
+        return row
+    if not await conn.fetchval(_FIXED_EXISTS, net.id, canonical):
+        raise BadRequest(f"Fixed IP address {canonical} is not an address servers can have "
+                         f"on network {net.name} ({net.cidr}).")
+    raise BadRequest(f"Fixed IP address {canonical} is already in use.")
+
+
+async def reserve(conn: asyncpg.Connection, server_id: UUID,
+                  wanted: Sequence[tuple[Network, str]]) -> int:
+    """Reserve each (network, address) for the server: all or nothing (the caller's
+    transaction rolls back on BadRequest). Rows are taken in address order, so
+    two reservations of overlapping sets cannot deadlock."""
+    for net, address in sorted(wanted, key=lambda w: (str(w[0].id), _sort_key(w[1]))):
+        await take_fixed(conn, net, address, server_id, reserve=True)
+    return len(wanted)
+
+
+def _sort_key(address: str) -> tuple[int, str]:
+    try:
+        return int(ipaddress.IPv4Address(address.strip())), ""
+    except ValueError:
+        return -1, address
+
+
+async def sweep_reservations(conn: asyncpg.Connection, *, older_than_s: float) -> int:
+    """Free reservations nobody will build (see ``_SWEEP_RESERVATIONS``); how many."""
+    rows = await conn.fetch(_SWEEP_RESERVATIONS, older_than_s)
+    for r in rows:
+        log.info("network.reservation_freed", server_id=str(r["server_id"]), address=r["address"])
+    return len(rows)
+
+
 async def allocate(conn: asyncpg.Connection, server_id: UUID, host: str,
-                   networks: Sequence[Network], *, mac_prefix: str) -> list[Port]:
+                   networks: Sequence[Network], *, mac_prefix: str,
+                   fixed: Sequence[str | None] | None = None) -> list[Port]:
     """Give the server one port on each of ``networks``, in that order.
 
-    Takes the lowest free address of each network and a random unused MAC.
-    Raises NoMoreFixedIps when a network is full; the caller's transaction must
-    then roll back so the addresses taken so far are freed.
+    Takes the address ``fixed[i]`` names for the i-th network (reserved for
+    this server, or free), else the lowest free address of the network, and a
+    random unused MAC. Raises NoMoreFixedIps when a network is full and
+    BadRequest when a named address is not to be had; the caller's transaction
+    must then roll back so the addresses taken so far are freed.
     """
+    wanted = list(fixed) if fixed is not None else [None] * len(networks)
+    if len(wanted) != len(networks):
+        raise ValueError("one fixed address (or None) per network")
+    # Named addresses first, in address order (no deadlock between two servers
+    # naming overlapping sets), then the ports in the order asked for.
+    named: dict[int, asyncpg.Record] = {}
+    for i in sorted((i for i, a in enumerate(wanted) if a),
+                    key=lambda i: (str(networks[i].id), _sort_key(wanted[i] or ""))):
+        named[i] = await take_fixed(conn, networks[i], wanted[i] or "", server_id)
     made: list[Port] = []
-    for net in networks:
-        taken = await conn.fetchrow(_TAKE_ADDRESS, net.id, server_id)
+    for i, net in enumerate(networks):
+        taken = named.get(i) or await conn.fetchrow(_TAKE_ADDRESS, net.id, server_id)
         if taken is None:
             raise NoMoreFixedIps(net.name, net.cidr)
         port_id = uuid.uuid4()

@@ -7,12 +7,16 @@ field can also be set as ``NIMBUS_NETWORK_<FIELD>`` (``NIMBUS_NETWORK_PROJECT_SU
 from __future__ import annotations
 
 import ipaddress
+from typing import Annotated
 
 import msgspec
 
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from services.network.macs import parse_prefix
 from services.network.subnets import SUBNET_PREFIXLEN
+
+# Every floating address gets a row: a /16 is the largest pool.
+FLOATING_POOL_MIN_PREFIXLEN = 16
 
 
 class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,7 +38,18 @@ class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Name of the floating IP pool (``pool`` in ``os-floating-ips``)."""
     floating_pool_cidr: str = "15.126.0.0/24"
     """IPv4 range of the floating IP pool; its network and broadcast addresses are
-    not handed out."""
+    not handed out. The service writes a row per address on first use, so it is
+    at most a /16 (65,534 addresses). Changing it on a live deployment adds the
+    new addresses and drops the free ones outside the range; allocated ones stay
+    with their projects until deallocated. Every network service process must
+    have the same pool."""
+    reservation_ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    """A fixed IP reserved by create server for a server that was never written
+    (the API stopped between the two) is freed after this many seconds; one
+    reserved for a deleted server is freed at the next sweep. Must be longer
+    than a create request can take."""
+    reservation_sweep_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    """Seconds between sweeps of such reservations; each is one UPDATE."""
 
     def __post_init__(self) -> None:
         # msgspec turns a ValueError here into a ValidationError, which
@@ -43,7 +58,12 @@ class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
         if supernet.prefixlen > SUBNET_PREFIXLEN:
             raise ValueError(f"project_supernet {supernet} is smaller than one "
                              f"/{SUBNET_PREFIXLEN} subnet")
-        ipaddress.IPv4Network(self.floating_pool_cidr)
+        pool = ipaddress.IPv4Network(self.floating_pool_cidr)
+        if pool.prefixlen < FLOATING_POOL_MIN_PREFIXLEN:
+            raise ValueError(f"floating_pool_cidr {pool} is larger than a "
+                             f"/{FLOATING_POOL_MIN_PREFIXLEN}")
+        if not self.floating_pool_name.strip():
+            raise ValueError("floating_pool_name must not be empty")
         parse_prefix(self.mac_prefix)
         if not self.default_network_name.strip():
             raise ValueError("default_network_name must not be empty")
@@ -51,6 +71,10 @@ class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def supernet(self) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(self.project_supernet)
+
+    @property
+    def floating_pool(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.floating_pool_cidr)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,4 +1,12 @@
-"""Network service messages. v1: AllocatePorts, DeallocatePorts."""
+"""Network service messages.
+
+v1: AllocatePorts, DeallocatePorts.
+v2: PortRequest; AllocatePorts.requests (a network with an optional fixed IP each,
+    ``network_ids`` still works); ReserveFixedIps (call). DeallocatePorts also
+    frees reservations and disassociates the server's floating IPs. The network
+    service writes the server's ``addresses`` cache itself (fixed ports, each with
+    its ``floating_ips``) in the transaction that changes them.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +20,33 @@ from shared.rpc import RpcClient
 QUEUE = "network"
 
 
+class PortRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One port a server asks for: on ``network_id``, with ``fixed_ip`` if given
+    (else the network's lowest free address)."""
+
+    network_id: UUID
+    fixed_ip: str | None = None
+
+
 class AllocatePorts(msgspec.Struct, tag="allocate_ports", frozen=True, kw_only=True):
     """Give a server a port (fixed address and MAC) on each network it asks for.
 
-    With no ``network_ids`` the project's default network is used, created on
-    first use. Idempotent: a server that already has ports gets them back.
+    ``requests`` (v2) name the networks in order, each with an optional fixed
+    IP (reserved for the server by ReserveFixedIps, or free); without them
+    ``network_ids`` do, and with neither the project's default network is used,
+    created on first use. Idempotent: a server that already has ports gets them
+    back.
     """
 
     server_id: UUID
     project_id: str
     host: str
     network_ids: tuple[UUID, ...] = ()
+    requests: tuple[PortRequest, ...] = ()
+
+    def port_requests(self) -> tuple[PortRequest, ...]:
+        """What is asked for: ``requests``, else one request per ``network_ids``."""
+        return self.requests or tuple(PortRequest(network_id=n) for n in self.network_ids)
 
 
 class DeallocatePorts(msgspec.Struct, tag="deallocate_ports", frozen=True, kw_only=True):
@@ -31,7 +55,22 @@ class DeallocatePorts(msgspec.Struct, tag="deallocate_ports", frozen=True, kw_on
     server_id: UUID
 
 
-NetworkMessage = AllocatePorts | DeallocatePorts
+class ReserveFixedIps(msgspec.Struct, tag="reserve_fixed_ips", frozen=True, kw_only=True):
+    """(call, v2) Hold the fixed IPs of ``requests`` for a server about to be written.
+
+    All or nothing; BadRequest when a network is not the project's, an address
+    is not one of its network's, or another server holds it. Idempotent for one
+    server. DeallocatePorts frees what was reserved; a reservation whose server
+    never comes to be is freed by the network service after a while.
+    Returns how many addresses are reserved.
+    """
+
+    server_id: UUID
+    project_id: str
+    requests: tuple[PortRequest, ...]
+
+
+NetworkMessage = AllocatePorts | DeallocatePorts | ReserveFixedIps
 
 
 class NetworkClient:
@@ -43,4 +82,7 @@ class NetworkClient:
         return await self._rpc.call(QUEUE, msg, list[Port], timeout=self._timeout)
 
     async def deallocate_ports(self, msg: DeallocatePorts) -> int:
+        return await self._rpc.call(QUEUE, msg, int, timeout=self._timeout)
+
+    async def reserve_fixed_ips(self, msg: ReserveFixedIps) -> int:
         return await self._rpc.call(QUEUE, msg, int, timeout=self._timeout)

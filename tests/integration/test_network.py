@@ -22,14 +22,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import pytest
 
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from shared.contracts.common import Port
-from shared.contracts.network import AllocatePorts, DeallocatePorts, NetworkClient
-from shared.errors import BadRequest
+from shared.contracts.network import (
+    AllocatePorts,
+    DeallocatePorts,
+    NetworkClient,
+    PortRequest,
+    ReserveFixedIps,
+)
+from shared.errors import BadRequest, Conflict
 from shared.rpc import RpcClient, connect
-from services.network import networks, security_groups
+from services.network import networks, ports, security_groups
 from services.network.app import create_worker
 from services.network.errors import NoMoreFixedIps
 from services.network.settings import NetworkSettings, Settings
@@ -414,3 +421,201 @@ async def test_process_serves_healthz_and_rpc_and_stops_on_sigterm(db_url: str, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --------------------------------------------------------------------------- fixed IPs asked for
+
+
+def req(network_id: uuid.UUID, fixed_ip: str | None = None) -> PortRequest:
+    return PortRequest(network_id=network_id, fixed_ip=fixed_ip)
+
+
+async def allocate_req(network: NetworkClient, project: str, server: uuid.UUID,
+                       *requests: PortRequest) -> list[Port]:
+    return await network.allocate_ports(AllocatePorts(
+        server_id=server, project_id=project, host="host-1", requests=requests))
+
+
+async def test_a_named_fixed_ip_is_the_one_given(network: NetworkClient,
+                                                 db: asyncpg.Connection) -> None:
+    project = new_project()
+    [default] = await allocate(network, project)
+    net = ipaddress.IPv4Network(f"{default.address}/24", strict=False)
+    wanted = str(net.network_address + 77)
+    server = uuid.uuid4()
+    [port] = await allocate_req(network, project, server, req(default.network_id, wanted))
+    assert port.address == wanted
+    # The lowest free address is still handed to the next server.
+    [nxt] = await allocate(network, project)
+    assert ipaddress.IPv4Address(nxt.address) == ipaddress.IPv4Address(default.address) + 1
+    # network_ids alone still work (a v1 sender).
+    [old] = await allocate(network, project, uuid.uuid4(), default.network_id)
+    assert ipaddress.IPv4Address(old.address) == ipaddress.IPv4Address(default.address) + 2
+    with pytest.raises(BadRequest, match=f"Fixed IP address {wanted} is already in use"):
+        await allocate_req(network, project, uuid.uuid4(), req(default.network_id, wanted))
+
+
+@pytest.mark.parametrize("offset", [0, 1, 255, 256, -1])
+async def test_a_fixed_ip_outside_what_servers_can_have_is_refused(
+        network: NetworkClient, db: asyncpg.Connection, offset: int) -> None:
+    project, server = new_project(), uuid.uuid4()
+    [default] = await allocate(network, project)
+    net = ipaddress.IPv4Network(f"{default.address}/24", strict=False)
+    bad = str(net.network_address + offset)   # network, gateway, broadcast, outside
+    with pytest.raises(BadRequest, match="is not an address servers can have on network private"):
+        await allocate_req(network, project, server, req(default.network_id, bad))
+    with pytest.raises(BadRequest, match="Invalid fixed IP address"):
+        await allocate_req(network, project, server, req(default.network_id, "10.0.0.300"))
+    assert await db.fetchval("SELECT count(*) FROM ports WHERE server_id = $1", server) == 0
+
+
+async def test_reservations_hold_an_address_for_one_server(network: NetworkClient,
+                                                           db: asyncpg.Connection) -> None:
+    project = new_project()
+    [default] = await allocate(network, project)
+    lowest_free = str(ipaddress.IPv4Address(default.address) + 1)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert await network.reserve_fixed_ips(ReserveFixedIps(
+        server_id=a, project_id=project, requests=(req(default.network_id, lowest_free),))) == 1
+    # Idempotent for the same server, refused to another, skipped by automatic allocation.
+    assert await network.reserve_fixed_ips(ReserveFixedIps(
+        server_id=a, project_id=project, requests=(req(default.network_id, lowest_free),))) == 1
+    with pytest.raises(BadRequest, match="already in use"):
+        await network.reserve_fixed_ips(ReserveFixedIps(
+            server_id=b, project_id=project, requests=(req(default.network_id, lowest_free),)))
+    [auto] = await allocate(network, project, b)
+    assert auto.address != lowest_free
+    # The server it was reserved for gets it when built.
+    [port] = await allocate_req(network, project, a, req(default.network_id, lowest_free))
+    assert port.address == lowest_free
+    # Another project's network cannot be reserved in.
+    with pytest.raises(BadRequest, match="could not be found"):
+        await network.reserve_fixed_ips(ReserveFixedIps(
+            server_id=uuid.uuid4(), project_id=new_project(),
+            requests=(req(default.network_id, lowest_free),)))
+    # Freeing the server frees the address.
+    assert await network.deallocate_ports(DeallocatePorts(server_id=a)) == 1
+    c = uuid.uuid4()
+    await network.reserve_fixed_ips(ReserveFixedIps(
+        server_id=c, project_id=project, requests=(req(default.network_id, lowest_free),)))
+    assert await network.deallocate_ports(DeallocatePorts(server_id=c)) == 0  # no port, yet freed
+    assert await db.fetchval("SELECT server_id FROM fixed_ips WHERE network_id = $1 "
+                             "AND address = $2::inet", default.network_id, lowest_free) is None
+
+
+async def test_concurrent_requests_for_one_fixed_ip_give_it_to_one_server(
+        network: NetworkClient, db: asyncpg.Connection) -> None:
+    project = new_project()
+    [default] = await allocate(network, project)
+    for round_ in range(3):
+        wanted = str(ipaddress.IPv4Address(default.address) + 100 + round_)
+        servers = [uuid.uuid4() for _ in range(12)]
+        # Half reserve, half allocate outright: every path guards the same row.
+        calls = [network.reserve_fixed_ips(ReserveFixedIps(
+                    server_id=s, project_id=project, requests=(req(default.network_id, wanted),)))
+                 if i % 2 else allocate_req(network, project, s, req(default.network_id, wanted))
+                 for i, s in enumerate(servers)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        winners = [s for s, r in zip(servers, results) if not isinstance(r, Exception)]
+        assert len(winners) == 1, results
+        assert all(isinstance(r, BadRequest) and "already in use" in r.message
+                   for r in results if isinstance(r, Exception))
+        assert await db.fetchval("SELECT server_id FROM fixed_ips WHERE network_id = $1 "
+                                 "AND address = $2::inet", default.network_id, wanted) == winners[0]
+
+
+async def test_stale_reservations_are_swept(network: NetworkClient,
+                                            db: asyncpg.Connection) -> None:
+    project = new_project()
+    [default] = await allocate(network, project)
+    base = ipaddress.IPv4Address(default.address)
+    never, deleted, live, young = (uuid.uuid4() for _ in range(4))
+    for i, sid in enumerate((never, deleted, live, young)):
+        await network.reserve_fixed_ips(ReserveFixedIps(
+            server_id=sid, project_id=project,
+            requests=(req(default.network_id, str(base + 10 + i)),)))
+    for sid, state in ((deleted, "deleted"), (live, "error")):
+        await db.execute(
+            """INSERT INTO servers (id, project_id, user_id, name, flavor_id, flavor, vm_state,
+                                    reservation_id, deleted_at)
+               VALUES ($1, $2, 'u', 'vm', '100', '{}', $3, 'r-1',
+                       CASE WHEN $3 = 'deleted' THEN now() END)""", sid, project, state)
+    await db.execute("UPDATE fixed_ips SET reserved_at = now() - interval '1 hour' "
+                     "WHERE server_id = ANY($1::uuid[])", [never, deleted, live])
+    assert await ports.sweep_reservations(db, older_than_s=600) == 2
+    held = {r["server_id"] for r in await db.fetch(
+        "SELECT server_id FROM fixed_ips WHERE network_id = $1 AND server_id IS NOT NULL",
+        default.network_id)}
+    assert never not in held and deleted not in held
+    assert {live, young} <= held and default.network_id  # the live one and the young one stay
+
+
+async def test_allocation_writes_the_servers_addresses_cache(network: NetworkClient,
+                                                             db: asyncpg.Connection) -> None:
+    project, sid = new_project(), uuid.uuid4()
+    await db.execute(
+        """INSERT INTO servers (id, project_id, user_id, name, flavor_id, flavor, vm_state,
+                                task_state, reservation_id)
+           VALUES ($1, $2, 'u', 'vm', '100', '{}', 'building', 'networking', 'r-1')""",
+        sid, project)
+    [port] = await allocate(network, project, sid)
+    [entry] = msgspec.json.decode(await db.fetchval(
+        "SELECT addresses::text FROM servers WHERE id = $1", sid))
+    assert msgspec.convert(entry, Port) == port   # a reader of Port sees the port
+    assert entry["floating_ips"] == []
+    await network.deallocate_ports(DeallocatePorts(server_id=sid))
+    assert await db.fetchval("SELECT addresses::text FROM servers WHERE id = $1", sid) == "[]"
+
+
+# --------------------------------------------------------------------------- further networks
+
+
+SUPERNET = ipaddress.IPv4Network("10.0.0.0/8")
+
+
+async def test_create_network_makes_the_default_first_then_carves_or_takes_a_cidr(
+        db: asyncpg.Connection) -> None:
+    project = new_project()
+    backend = await networks.create(db, project, "backend", supernet=SUPERNET,
+                                    default_name="private")
+    nets = await networks.of_project(db, project)
+    assert [(n.name, n.is_default) for n in nets] == [("private", True), ("backend", False)]
+    assert ipaddress.IPv4Network(backend.cidr).prefixlen == 24
+    assert ipaddress.IPv4Network(backend.cidr).subnet_of(SUPERNET)
+    assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1",
+                             backend.id) == 253
+    storage = await networks.create(db, project, "storage", supernet=SUPERNET,
+                                    default_name="private",
+                                    cidr=networks.parse_cidr("172.20.0.0/28"))
+    assert (storage.cidr, storage.gateway) == ("172.20.0.0/28", "172.20.0.1")
+    assert [r["a"] for r in await db.fetch(
+        "SELECT host(address) AS a FROM fixed_ips WHERE network_id = $1 ORDER BY address",
+        storage.id)] == [f"172.20.0.{i}" for i in range(2, 15)]
+
+    with pytest.raises(Conflict, match="already has a network named 'backend'"):
+        await networks.create(db, project, "backend", supernet=SUPERNET, default_name="private")
+    with pytest.raises(Conflict, match="overlaps network storage"):
+        await networks.create(db, new_project(), "x", supernet=SUPERNET, default_name="private",
+                              cidr=networks.parse_cidr("172.20.0.0/16"))
+    for bad in ("172.20.0.1/28", "10.0.0.0/8", "10.1.2.0/31", "fd00::/64", "junk"):
+        with pytest.raises(ValueError):
+            networks.parse_cidr(bad)
+
+
+async def test_a_carved_subnet_skips_those_a_wider_network_overlaps(
+        db: asyncpg.Connection) -> None:
+    owner = new_project()
+    async with db.transaction():   # its default first, so that create() carves nothing
+        await networks.ensure_default(db, owner, supernet=SUPERNET, name="private")
+    # The index carved next is nextval - 1: make it even, and put a /23 over it
+    # and the one after.
+    index = await db.fetchval("SELECT last_value FROM network_subnet_seq")
+    index += index % 2
+    await db.execute("SELECT setval('network_subnet_seq', $1, true)", index)
+    wide = ipaddress.IPv4Network((int(SUPERNET.network_address) + 256 * index, 23))
+    await networks.create(db, owner, "wide", supernet=SUPERNET, default_name="private",
+                          cidr=wide)
+    async with db.transaction():
+        net = await networks.ensure_default(db, new_project(), supernet=SUPERNET, name="private")
+    carved = ipaddress.IPv4Network(net.cidr)
+    assert carved.network_address == wide.broadcast_address + 1   # index + 2

@@ -1,0 +1,166 @@
+"""Floating IP messages (spec section 4.4.8), served by the network service on
+their own queue so that a burst of them never waits behind port allocations.
+
+v1: AllocateFloatingIp, DeallocateFloatingIp, AssociateFloatingIp,
+    DisassociateFloatingIp, ListFloatingIpPools (all calls).
+
+The API reads floating IPs straight from PostgreSQL; every write goes through
+these messages. The errors below cross RPC by class name (``shared.rpc``), so
+both sides know them by importing this module; they carry the faults the API
+answers with.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from uuid import UUID
+
+import msgspec
+
+from shared.errors import BadRequest, Conflict, NotFound, OverLimit
+from shared.rpc import RpcClient
+
+QUEUE = "network.floating"
+
+
+class FloatingIp(msgspec.Struct, frozen=True, kw_only=True):
+    """An allocated floating IP, as the network service answers it."""
+
+    id: int
+    address: str
+    pool: str
+    project_id: str
+    server_id: UUID | None = None
+    fixed_address: str | None = None
+
+
+class AllocateFloatingIp(msgspec.Struct, tag="allocate_floating_ip", frozen=True, kw_only=True):
+    """Give the project the pool's lowest free address, within ``quota``.
+
+    ``pool`` None is the configured pool. ``quota`` is the project's
+    maxTotalFloatingIps (-1 unlimited): the service counts the project's
+    addresses under a per-project lock, so concurrent allocations never pass it.
+    ``request_key`` makes a redelivered message return the address it took.
+    Raises FloatingIpPoolNotFound, FloatingIpQuotaExceeded, NoMoreFloatingIps.
+    """
+
+    project_id: str
+    request_key: UUID
+    pool: str | None = None
+    quota: int = -1
+
+
+class DeallocateFloatingIp(msgspec.Struct, tag="deallocate_floating_ip", frozen=True,
+                           kw_only=True):
+    """Give the project's floating IP ``floating_ip_id`` back to the pool,
+    disassociating it first. FloatingIpNotFound unless the project holds it."""
+
+    project_id: str
+    floating_ip_id: int
+
+
+class AssociateFloatingIp(msgspec.Struct, tag="associate_floating_ip", frozen=True,
+                          kw_only=True):
+    """Map the project's floating ``address`` to one of the server's fixed addresses
+    (``fixed_address``, else the server's first).
+
+    Raises FloatingIpNotFound (not the project's), FloatingIpAssociated (another
+    server has it), NoFixedIpForServer / FixedAddressNotOnServer. Associating it
+    again with the same fixed address changes nothing.
+    """
+
+    project_id: str
+    server_id: UUID
+    address: str
+    fixed_address: str | None = None
+
+
+class DisassociateFloatingIp(msgspec.Struct, tag="disassociate_floating_ip", frozen=True,
+                             kw_only=True):
+    """Take the project's floating ``address`` off the server.
+
+    Raises FloatingIpNotFound (not the project's) or FloatingIpNotAssociated
+    (not on this server).
+    """
+
+    project_id: str
+    server_id: UUID
+    address: str
+
+
+class ListFloatingIpPools(msgspec.Struct, tag="list_floating_ip_pools", frozen=True,
+                          kw_only=True):
+    """The names of the floating IP pools."""
+
+
+FloatingIpMessage = (AllocateFloatingIp | DeallocateFloatingIp | AssociateFloatingIp
+                     | DisassociateFloatingIp | ListFloatingIpPools)
+
+
+# ---- faults ------------------------------------------------------------------
+# Status codes: Nova's where the spec's fault list (section 3.11) has them.
+
+
+class FloatingIpNotFound(NotFound):
+    """An id or address the project does not hold (another project's too)."""
+
+
+class FloatingIpPoolNotFound(NotFound):
+    """Nova: 404 "Floating ip pool not found." """
+
+
+class NoMoreFloatingIps(NotFound):
+    """The pool has no free address. Nova answered 404 "No more floating ips in
+    pool <name>." (its exception and its API's mapping); we keep both."""
+
+
+class FloatingIpQuotaExceeded(OverLimit):
+    """maxTotalFloatingIps reached: 413 overLimit like every quota here (Nova
+    answered 403 for this one quota). No Retry-After: waiting frees nothing."""
+
+    # An error rebuilt from RPC skips __init__; the class default stands in.
+    retry_after: ClassVar[int | None] = None
+
+
+class FloatingIpAssociated(Conflict):
+    """The address is associated with another server. Nova answered 400 "floating
+    ip is already associated"; the request conflicts with the address's state,
+    which section 3.11 spells conflictingRequest (409), and removing an address
+    from a server it is not on is the same kind of fault (Nova used 422 there,
+    which the spec's list lacks), so both are 409."""
+
+
+class FloatingIpNotAssociated(Conflict):
+    """removeFloatingIp of an address that is not on this server (see above)."""
+
+
+class NoFixedIpForServer(BadRequest):
+    """The server has no fixed address yet (still building, or failed before
+    networking). Nova: 400 "No fixed ips associated to instance"."""
+
+
+class FixedAddressNotOnServer(BadRequest):
+    """``fixed_address`` is not one of the server's. Nova: 400 "Specified fixed
+    address not assigned to instance"."""
+
+
+class FloatingIpClient:
+    def __init__(self, rpc: RpcClient, *, timeout: float | None = None) -> None:
+        self._rpc = rpc
+        self._timeout = timeout
+
+    async def allocate(self, msg: AllocateFloatingIp) -> FloatingIp:
+        return await self._rpc.call(QUEUE, msg, FloatingIp, timeout=self._timeout)
+
+    async def deallocate(self, msg: DeallocateFloatingIp) -> None:
+        await self._rpc.call(QUEUE, msg, type(None), timeout=self._timeout)
+
+    async def associate(self, msg: AssociateFloatingIp) -> FloatingIp:
+        return await self._rpc.call(QUEUE, msg, FloatingIp, timeout=self._timeout)
+
+    async def disassociate(self, msg: DisassociateFloatingIp) -> FloatingIp:
+        return await self._rpc.call(QUEUE, msg, FloatingIp, timeout=self._timeout)
+
+    async def pools(self) -> list[str]:
+        return await self._rpc.call(QUEUE, ListFloatingIpPools(), list[str],
+                                    timeout=self._timeout)
