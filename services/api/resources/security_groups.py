@@ -1,0 +1,165 @@
+"""Security groups: list, create, get, delete (sections 2.3.2, 4.4.11.5-8).
+
+Reads go straight to PostgreSQL; writes go to the network service, which owns
+the groups (``shared.contracts.security_groups``). Every project has a
+``default`` group holding the two rules of section 2.3.2: the network service
+makes it on a project's first port allocation, and list, get and create make
+it too, so that a project without servers sees it.
+
+Choices (the spec gives the normal codes only; the faults are Nova's):
+
+* Create answers 202, get and list 200, delete 202, as the spec says (Nova
+  answered 200 to create).
+* ``name`` is required; ``description`` is not marked required by the spec and
+  defaults to ``""`` (Nova required both). When given, each is 1 to 255
+  characters after trimming, without control characters (Nova checked the
+  length only; XML cannot carry control characters). A name taken in the
+  project is 400 "Security group NAME already exists" (Nova's code).
+* maxSecurityGroups counts the ``default`` group; over it is 413 overLimit
+  without Retry-After, checked under a per-project lock in the network service.
+* ``default`` is never deleted: 400 "Unable to delete system group 'default'"
+  (Nova's code and message).
+* Deleting a group that servers use is allowed, as section 2.3.2 describes:
+  the group is taken off those servers (their ``security_groups`` no longer
+  name it) and its rules no longer apply to them. Nova refused with 400
+  "Security group is still in use"; the spec says otherwise and wins. Rules of
+  other groups that name the deleted group as their source go with it.
+* A group id that is not an integer is 404, like an unknown one (Nova said 400
+  "Security group id should be integer"): the openstack CLI looks a group up
+  by ``GET os-security-groups/<name or id>`` and falls back to the list only
+  on 404.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from services.api import quotas
+from services.api.keys import POOL, RPC
+from services.api.queries import security_groups as q
+from services.api.representation import View, parse_body, represented, route
+from services.api.resources.common import principal
+from services.api.views import security_groups as views
+from shared.contracts.security_groups import (
+    CreateSecurityGroup,
+    DeleteSecurityGroup,
+    EnsureDefaultGroup,
+    SecurityGroupClient,
+)
+from shared.errors import BadRequest, NotFound
+
+MAX_LENGTH = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIGITS = re.compile(r"[0-9]{1,18}")  # fits a bigint
+
+
+def client(request: web.Request) -> SecurityGroupClient:
+    return SecurityGroupClient(request.app[RPC])
+
+
+async def ensure_default(request: web.Request, project_id: str) -> None:
+    """Have the network service make the project's ``default`` group if it is missing."""
+    async with request.app[POOL].acquire() as conn:
+        if await q.default_exists(conn, project_id):
+            return
+    await client(request).ensure_default(EnsureDefaultGroup(project_id=project_id))
+
+
+def parse_id(raw: object, what: str = "Security group") -> int | None:
+    """An integer id as the API takes it (path, JSON int or string, XML text)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if 0 <= raw < 2**63 else None
+    if isinstance(raw, str) and _DIGITS.fullmatch(raw.strip()):
+        return int(raw.strip())
+    return None
+
+
+def group_id_from_path(request: web.Request) -> int:
+    raw = request.match_info["security_group_id"]
+    gid = parse_id(raw)
+    if gid is None:
+        raise NotFound(f"Security group {raw} not found.")
+    return gid
+
+
+def check_property(value: object, prop: str, *, required: bool = True) -> str:
+    """A name or description: a string of 1 to 255 characters once trimmed."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"Security group {prop} is not a string or unicode")
+    text = value.strip()
+    if not text:
+        raise BadRequest(f"Security group {prop} has a minimum character requirement of 1.")
+    if len(text) > MAX_LENGTH:
+        raise BadRequest(f"Security group {prop} has more than {MAX_LENGTH} characters.")
+    if _CONTROL.search(text):
+        raise BadRequest(f"Security group {prop} must not contain control characters.")
+    return text
+
+
+async def _with_rules(conn: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    rules = await q.rules_of(conn, [r["id"] for r in rows])
+    return [views.group(r, rules[r["id"]]) for r in rows]
+
+
+@represented
+async def list_groups(request: web.Request) -> View:
+    pid = principal(request).project_id
+    await ensure_default(request, pid)
+    async with request.app[POOL].acquire() as conn, conn.transaction(readonly=True,
+                                                                     isolation="repeatable_read"):
+        groups = await _with_rules(conn, await q.list_for_project(conn, pid))
+    return View({"security_groups": groups})
+
+
+@represented
+async def create_group(request: web.Request) -> View:
+    pid = principal(request).project_id
+    body = (await parse_body(request, root="security_group"))["security_group"]
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must hold a 'security_group' object.")
+    name = check_property(body.get("name"), "name")
+    description = check_property(body.get("description"), "description", required=False)
+    async with request.app[POOL].acquire() as conn:
+        limits = await quotas.absolute_limits(conn, pid)
+    made = await client(request).create_group(CreateSecurityGroup(
+        project_id=pid, name=name, description=description,
+        max_groups=limits["maxSecurityGroups"]))
+    return View({"security_group": views.group(msgspec.structs.asdict(made), [])}, status=202)
+
+
+@represented
+async def show_group(request: web.Request) -> View:
+    pid = principal(request).project_id
+    gid = group_id_from_path(request)
+    await ensure_default(request, pid)
+    async with request.app[POOL].acquire() as conn, conn.transaction(readonly=True,
+                                                                     isolation="repeatable_read"):
+        row = await q.get(conn, pid, gid)
+        if row is None:
+            raise NotFound(f"Security group {gid} not found.")
+        (group,) = await _with_rules(conn, [row])
+    return View({"security_group": group})
+
+
+@represented
+async def delete_group(request: web.Request) -> View:
+    pid = principal(request).project_id
+    gid = group_id_from_path(request)
+    await client(request).delete_group(DeleteSecurityGroup(project_id=pid, group_id=gid))
+    return View(None, status=202)
+
+
+def setup(router: web.UrlDispatcher) -> None:
+    route(router, "GET", "/v2/{project_id}/os-security-groups", list_groups)
+    route(router, "POST", "/v2/{project_id}/os-security-groups", create_group)
+    route(router, "GET", "/v2/{project_id}/os-security-groups/{security_group_id}", show_group)
+    route(router, "DELETE", "/v2/{project_id}/os-security-groups/{security_group_id}",
+          delete_group)

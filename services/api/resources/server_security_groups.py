@@ -1,0 +1,65 @@
+"""The addSecurityGroup and removeSecurityGroup server actions (sections 4.4.11.3-4).
+
+``{"addSecurityGroup": {"name": "web"}}`` (or ``<addSecurityGroup><name>web</name>
+</addSecurityGroup>``) puts the project's group on the server; the network
+service writes the server's list of groups under a lock on the group, so a
+concurrent delete of the group cannot leave the server naming it. Both answer
+202 with no body. Faults, Nova's:
+
+* no ``name``, or a blank one: 400;
+* the project has no group of that name (another project's group counts as
+  none): 404 "Security group NAME not found for project P.";
+* add a group the server has, or remove one it does not have: 400.
+
+The change applies to the server's effective rule set at once (the network
+service's ``GetServerRules``), whatever state the server is in, as Nova did;
+a deleted server is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from services.api.representation import View
+from services.api.resources.common import principal
+from services.api.resources.security_groups import client
+from services.api.resources.server_actions import server_action
+from shared.contracts.security_groups import (
+    AddServerSecurityGroup,
+    RemoveServerSecurityGroup,
+)
+from shared.errors import BadRequest
+
+
+def _group_name(value: Any) -> str:
+    if not isinstance(value, dict):
+        raise BadRequest("Missing parameter dict")
+    if "name" not in value:
+        raise BadRequest("Security group not specified")
+    name = value["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("Security group name cannot be empty")
+    return name.strip()
+
+
+@server_action("addSecurityGroup")
+async def add_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
+    name = _group_name(value)
+    await client(request).add_to_server(AddServerSecurityGroup(
+        project_id=principal(request).project_id, server_id=row["id"], name=name))
+    return View(None, status=202)
+
+
+@server_action("removeSecurityGroup")
+async def remove_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
+    name = _group_name(value)
+    await client(request).remove_from_server(RemoveServerSecurityGroup(
+        project_id=principal(request).project_id, server_id=row["id"], name=name))
+    return View(None, status=202)
+
+
+def setup(router: web.UrlDispatcher) -> None:
+    """Nothing to route: the actions register with ``server_action`` on import."""
