@@ -81,6 +81,8 @@ class Conflict(ComputeError):
 class OverLimit(ComputeError):
     http_status, fault_name = 413, "overLimit"
     default_message = "This request was rate-limited."
+    # Errors rebuilt after crossing RPC skip __init__: the class default stands in.
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None, *, details: str | None = None,
                  retry_after: int | None = None) -> None:

@@ -17,6 +17,11 @@ from services.api.representation import fault_middleware
 from services.api.resources import availability_zones, instance_actions
 from services.api.resources import image_metadata, server_actions, server_metadata
 from services.api.resources import extensions, flavors, images, limits, servers, versions
+from services.api.resources import server_image, server_rebuild, vnc_console
+from services.api.resources import keypairs, security_group_rules, security_groups
+from services.api.resources import server_security_groups
+from services.api.resources import console_output, server_power, server_rescue
+from services.api.resources import floating_ips, server_floating_ips, server_ips
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
@@ -42,7 +47,11 @@ def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
     for resource in (versions, extensions, flavors, images, servers, instance_actions,
                      availability_zones, limits,
                      server_metadata, image_metadata,
-                     server_actions):
+                     server_actions,
+                     server_rebuild, server_image, vnc_console,
+                     keypairs, security_groups, security_group_rules, server_security_groups,
+                     server_power, server_rescue, console_output,
+                     server_ips, floating_ips, server_floating_ips):
         resource.setup(app.router)
     return app
 

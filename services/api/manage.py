@@ -9,6 +9,9 @@
                                          e.g. POST '*' '.*' 10 MINUTE
     clear-rate-limits PROJECT            back to the default rate limits
     show-limits PROJECT                  quotas, usage and rate limits in effect
+    create-network PROJECT NAME [--cidr CIDR]
+                                         a further network of the project (the next
+                                         /24 of the supernet without --cidr)
 
 PROJECT is a project's name (in the Default domain) or id.
 
@@ -44,9 +47,12 @@ from services.api.ratelimit import (
     effective_rules,
 )
 from services.api.settings import Settings
+from services.network import networks as network_sql
+from services.network.settings import Settings as NetworkServiceSettings
 from shared import config, logging
 from shared.db.migrate import apply_migrations
 from shared.db.pool import connect
+from shared.errors import ComputeError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +85,34 @@ def _parser() -> argparse.ArgumentParser:
     cr.add_argument("project")
     sl = sub.add_parser("show-limits", help="a project's quotas, usage and rate limits")
     sl.add_argument("project")
+    cn = sub.add_parser("create-network", help="create a further network of a project "
+                        "(servers of a project with several must name theirs)")
+    cn.add_argument("project")
+    cn.add_argument("name")
+    cn.add_argument("--cidr", help="its IPv4 subnet, /16 to /30 (default: the next /24 of "
+                                   "the network service's project_supernet)")
     return p
+
+
+async def _create_network(conn: asyncpg.Connection, args: argparse.Namespace) -> str:
+    """Made by the network service's own code (it owns the networks' SQL), with its
+    settings (``[network]``, ``NIMBUS_NETWORK_*``)."""
+    project = await _project(conn, args.project)
+    net_settings = config.load(NetworkServiceSettings).network
+    cidr = network_sql.parse_cidr(args.cidr) if args.cidr is not None else None
+    try:
+        net = await network_sql.create(conn, project.id, args.name, cidr=cidr,
+                                       supernet=net_settings.supernet,
+                                       default_name=net_settings.default_network_name)
+    except ComputeError as exc:
+        raise ValueError(exc.message) from None
+    lines = [f"network {net.name} id {net.id} cidr {net.cidr} gateway {net.gateway} "
+             f"(project {project.name})"]
+    for other in await network_sql.of_project(conn, project.id):
+        if other.id != net.id:
+            lines.append(f"  also: network {other.name} id {other.id} cidr {other.cidr}"
+                         f"{' (default)' if other.is_default else ''}")
+    return "\n".join(lines)
 
 
 async def _project(conn: asyncpg.Connection, ref: str) -> Project:
@@ -165,6 +198,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
                 assert project is not None
                 await assign_role(conn, uid, project.id, "member")
             return f"user {args.name} id {uid} ({args.role} of {args.project})"
+        if args.command == "create-network":
+            return await _create_network(conn, args)
         return await _limits_command(args, conn)
     finally:
         await conn.close()

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import asyncpg
 
+from services.api.queries import floating_ips as floating_ip_q
 from services.api.queries import quotas as q
 from shared.errors import OverLimit
 
@@ -78,8 +79,7 @@ async def used_limits(conn: asyncpg.Connection, project_id: str) -> dict[str, in
         "totalRAMUsed": used.ram_mb,
         "totalInstancesUsed": used.instances,
         "totalCoresUsed": used.cores,
-        # TODO(floating IPs issue): count the project's floating IPs once they exist.
-        "totalFloatingIpsUsed": 0,
+        "totalFloatingIpsUsed": await floating_ip_q.used(conn, project_id),
         "totalSecurityGroupsUsed": await q.security_groups_used(conn, project_id),
     }
 

@@ -3,6 +3,7 @@
 v1: BuildServer, DeleteServer.
 v2: RebootServer, StopServer, StartServer, RescueServer, UnrescueServer, RebuildServer,
     SnapshotServer (casts); GetConsoleOutput, GetVncConsole (calls).
+v3: BuildServer.port_requests (networks with their fixed IPs).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from uuid import UUID
 import msgspec
 
 from shared.contracts.common import FlavorSpec, ImageSpec
+from shared.contracts.network import PortRequest
 from shared.rpc import RpcClient
 
 
@@ -42,6 +44,9 @@ class BuildServer(msgspec.Struct, tag="build_server", frozen=True, kw_only=True)
     key_name: str | None = None
     key_data: str | None = None
     network_ids: tuple[UUID, ...] = ()
+    port_requests: tuple[PortRequest, ...] = ()
+    """(v3) The networks again, each with its fixed IP if one was asked for (and
+    reserved); ``network_ids`` stays for agents that predate it."""
 
 
 class DeleteServer(msgspec.Struct, tag="delete_server", frozen=True, kw_only=True):

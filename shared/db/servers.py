@@ -13,6 +13,7 @@ import asyncpg
 
 from shared.db import actions
 from shared.errors import TaskStateConflict
+from shared.logging import current_request_id
 from shared.states import TaskState, VmState
 
 _GET = "SELECT * FROM servers WHERE id = $1"
@@ -135,3 +136,135 @@ async def begin_task(conn: asyncpg.Connection, server_id: UUID, project_id: str,
     task in flight: (started, host). Two actions racing cannot both start."""
     row = await conn.fetchrow(_BEGIN_TASK, server_id, project_id, task, allowed)
     return (row is not None, row["host"] if row else None)
+
+
+# ---- rebuild and snapshot (issue 4: sections 4.4.1.18-19) --------------------
+
+_SET_REBUILD_TARGET = """
+UPDATE servers SET image_id = $2, name = $3, metadata = $4, updated_at = now()
+ WHERE id = $1 AND task_state = 'rebuilding' AND deleted_at IS NULL
+RETURNING id"""
+
+# From ERROR a rebuild ends ACTIVE; from SHUTOFF it ends SHUTOFF again (as in Nova).
+_FINISH_REBUILD = """
+UPDATE servers SET vm_state = $2, task_state = NULL, power_state = $3, launched_at = now(),
+       updated_at = now()
+ WHERE id = $1 AND task_state = 'rebuilding' AND deleted_at IS NULL
+RETURNING id"""
+
+_END_TASK = """
+UPDATE servers SET task_state = NULL, updated_at = now()
+ WHERE id = $1 AND task_state = $2 AND deleted_at IS NULL
+RETURNING id"""
+
+
+async def set_rebuild_target(conn: asyncpg.Connection, server_id: UUID, *, image_id: UUID,
+                             name: str, metadata: dict[str, str]) -> bool:
+    """Record what a rebuild under way makes of the server (its image, name, metadata);
+    False if the server is no longer rebuilding."""
+    return await conn.fetchval(_SET_REBUILD_TARGET, server_id, image_id, name,
+                               metadata) is not None
+
+
+async def finish_rebuild(conn: asyncpg.Connection, server_id: UUID, vm_state: VmState,
+                         power_state: int) -> bool:
+    """REBUILD -> ``vm_state`` with the guest's power state; False if the server moved on
+    (deleted meanwhile)."""
+    async with conn.transaction():
+        if await conn.fetchval(_FINISH_REBUILD, server_id, vm_state.value, power_state) is None:
+            return False
+        await actions.finish_current(conn, server_id)
+        return True
+
+
+async def end_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState,
+                   message: str | None = None) -> bool:
+    """Clear the task ``expect`` (the vm_state stays) and finish its action; False if the
+    server is in another task (or gone)."""
+    async with conn.transaction():
+        if await conn.fetchval(_END_TASK, server_id, expect.value) is None:
+            return False
+        await actions.finish_current(conn, server_id, message)
+        return True
+
+
+async def fail_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState, *, code: int,
+                    message: str, details: str | None = None) -> bool:
+    """Clear the failed task ``expect`` keeping the vm_state (the guest is as it was),
+    with a fault saying why; False if the server is in another task (or gone)."""
+    async with conn.transaction():
+        if await conn.fetchval(_END_TASK, server_id, expect.value) is None:
+            return False
+        await conn.execute(_ADD_FAULT, server_id, code, message, details)
+        await actions.finish_current(conn, server_id, message)
+        return True
+
+
+# ---- reboot, stop/start, rescue (issue 4: sections 4.4.1.17, 4.4.14, 4.4.25) --
+
+_COMPLETE_TASK = """
+UPDATE servers SET vm_state = $3, task_state = NULL, power_state = $4, updated_at = now()
+ WHERE id = $1 AND task_state = $2 AND deleted_at IS NULL
+RETURNING id"""
+
+
+async def complete_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState, *,
+                        vm_state: VmState, power_state: int) -> bool:
+    """The action of task ``expect`` worked: the server is ``vm_state`` with the guest's
+    ``power_state``, its task cleared and its action finished. False if the server
+    is in another task (deleted, or failed by the sweep, meanwhile)."""
+    async with conn.transaction():
+        if await conn.fetchval(_COMPLETE_TASK, server_id, expect.value, vm_state.value,
+                               power_state) is None:
+            return False
+        await actions.finish_current(conn, server_id)
+        return True
+
+
+async def error_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState, *, code: int,
+                     message: str, details: str | None = None) -> bool:
+    """The action of task ``expect`` failed or was lost: ERROR with a fault saying why,
+    and the action finished with that message. False if the server is in another
+    task (or gone).
+
+    The action is the one of the request being handled; where there is none (the
+    scheduler's sweep, an agent recovering at start) it is the server's newest
+    unfinished action, which is the one that set the task: a server runs one
+    task at a time.
+    """
+    async with conn.transaction():
+        if not await set_error(conn, server_id, code=code, message=message, details=details,
+                               expect=expect):
+            return False
+        if current_request_id() is None:
+            await finish_open_action(conn, server_id, message)
+        return True
+
+
+async def open_action_request_id(conn: asyncpg.Connection, server_id: UUID) -> str | None:
+    """The request id of the server's newest unfinished instance action, if any."""
+    for action in await actions.list_for_server(conn, server_id):
+        if action["finish_time"] is None:
+            return action["request_id"]
+    return None
+
+
+async def finish_open_action(conn: asyncpg.Connection, server_id: UUID,
+                             message: str | None = None) -> None:
+    """Finish the server's newest unfinished instance action (see ``error_task``)."""
+    request_id = await open_action_request_id(conn, server_id)
+    if request_id is not None:
+        await actions.finish_action(conn, server_id=server_id, request_id=request_id,
+                                    message=message)
+
+
+_IN_TASK_ON_HOST = """
+SELECT * FROM servers
+ WHERE host = $1 AND deleted_at IS NULL AND task_state = ANY($2::text[])
+ ORDER BY updated_at"""
+
+
+async def in_task_on_host(conn: asyncpg.Connection, host: str,
+                          tasks: list[TaskState]) -> list[asyncpg.Record]:
+    """The live servers of ``host`` whose task state is one of ``tasks``, oldest first."""
+    return await conn.fetch(_IN_TASK_ON_HOST, host, [t.value for t in tasks])

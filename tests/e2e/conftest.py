@@ -28,6 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 E2E_ENV = {
     "NIMBUS_FAKE_SPAWN_DELAY_S": "0.5",
     "NIMBUS_FAKE_DESTROY_DELAY_S": "0.05",
+    # Reboot, stop, start, rescue: long enough to see REBOOT, SHUTOFF's powering-off...
+    "NIMBUS_FAKE_REBOOT_DELAY_S": "0.4",
+    "NIMBUS_FAKE_POWER_OFF_DELAY_S": "0.3",
+    "NIMBUS_FAKE_POWER_ON_DELAY_S": "0.3",
+    "NIMBUS_FAKE_RESCUE_DELAY_S": "0.3",
+    "NIMBUS_FAKE_SNAPSHOT_DELAY_S": "0.5",
     "NIMBUS_COMPUTE_HEARTBEAT_INTERVAL_S": "1",
     "NIMBUS_SCHEDULER_SERVICE_DOWN_TIME_S": "4",
     "NIMBUS_API_SERVICE_DOWN_TIME_S": "4",

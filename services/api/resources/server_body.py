@@ -73,11 +73,11 @@ def parse(body: dict[str, Any], *, max_meta: int = MAX_SERVER_META) -> CreateSer
     name = req.name.strip()
     if not name or len(name) > 255:
         raise BadRequest("Server name must be a string of 1 to 255 characters, not all blank.")
-    _check_metadata(req.metadata, max_meta)
+    check_metadata(req.metadata, max_meta)
     return req
 
 
-def _check_metadata(metadata: dict[str, str], max_items: int = MAX_SERVER_META) -> None:
+def check_metadata(metadata: dict[str, str], max_items: int = MAX_SERVER_META) -> None:
     if 0 <= max_items < len(metadata):
         raise OverLimit("Quota exceeded for metadata items: "
                         f"{len(metadata)} given, at most {max_items} allowed.")

@@ -19,9 +19,12 @@ first server, with its ``Location``, as 4.4.15's example shows.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import string
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -31,7 +34,10 @@ from services.api import quotas
 from services.api.keys import POOL, RPC
 from services.api.queries import flavors as flavor_q
 from services.api.queries import images as image_q
+from services.api.queries import keypairs as keypair_q
+from services.api.queries import networks as network_q
 from services.api.queries import quotas as quota_q
+from services.api.queries import security_groups as group_q
 from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented
 from services.api.resources import server_body as body
@@ -39,6 +45,7 @@ from services.api.resources.common import base_url, parse_uuid, principal, ref_i
 from services.api.views import servers as views
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.compute import BuildServer, InjectedFile
+from shared.contracts.network import DeallocatePorts, NetworkClient, PortRequest, ReserveFixedIps
 from shared.contracts.scheduler import ScheduleBuild, SchedulerClient
 from shared.db import actions
 from shared.db import servers as server_db
@@ -49,7 +56,7 @@ log = structlog.get_logger(__name__)
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
-def _admin_pass() -> str:
+def admin_password() -> str:
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(12))
 
 
@@ -68,8 +75,12 @@ async def create_server(request: web.Request) -> View:
         user_data = body.user_data(req.user_data)
         files = body.personality(req.personality, max_files=limits["maxPersonality"],
                                  max_size=limits["maxPersonalitySize"])
-        if req.key_name:
-            raise BadRequest("Invalid key_name provided.")
+        # The caller's own keypair in this project (see resources.keypairs).
+        keypair = None
+        if req.key_name is not None:
+            keypair = await keypair_q.get(conn, who.project_id, who.user_id, req.key_name)
+            if keypair is None:
+                raise BadRequest("Invalid key_name provided.")
         groups = list(dict.fromkeys(g.name for g in req.security_groups)) or ["default"]
 
         flavor = await flavor_q.get(conn, ref_id(req.flavorRef))
@@ -91,7 +102,8 @@ async def create_server(request: web.Request) -> View:
         missing = set(groups) - {"default"} - await q.known_groups(conn, who.project_id, groups)
         if missing:
             raise BadRequest(f"Unable to find security_group with name '{min(missing)}'")
-        network_ids = await _network_ids(conn, who.project_id, req.networks)
+        port_requests = await _port_requests(conn, who.project_id, req.networks, max_count)
+        network_ids = [r.network_id for r in port_requests]
         await _check_hinted_servers(conn, who.project_id, hints)
 
         spec = FlavorSpec(id=flavor["id"], name=flavor["name"], ram_mb=flavor["ram_mb"],
@@ -99,25 +111,32 @@ async def create_server(request: web.Request) -> View:
                           swap_mb=flavor["swap_mb"], vcpus=flavor["vcpus"])
         name = req.name.strip()
         reservation_id = f"r-{secrets.token_hex(4)}"
-        async with conn.transaction():
+        first_sid = uuid.uuid4()  # named before it is written: its fixed IPs are reserved first
+        async with _fixed_ips_reserved(request, first_sid, port_requests), conn.transaction():
+            # The named groups stay until these servers are committed: a delete
+            # of one waits, then takes it off them too (section 2.3.2).
+            held = await group_q.hold_named(conn, who.project_id, groups)
+            if missing := set(groups) - {"default"} - held:
+                raise BadRequest(f"Unable to find security_group with name '{min(missing)}'")
             # Holds the project's quota lock until commit: a concurrent create
             # of the project counts these servers.
             count = await quotas.claim_servers(conn, who.project_id, vcpus=spec.vcpus,
                                                ram_mb=spec.ram_mb, min_count=min_count,
                                                max_count=max_count)
-            sids = [uuid.uuid4() for _ in range(count)]
+            sids = [first_sid, *(uuid.uuid4() for _ in range(count - 1))]
             for sid in sids:
                 await q.insert(
                     conn, id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
                     image_id=image["id"], flavor_id=flavor["id"], flavor=spec,
                     availability_zone=req.availability_zone, metadata=req.metadata,
-                    security_groups=groups, key_name=None, config_drive=drive,
+                    security_groups=groups,
+                    key_name=keypair["name"] if keypair else None, config_drive=drive,
                     reservation_id=reservation_id, request_id=request["request_id"])
                 await actions.start_action(conn, server_id=sid, project_id=who.project_id,
                                            user_id=who.user_id, action="create",
                                            request_id=request["request_id"])
 
-    admin_pass = _admin_pass()
+    admin_pass = admin_password()
     image_spec = ImageSpec(id=image["id"], name=image["name"], min_disk_gb=image["min_disk_gb"],
                            min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"])
     injected = tuple(InjectedFile(path=f.path, contents=f.contents) for f in files)
@@ -129,7 +148,9 @@ async def create_server(request: web.Request) -> View:
                 server_id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
                 flavor=spec, image=image_spec, admin_pass=admin_pass, metadata=req.metadata,
                 security_groups=tuple(groups), config_drive=drive, user_data=user_data,
-                files=injected, network_ids=tuple(network_ids))
+                key_name=keypair["name"] if keypair else None,
+                key_data=keypair["public_key"] if keypair else None,
+                files=injected, network_ids=tuple(network_ids), port_requests=port_requests)
             await scheduler.schedule_build(ScheduleBuild(
                 build=build, availability_zone=req.availability_zone, hints=hints.hints))
             cast += 1
@@ -143,6 +164,7 @@ async def create_server(request: web.Request) -> View:
             for sid in sids[cast:]:
                 await server_db.mark_deleted(conn, sid)
         if cast == 0:
+            await _release_fixed_ips(request, first_sid, port_requests)
             raise ServiceUnavailable(
                 "The scheduler cannot be reached; the server was not created.") from None
     first = sids[0]
@@ -164,18 +186,76 @@ async def _check_hinted_servers(conn: Any, project_id: str, hints: body.Schedule
             raise BadRequest(f"Scheduler hint {hint}: server {sid} could not be found.")
 
 
-async def _network_ids(conn: Any, project_id: str, networks: list[body.NetworkRef]) -> list[uuid.UUID]:
-    ids: list[uuid.UUID] = []
+async def _port_requests(conn: Any, project_id: str, networks: list[body.NetworkRef],
+                         max_count: int) -> tuple[PortRequest, ...]:
+    """The ``networks`` of create (4.4.1.6) as the ports to make, checked.
+
+    Each entry names a network of the project by ``uuid`` and may name a
+    ``fixed_ip`` in it (one server only: an address cannot go to several, as in
+    Nova). Without entries the server goes on the project's default network,
+    which section 2.3.1 allows only while it is the project's one network.
+    Whether a fixed IP is free and inside the subnet is the network service's
+    to say, when it is reserved (``_fixed_ips_reserved``).
+    """
+    if not networks:
+        if await network_q.count(conn, project_id) > 1:
+            raise BadRequest("Multiple possible networks found, use a Network ID to be more "
+                             "specific.")
+        return ()
+    requests: list[PortRequest] = []
     for net in networks:
         if net.port:
             raise BadRequest("Booting with a port is not supported; give a network uuid.")
-        nid = parse_uuid(net.uuid or "")
+        nid = parse_uuid((net.uuid or "").strip())
         if nid is None:
             raise BadRequest(f"Bad networks format: network uuid {net.uuid!r} is not a UUID.")
-        if net.fixed_ip:
-            raise BadRequest("Choosing a fixed_ip is not available yet.")
-        owner = await conn.fetchval("SELECT project_id FROM networks WHERE id = $1", nid)
-        if owner != project_id:
-            raise BadRequest(f"Network {nid} could not be found.")
-        ids.append(nid)
-    return ids
+        if any(r.network_id == nid for r in requests):
+            raise BadRequest(f"Network {nid} is duplicated.")
+        fixed_ip = None
+        if net.fixed_ip is not None and net.fixed_ip.strip():
+            try:
+                fixed_ip = str(ipaddress.IPv4Address(net.fixed_ip.strip()))
+            except ValueError:
+                raise BadRequest(f"Invalid fixed IP address ({net.fixed_ip})") from None
+        requests.append(PortRequest(network_id=nid, fixed_ip=fixed_ip))
+    owned = await network_q.owned(conn, project_id, [r.network_id for r in requests])
+    for r in requests:
+        if r.network_id not in owned:  # another project's is not told apart
+            raise BadRequest(f"Network {r.network_id} could not be found.")
+    if max_count > 1 and any(r.fixed_ip for r in requests):
+        raise BadRequest("A fixed_ip can be given to one server only: max_count must be 1.")
+    return tuple(requests)
+
+
+@asynccontextmanager
+async def _fixed_ips_reserved(request: web.Request, server_id: uuid.UUID,
+                              requests: tuple[PortRequest, ...]) -> AsyncIterator[None]:
+    """Hold the fixed IPs ``requests`` name for the server about to be written.
+
+    The network service reserves them in one transaction (400 when one is taken
+    or not in its network's subnet), so no other server can get them before this
+    one is built; if the server is not written after all, they are given back.
+    """
+    if not any(r.fixed_ip for r in requests):
+        yield
+        return
+    await NetworkClient(request.app[RPC]).reserve_fixed_ips(ReserveFixedIps(
+        server_id=server_id, project_id=principal(request).project_id, requests=requests))
+    try:
+        yield
+    except BaseException:
+        await _release_fixed_ips(request, server_id, requests)
+        raise
+
+
+async def _release_fixed_ips(request: web.Request, server_id: uuid.UUID,
+                             requests: tuple[PortRequest, ...]) -> None:
+    """Give back what ``_fixed_ips_reserved`` held for a server that will not be built
+    (should this fail, the network service frees it later)."""
+    if not any(r.fixed_ip for r in requests):
+        return
+    try:
+        await NetworkClient(request.app[RPC]).deallocate_ports(
+            DeallocatePorts(server_id=server_id))
+    except Exception as exc:
+        log.warning("api.fixed_ip_release_failed", server_id=str(server_id), error=str(exc))

@@ -24,12 +24,31 @@ def host_id(project_id: str, host: str | None) -> str:
 
 
 def addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``addresses`` of server details (OS-EXT-IPS, OS-EXT-IPS-MAC, 4.4.23-24) from
+    the server's addresses cache (see ``services.network.addresses``): per network,
+    each fixed address followed by the floating addresses mapped to it, as Nova
+    listed them, with the MAC of the port they reach the server through.
+
+    The prose of 4.4.23-24 names the attributes ``OS-EXT-IPS:ip_address`` and
+    ``OS-EXT-IPS-MAC:mac_address``; their examples (and Nova) say
+    ``OS-EXT-IPS:type`` and ``OS-EXT-IPS-MAC:mac_addr``, which we follow."""
     out: dict[str, list[dict[str, Any]]] = {}
     for port in ports:
-        out.setdefault(port["network_name"], []).append({
-            "version": port.get("version", 4), "addr": port["address"],
-            "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": port["mac"]})
+        ips = out.setdefault(port["network_name"], [])
+        version, mac = port.get("version", 4), port["mac"]
+        ips.append({"version": version, "addr": port["address"],
+                    "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac})
+        for floating in port.get("floating_ips") or ():
+            ips.append({"version": 4, "addr": floating,
+                        "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac})
     return out
+
+
+def plain_addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The addresses of ``GET .../ips`` (4.4.1.20-21): version and addr only, as the
+    spec's examples and Nova show them, fixed and floating alike."""
+    return {network: [{"version": ip["version"], "addr": ip["addr"]} for ip in ips]
+            for network, ips in addresses(ports).items()}
 
 
 def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dict[str, Any]:

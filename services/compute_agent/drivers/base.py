@@ -46,6 +46,8 @@ class GuestInfo(msgspec.Struct, frozen=True, kw_only=True):
     power_state: PowerState
     ram_mb: int
     vcpus: int
+    rescued: bool = False
+    """Running from a rescue image (see ``rescue``)."""
 
 
 class HostResources(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,37 +90,52 @@ class HypervisorDriver(abc.ABC):
         """The guest's console log as recorded so far (DriverError if no guest)."""
 
     # --- actions on a running guest (issue "Server actions through the agents") ---
-    # TODO(issue 4): make these abstract once every driver implements them.
 
+    @abc.abstractmethod
     async def reboot(self, server_id: UUID, *, hard: bool) -> None:
-        """Restart the guest; on return it is RUNNING again. SOFT asks the guest OS,
-        HARD power-cycles. DriverError if there is no such guest."""
-        raise NotImplementedError
+        """Restart the guest: it goes SHUTDOWN, then boots again and is RUNNING on
+        return. SOFT asks the guest OS (a guest that is not running gets a HARD
+        one instead); HARD power-cycles, and also starts a stopped guest. Safe to
+        repeat (one more reboot). DriverError if there is no such guest."""
 
+    @abc.abstractmethod
     async def power_off(self, server_id: UUID) -> None:
-        """Stop the guest; on return it is SHUTDOWN. Idempotent."""
-        raise NotImplementedError
+        """Shut the guest down; on return it is SHUTDOWN. Idempotent (a guest already
+        off is left alone). DriverError if there is no such guest."""
 
+    @abc.abstractmethod
     async def power_on(self, server_id: UUID) -> None:
-        """Start a stopped guest; on return it is RUNNING. Idempotent."""
-        raise NotImplementedError
+        """Boot a stopped guest; on return it is RUNNING. Idempotent (a running guest
+        is left alone). DriverError if there is no such guest."""
 
+    @abc.abstractmethod
     async def rescue(self, server_id: UUID, *, admin_pass: str, image: ImageSpec | None) -> None:
-        """Boot the guest from a rescue image (its own disk attached); RUNNING on return."""
-        raise NotImplementedError
+        """Boot the guest from ``image`` (None: the driver's default rescue image) with
+        ``admin_pass`` as its root password and the guest's own disk attached; on
+        return it is RUNNING and ``get_info`` says ``rescued``. Idempotent (a guest
+        already rescued is left alone). DriverError if there is no such guest."""
 
+    @abc.abstractmethod
     async def unrescue(self, server_id: UUID) -> None:
-        """Boot the guest from its own disk again; RUNNING on return. Idempotent."""
-        raise NotImplementedError
+        """Boot the guest from its own disk again; on return it is RUNNING and not
+        ``rescued``. Idempotent. DriverError if there is no such guest."""
 
+    @abc.abstractmethod
     async def rebuild(self, spec: GuestSpec) -> None:
-        """Re-create the guest's disk from ``spec.image`` (same ports); RUNNING on return."""
-        raise NotImplementedError
+        """Re-create the guest's disk from ``spec.image`` with ``spec``'s name, password,
+        metadata and files (same ports, same flavor) and boot it: RUNNING on return.
+        User data and the key pair stay those the guest was created with when
+        ``spec`` has none. A guest the driver does not know is created from
+        ``spec``. DriverError on failure (the agent then puts the server in ERROR)."""
 
+    @abc.abstractmethod
     async def snapshot(self, server_id: UUID) -> int:
-        """Copy the guest's root disk; return the image's size in bytes."""
-        raise NotImplementedError
+        """Copy the guest's root disk (running or stopped; the guest is unchanged) and
+        return the copy's size in bytes. DriverError if there is no such guest or
+        the copy fails. Safe to repeat."""
 
+    @abc.abstractmethod
     async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
-        """Where the guest's VNC server listens, or None if the driver has none."""
-        raise NotImplementedError
+        """``(host, port)`` where the running guest's VNC server listens, reachable from
+        the console proxy; None if the guest is unknown, not running, or the driver
+        has no VNC. Safe to repeat (the same endpoint while the guest runs)."""

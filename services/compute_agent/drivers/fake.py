@@ -17,7 +17,11 @@ the config drive reached the hypervisor::
         config_drive/user_data    the user data, if any
 
 The directory appears before the guest boots (as a disk is prepared before
-boot) and goes with the guest on destroy or on a failed spawn.
+boot) and goes with the guest on destroy or on a failed spawn; a rebuild
+writes it again for the new disk.
+
+Each guest asked for its console gets a real little VNC server on 127.0.0.1
+(``fake_vnc``), closed when the guest is destroyed.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ from services.compute_agent.drivers.base import (
     HostResources,
     HypervisorDriver,
 )
+from services.compute_agent.drivers.fake_vnc import FakeVncServer
+from shared.contracts.common import ImageSpec
 from shared.contracts.compute import InjectedFile
 from shared.states import PowerState
 
@@ -55,17 +61,32 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How long a spawn takes; real hypervisors take seconds to minutes."""
     destroy_delay_s: float = 0.2
     """How long tearing a guest down takes."""
+    reboot_delay_s: float = 1.0
+    """How long a reboot keeps the guest down before it boots again (soft and hard)."""
+    power_off_delay_s: float = 0.5
+    """How long a guest takes to shut down when powered off (os-stop)."""
+    power_on_delay_s: float = 0.5
+    """How long a stopped guest takes to boot when powered on (os-start)."""
+    rescue_delay_s: float = 1.0
+    """How long booting into a rescue image, or back out of it, takes."""
     state_dir: str = ""
     """Directory where each guest's injected files, user data and config drive
     are written (``<state_dir>/<host>/<server_id>/``, see the module docstring);
     empty keeps nothing on disk. For tests and development: it costs a few
     small file writes per spawn."""
+    snapshot_delay_s: float = 2.0
+    """How long copying a guest's root disk into an image takes (createImage);
+    real snapshots take tens of seconds to minutes."""
 
 
 class _Guest(msgspec.Struct, kw_only=True):
     spec: GuestSpec
     power_state: PowerState
     console: list[str]
+    vnc: FakeVncServer | None = None
+    """The guest's VNC server, started the first time its console is asked for."""
+    rescued: bool = False
+    """Booted from a rescue image, its own disk attached as the second one."""
 
 
 def guest_relative_path(path: str) -> str:
@@ -140,14 +161,12 @@ class FakeDriver(HypervisorDriver):
         await asyncio.sleep(self._settings.spawn_delay_s)
         if self._guests.get(spec.server_id) is not guest:  # destroyed while booting
             raise DriverError(f"guest {spec.server_id} was destroyed while spawning")
-        guest.power_state = PowerState.RUNNING
-        _log(guest, "Booting the kernel.")
-        for port in spec.ports:
-            _log(guest, f"eth: {port.mac} got address {port.address}")
-        _log(guest, f"{spec.name} login:")
+        _log_boot(guest)
 
     async def destroy(self, server_id: UUID) -> None:
         guest = self._guests.pop(server_id, None)
+        if guest is not None and guest.vnc is not None:
+            await guest.vnc.close()
         # The record goes even when the guest is unknown: after an agent restart
         # the in-memory guests are gone but their records are still on disk.
         await self._remove_record(server_id)
@@ -165,7 +184,8 @@ class FakeDriver(HypervisorDriver):
         if guest is None:
             return None
         return GuestInfo(server_id=server_id, power_state=guest.power_state,
-                         ram_mb=guest.spec.flavor.ram_mb, vcpus=guest.spec.flavor.vcpus)
+                         ram_mb=guest.spec.flavor.ram_mb, vcpus=guest.spec.flavor.vcpus,
+                         rescued=guest.rescued)
 
     async def list_instances(self) -> list[UUID]:
         return list(self._guests)
@@ -175,6 +195,168 @@ class FakeDriver(HypervisorDriver):
         if guest is None:
             raise DriverError(f"no guest {server_id} on this host")
         return "\n".join(guest.console) + "\n"
+
+    # --- reboot, power off/on, rescue (issue 4) ---
+    # Each writes what a guest's serial console would show, so the console log
+    # tells the story: shutdown lines, then the boot lines again.
+
+    def _known(self, server_id: UUID) -> _Guest:
+        guest = self._guests.get(server_id)
+        if guest is None:
+            raise DriverError(f"no guest {server_id} on this host")
+        return guest
+
+    def _still_there(self, guest: _Guest, doing: str) -> None:
+        if self._guests.get(guest.spec.server_id) is not guest:
+            raise DriverError(f"guest {guest.spec.server_id} was destroyed while {doing}")
+
+    async def reboot(self, server_id: UUID, *, hard: bool) -> None:
+        guest = self._known(server_id)
+        delay = self._settings.reboot_delay_s
+        if not hard and guest.power_state is not PowerState.RUNNING:
+            # A guest that is not running cannot shut itself down: as libvirt's
+            # driver does, a soft reboot falls back to a hard one.
+            _log(guest, "nimbus-fake: guest not running, soft reboot falls back to hard")
+            hard = True
+        if hard:
+            _log(guest, "nimbus-fake: hard reboot: resetting the guest")
+            guest.power_state = PowerState.SHUTDOWN
+            await asyncio.sleep(delay)
+        else:
+            _log(guest, "nimbus-fake: soft reboot: ACPI reboot request sent to the guest")
+            _log(guest, "The system is going down for reboot NOW!")
+            _log(guest, " * Stopping all remaining processes")
+            await asyncio.sleep(delay / 2)
+            self._still_there(guest, "rebooting")
+            _log(guest, "reboot: Restarting system")
+            guest.power_state = PowerState.SHUTDOWN
+            await asyncio.sleep(delay / 2)
+        self._still_there(guest, "rebooting")
+        _log_boot(guest)
+
+    async def power_off(self, server_id: UUID) -> None:
+        guest = self._known(server_id)
+        if guest.power_state is PowerState.SHUTDOWN:
+            return
+        _log(guest, "nimbus-fake: ACPI power button pressed")
+        _log(guest, "The system is going down for power off NOW!")
+        await asyncio.sleep(self._settings.power_off_delay_s)
+        self._still_there(guest, "powering off")
+        _log(guest, "reboot: Power down")
+        guest.power_state = PowerState.SHUTDOWN
+
+    async def power_on(self, server_id: UUID) -> None:
+        guest = self._known(server_id)
+        if guest.power_state is PowerState.RUNNING:
+            return
+        _log(guest, "nimbus-fake: powering on")
+        guest.power_state = PowerState.SHUTDOWN
+        await asyncio.sleep(self._settings.power_on_delay_s)
+        self._still_there(guest, "powering on")
+        _log_boot(guest)
+
+    async def rescue(self, server_id: UUID, *, admin_pass: str, image: ImageSpec | None) -> None:
+        # The password is set inside the rescue system; it never reaches the console.
+        guest = self._known(server_id)
+        if guest.rescued:
+            return
+        rescue_image = image.name if image is not None else "the default rescue image"
+        _log(guest, "nimbus-fake: rescue: stopping the guest")
+        guest.power_state = PowerState.SHUTDOWN
+        _log(guest, f"nimbus-fake: rescue: booting {rescue_image}, the guest's own disk "
+                    "attached as the second disk")
+        await asyncio.sleep(self._settings.rescue_delay_s)
+        self._still_there(guest, "rescuing")
+        guest.rescued = True
+        _log_boot(guest)
+
+    async def unrescue(self, server_id: UUID) -> None:
+        guest = self._known(server_id)
+        if not guest.rescued:
+            return
+        _log(guest, "nimbus-fake: unrescue: stopping the rescue system")
+        guest.power_state = PowerState.SHUTDOWN
+        _log(guest, "nimbus-fake: unrescue: booting from the guest's own disk")
+        await asyncio.sleep(self._settings.rescue_delay_s)
+        self._still_there(guest, "unrescuing")
+        guest.rescued = False
+        _log_boot(guest)
+
+    # --- rebuild, snapshot, VNC console (issue 4) ---
+
+    async def rebuild(self, spec: GuestSpec) -> None:
+        guest = self._guests.get(spec.server_id)
+        if guest is None:
+            # After an agent restart the guest is unknown here: rebuilding
+            # creates it afresh from the new image.
+            await self.spawn(spec)
+            return
+        old = guest.spec
+        spec = _rebuilt_spec(old, spec)
+        _log(guest, f"nimbus-fake: rebuilding guest {old.name} from image {spec.image.name} "
+                    f"(was {old.image.name})")
+        guest.power_state = PowerState.SHUTDOWN
+        _log(guest, "nimbus-fake: guest powered off, root disk re-imaged")
+        await asyncio.sleep(self._settings.destroy_delay_s)
+        if self._guests.get(spec.server_id) is not guest:
+            raise DriverError(f"guest {spec.server_id} was destroyed while rebuilding")
+        guest.spec = spec
+        guest.power_state = PowerState.NOSTATE
+        await self._boot(guest)  # rewrites the record (files, config drive) for the new disk
+
+    async def snapshot(self, server_id: UUID) -> int:
+        guest = self._guests.get(server_id)
+        if guest is None:
+            raise DriverError(f"no guest {server_id} on this host")
+        spec = guest.spec
+        _log(guest, f"nimbus-fake: snapshot of the root disk started (image {spec.image.name}, "
+                    f"{spec.flavor.disk_gb} GB disk)")
+        await asyncio.sleep(self._settings.snapshot_delay_s)
+        if self._guests.get(server_id) is not guest:
+            raise DriverError(f"guest {server_id} was destroyed while being snapshotted")
+        size = _disk_usage(guest)
+        _log(guest, f"nimbus-fake: snapshot of the root disk done ({size} bytes)")
+        return size
+
+    async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
+        guest = self._guests.get(server_id)
+        if guest is None or guest.power_state is not PowerState.RUNNING:
+            return None
+        async with self._lock:  # two requests at once get one server
+            if guest.vnc is None:
+                vnc = FakeVncServer(guest.spec.name)
+                await vnc.start("127.0.0.1")
+                guest.vnc = vnc
+                _log(guest, f"nimbus-fake: VNC server listening on 127.0.0.1:{vnc.port}")
+        assert guest.vnc.port is not None
+        return ("127.0.0.1", guest.vnc.port)
+
+
+def _rebuilt_spec(old: GuestSpec, new: GuestSpec) -> GuestSpec:
+    """The guest after a rebuild: ``new`` (image, name, password, metadata, files),
+    keeping the user data and key the guest was created with, which the agent
+    does not keep and a rebuild does not change."""
+    user_data = new.user_data if new.user_data is not None else old.user_data
+    drive = new.config_drive
+    if drive is not None and old.config_drive is not None:
+        drive = msgspec.structs.replace(
+            drive, public_key=drive.public_key or old.config_drive.public_key,
+            user_data=drive.user_data if drive.user_data is not None else old.config_drive.user_data)
+    return msgspec.structs.replace(new, user_data=user_data, config_drive=drive)
+
+
+def _disk_usage(guest: _Guest) -> int:
+    """Bytes a snapshot of the guest's root disk takes: its image, what was written
+    into it (files, user data) and what the guest wrote (its logs), in 64 KiB
+    blocks, never more than the flavor's disk."""
+    spec = guest.spec
+    written = sum(len(f.contents) for f in spec.files) + len(spec.user_data or b"")
+    written += sum(len(line) + 1 for line in guest.console) * 64  # logs grow faster than the console
+    size = spec.image.size_bytes + written
+    size = -(-size // 65536) * 65536
+    if spec.flavor.disk_gb:
+        size = min(size, spec.flavor.disk_gb * 2**30)
+    return size
 
 
 def _write_record(target: Path, spec: GuestSpec) -> None:
@@ -209,6 +391,17 @@ def _write_files(root: Path, files: tuple[InjectedFile, ...]) -> None:
             dest.write_bytes(injected.contents)
         except OSError as exc:  # e.g. one file's path is another's directory
             raise DriverError(f"cannot inject {injected.path!r}: {exc.strerror}") from None
+
+
+def _log_boot(guest: _Guest) -> None:
+    """The guest comes up: the kernel boots, the NICs get their addresses, a login
+    prompt. Every boot writes these lines, so a reboot shows as a new boot."""
+    spec = guest.spec
+    guest.power_state = PowerState.RUNNING
+    _log(guest, "Booting the kernel.")
+    for port in spec.ports:
+        _log(guest, f"eth: {port.mac} got address {port.address}")
+    _log(guest, f"{spec.name} login:")
 
 
 def _log(guest: _Guest, line: str) -> None:
