@@ -16,7 +16,7 @@ import asyncpg
 import structlog
 
 from shared.contracts.network import DeallocatePorts, NetworkClient
-from shared.db import hosts, servers
+from shared.db import hosts, images, servers
 
 log = structlog.get_logger(__name__)
 
@@ -27,5 +27,7 @@ async def delete_without_host(pool: asyncpg.Pool, network: NetworkClient, server
     async with pool.acquire() as conn:
         async with conn.transaction():
             await hosts.release(conn, server_id)
+            # A snapshot the dead host will never save must not stay SAVING.
+            await images.fail_saving_of_server(conn, server_id)
             await servers.mark_deleted(conn, server_id)
     log.info("server.deleted_without_host", server_id=str(server_id), ports_freed=freed)

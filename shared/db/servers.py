@@ -6,7 +6,7 @@ two actors racing on one server cannot both move it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -52,16 +52,18 @@ UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0,
 RETURNING id"""
 
 _UNDO_DELETE = """
-UPDATE servers SET task_state = NULL, updated_at = now()
+UPDATE servers SET task_state = $2, updated_at = now()
  WHERE id = $1 AND task_state = 'deleting' AND vm_state <> 'deleted'"""
 
 # A delete already under way is not started twice, unless it has been stuck for
 # longer than the caller's patience ($3 seconds): then it may be handed out again.
 _START_DELETE = """
-UPDATE servers SET task_state = 'deleting', updated_at = now()
- WHERE id = $1 AND project_id = $2 AND vm_state <> 'deleted'
-   AND (task_state IS DISTINCT FROM 'deleting' OR updated_at < now() - make_interval(secs => $3))
-RETURNING host"""
+UPDATE servers s SET task_state = 'deleting', updated_at = now()
+  FROM (SELECT id, task_state FROM servers WHERE id = $1 FOR UPDATE) AS before
+ WHERE s.id = before.id AND s.project_id = $2 AND s.vm_state <> 'deleted'
+   AND (s.task_state IS DISTINCT FROM 'deleting'
+        OR s.updated_at < now() - make_interval(secs => $3))
+RETURNING s.host, before.task_state AS previous_task"""
 
 
 async def get(conn: asyncpg.Connection, server_id: UUID) -> asyncpg.Record | None:
@@ -111,16 +113,27 @@ async def mark_deleted(conn: asyncpg.Connection, server_id: UUID) -> bool:
         return True
 
 
+class DeleteClaim(NamedTuple):
+    claimed: bool
+    host: str | None
+    previous_task: str | None
+
+
 async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: str,
-                       *, stale_after_s: float = 300.0) -> tuple[bool, str | None]:
-    """Claim the delete of a server: (claimed, host it lives on)."""
+                       *, stale_after_s: float = 300.0) -> DeleteClaim:
+    """Claim the delete of a server: whether claimed, its host, and the task it had."""
     row = await conn.fetchrow(_START_DELETE, server_id, project_id, stale_after_s)
-    return (row is not None, row["host"] if row else None)
+    if row is None:
+        return DeleteClaim(False, None, None)
+    previous = row["previous_task"]
+    return DeleteClaim(True, row["host"], None if previous == "deleting" else previous)
 
 
-async def undo_delete(conn: asyncpg.Connection, server_id: UUID) -> None:
-    """Give back a delete that could not be handed to the agent (the user may retry)."""
-    await conn.execute(_UNDO_DELETE, server_id)
+async def undo_delete(conn: asyncpg.Connection, server_id: UUID,
+                      previous_task: str | None = None) -> None:
+    """Give back a delete that could not be handed to the agent (the user may retry):
+    the server gets back the task it had, so a build in flight carries on."""
+    await conn.execute(_UNDO_DELETE, server_id, previous_task)
 
 
 _BEGIN_TASK = """

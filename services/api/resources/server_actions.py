@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from services.api.keys import POOL
+from services.api.keys import POOL, SETTINGS
 from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import parse_uuid, principal
-from shared.db import actions
+from shared.db import actions, hosts
 from shared.db import servers as server_db
 from shared.errors import BadRequest, Conflict, ServerNotFound
 from shared.states import TaskState, VmState
@@ -66,6 +66,24 @@ async def begin_task(request: web.Request, row: asyncpg.Record, *, action: str,
                                        user_id=who.user_id, action=action,
                                        request_id=request["request_id"])
     return host
+
+
+async def host_alive(request: web.Request, host: str) -> bool:
+    """Whether ``host`` heartbeated recently enough to hand it work."""
+    async with request.app[POOL].acquire() as conn:
+        return await hosts.is_alive(conn, host, request.app[SETTINGS].api.service_down_time_s)
+
+
+async def record_action(request: web.Request, row: asyncpg.Record, action: str) -> None:
+    """Record an action the API completed itself (no agent work): started and finished."""
+    who = principal(request)
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            await actions.start_action(conn, server_id=row["id"], project_id=who.project_id,
+                                       user_id=who.user_id, action=action,
+                                       request_id=request["request_id"])
+            await actions.finish_action(conn, server_id=row["id"],
+                                        request_id=request["request_id"])
 
 
 def _conflict_message(action: str, server_id: object, current: asyncpg.Record | None) -> str:

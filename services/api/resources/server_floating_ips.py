@@ -32,7 +32,7 @@ from aiohttp import web
 
 from services.api.keys import RPC
 from services.api.representation import View
-from services.api.resources.server_actions import server_action
+from services.api.resources.server_actions import record_action, server_action
 from shared.contracts.floating_ips import (
     AssociateFloatingIp,
     DisassociateFloatingIp,
@@ -68,6 +68,7 @@ async def add_floating_ip(request: web.Request, row: asyncpg.Record, value: Any)
         fixed_address=fixed))
     log.info("api.floating_ip_added", server_id=str(row["id"]), address=address,
              fixed_address=fip.fixed_address)
+    await record_action(request, row, "addFloatingIp")
     return View(None, status=202)
 
 
@@ -78,6 +79,7 @@ async def remove_floating_ip(request: web.Request, row: asyncpg.Record, value: A
     await FloatingIpClient(request.app[RPC]).disassociate(DisassociateFloatingIp(
         project_id=row["project_id"], server_id=row["id"], address=address))
     log.info("api.floating_ip_removed", server_id=str(row["id"]), address=address)
+    await record_action(request, row, "removeFloatingIp")
     return View(None, status=202)
 
 

@@ -39,7 +39,7 @@ from services.api.queries import flavors as flavor_q
 from services.api.representation import View
 from services.api.resources import server_body as body
 from services.api.resources.common import base_url, principal
-from services.api.resources.server_actions import begin_task, server_action
+from services.api.resources.server_actions import begin_task, host_alive, server_action
 from shared.contracts.common import FlavorSpec
 from shared.contracts.compute import ComputeClient, SnapshotServer
 from shared.db import images as image_db
@@ -119,6 +119,12 @@ async def create_image(request: web.Request, row: asyncpg.Record, value: Any) ->
     host = await begin_task(request, row, action="createImage", task=TaskState.IMAGE_SNAPSHOT,
                             allowed=ALLOWED)
     sid, image_id = row["id"], uuid.uuid4()
+    if not await host_alive(request, host):
+        async with pool.acquire() as conn:
+            await server_db.end_task(conn, sid, TaskState.IMAGE_SNAPSHOT,
+                                     "Error: the compute host is not responding")
+        raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
+                                 "cannot 'createImage' now, try again later.")
     try:
         async with pool.acquire() as conn:
             await image_db.insert_snapshot(

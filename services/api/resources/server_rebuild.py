@@ -32,9 +32,9 @@ from services.api.queries import images as image_q
 from services.api.queries import servers as q
 from services.api.representation import View
 from services.api.resources import server_body as body
-from services.api.resources.server_create import admin_password
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
-from services.api.resources.server_actions import begin_task, server_action
+from services.api.resources.server_actions import begin_task, host_alive, server_action
+from services.api.resources.server_create import admin_password
 from services.api.views import servers as views
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.compute import ComputeClient, InjectedFile, RebuildServer
@@ -104,6 +104,12 @@ async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View
     host = await begin_task(request, row, action="rebuild", task=TaskState.REBUILDING,
                             allowed=ALLOWED)
     sid = row["id"]
+    if not await host_alive(request, host):
+        async with pool.acquire() as conn:
+            await server_db.end_task(conn, sid, TaskState.REBUILDING,
+                                     "Error: the compute host is not responding")
+        raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
+                                 "cannot 'rebuild' it now, try again later.")
     async with pool.acquire() as conn:
         if not await server_db.set_rebuild_target(conn, sid, image_id=image["id"], name=name,
                                                   metadata=metadata):

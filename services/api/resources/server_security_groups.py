@@ -26,7 +26,7 @@ from aiohttp import web
 from services.api.representation import View
 from services.api.resources.common import principal
 from services.api.resources.security_groups import client
-from services.api.resources.server_actions import server_action
+from services.api.resources.server_actions import record_action, server_action
 from shared.contracts.security_groups import (
     AddServerSecurityGroup,
     RemoveServerSecurityGroup,
@@ -50,6 +50,7 @@ async def add_security_group(request: web.Request, row: asyncpg.Record, value: A
     name = _group_name(value)
     await client(request).add_to_server(AddServerSecurityGroup(
         project_id=principal(request).project_id, server_id=row["id"], name=name))
+    await record_action(request, row, "addSecurityGroup")
     return View(None, status=202)
 
 
@@ -58,6 +59,7 @@ async def remove_security_group(request: web.Request, row: asyncpg.Record, value
     name = _group_name(value)
     await client(request).remove_from_server(RemoveServerSecurityGroup(
         project_id=principal(request).project_id, server_id=row["id"], name=name))
+    await record_action(request, row, "removeSecurityGroup")
     return View(None, status=202)
 
 

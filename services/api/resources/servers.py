@@ -220,8 +220,8 @@ async def delete_server(request: web.Request) -> View:
     pool = request.app[POOL]
     api = request.app[SETTINGS].api
     async with pool.acquire() as conn:
-        claimed, host = await server_db.start_delete(conn, sid, who.project_id,
-                                                     stale_after_s=api.stale_delete_s)
+        claimed, host, previous_task = await server_db.start_delete(
+            conn, sid, who.project_id, stale_after_s=api.stale_delete_s)
         if claimed:
             await actions.start_action(conn, server_id=sid, project_id=who.project_id,
                                        user_id=who.user_id, action="delete",
@@ -242,7 +242,7 @@ async def delete_server(request: web.Request) -> View:
     except Exception as exc:
         log.error("api.delete_failed", server_id=str(sid), host=host, error=str(exc))
         async with pool.acquire() as conn:
-            await server_db.undo_delete(conn, sid)
+            await server_db.undo_delete(conn, sid, previous_task)
         raise ServiceUnavailable(f"Server {sid} could not be deleted now; try again.") from None
     log.info("api.server_delete", server_id=str(sid), host=host, claimed=claimed)
     return View(None, status=204)

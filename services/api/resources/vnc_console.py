@@ -32,10 +32,10 @@ from aiohttp import web
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.representation import View
 from services.api.resources.common import principal
-from services.api.resources.server_actions import server_action
+from services.api.resources.server_actions import host_alive, server_action
 from shared.contracts.compute import ComputeClient, GetVncConsole
 from shared.db import console_tokens
-from shared.errors import BadRequest, Conflict
+from shared.errors import BadRequest, Conflict, ServiceUnavailable
 from shared.states import VmState
 
 log = structlog.get_logger(__name__)
@@ -57,8 +57,13 @@ async def get_vnc_console(request: web.Request, row: asyncpg.Record, value: Any)
     if row["vm_state"] not in _RUNNING or row["host"] is None:
         raise Conflict(f"Instance {sid} is not ready: its console is available while it "
                        f"runs (vm_state {row['vm_state']}).")
+    if row["task_state"] == "deleting":
+        raise Conflict(f"Instance {sid} is being deleted.")
+    if not await host_alive(request, row["host"]):
+        raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
+                                 "its console is not available now.")
     endpoint = await ComputeClient(request.app[RPC]).vnc_console(
-        row["host"], GetVncConsole(server_id=sid))
+        row["host"], GetVncConsole(server_id=sid), timeout=10)
     if endpoint is None:
         raise Conflict(f"Instance {sid} is not running: it has no console to show.")
     settings = request.app[SETTINGS].api
