@@ -14,9 +14,7 @@ from services.compute_agent.drivers.fake import FakeDriver
 from services.compute_agent.recover import recover
 from services.compute_agent.settings import Settings
 from shared.contracts.compute import (
-    BuildServer,
     ComputeMessage,
-    DeleteServer,
     host_queue,
 )
 from shared.contracts.network import NetworkClient
