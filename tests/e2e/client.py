@@ -46,6 +46,14 @@ class Cloud:
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.db_url)
 
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """One value from the stack's database, on a connection of its own."""
+        conn = await self.db()
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
     async def v3_token(self, user: str, password: str, project: str) -> tuple[str, dict]:
         body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
             "name": user, "domain": {"id": "default"}, "password": password}}},

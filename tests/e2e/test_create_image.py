@@ -9,6 +9,7 @@ import re
 import time
 
 from services.api.catalog import CIRROS_IMAGE_ID
+from tests.e2e.acting import delete_and_wait
 from tests.e2e.client import NS, Api, eventually
 from tests.e2e.projects import new_project
 
@@ -26,21 +27,6 @@ async def _boot(demo: Api, name: str, **extra) -> str:
     sid = r.json["server"]["id"]
     await demo.wait_status(sid, _active)
     return sid
-
-
-async def _delete(demo: Api, *sids: str) -> None:
-    for sid in sids:
-        await demo.delete(f"/servers/{sid}")
-    for sid in sids:
-        await demo.wait_status(sid, lambda s: s is None)
-
-
-async def _db(cloud, sql: str, *args):
-    conn = await cloud.db()
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def _image_states(api: Api, image_id: str, timeout: float = 20.0) -> tuple[dict, list[str]]:
@@ -111,7 +97,7 @@ async def test_create_image_json_snapshot_saving_then_active_and_bootable(demo, 
     # The snapshot boots a new server.
     child = await _boot(demo, "from-snap", image=image_id)
     assert (await demo.server(child))["image"]["id"] == image_id
-    await _delete(demo, sid, child)
+    await delete_and_wait(demo, sid, child)
     assert (await demo.delete(f"/images/{image_id}")).status == 204
 
 
@@ -150,7 +136,7 @@ async def test_create_image_xml_and_from_shutoff(demo):
     assert cold["status"] == "ACTIVE"
     server, _ = await demo.wait_status(sid, lambda s: s["OS-EXT-STS:task_state"] is None)
     assert server["status"] == "SHUTOFF"
-    await _delete(demo, sid)
+    await delete_and_wait(demo, sid)
     for i in (image_id, cold["id"]):
         assert (await demo.delete(f"/images/{i}")).status == 204
 
@@ -172,9 +158,9 @@ async def test_bad_create_image_bodies_create_nothing(demo, cloud):
     r = await demo.post(f"/servers/{sid}/action", data=f'<createImage xmlns="{NS}"/>',
                         headers=XML)
     assert r.status == 400 and r.xml.tag.endswith("badRequest"), r.raw
-    assert await _db(cloud, "SELECT count(*) FROM images WHERE server_id = $1::uuid", sid) == 0
+    assert await cloud.fetchval("SELECT count(*) FROM images WHERE server_id = $1::uuid", sid) == 0
     assert (await demo.server(sid))["OS-EXT-STS:task_state"] is None
-    await _delete(demo, sid)
+    await delete_and_wait(demo, sid)
 
 
 async def test_a_project_own_max_image_meta_is_enforced(cloud):
@@ -190,7 +176,7 @@ async def test_a_project_own_max_image_meta_is_enforced(cloud):
     assert r.status == 202, r.raw
     image, _ = await _image_states(api, LOCATION.match(r.headers["Location"])["id"])
     assert image["status"] == "ACTIVE"
-    await _delete(api, sid)
+    await delete_and_wait(api, sid)
 
 
 async def test_create_image_is_refused_while_building_snapshotting_or_in_error(demo, alt, cloud):
@@ -212,9 +198,9 @@ async def test_create_image_is_refused_while_building_snapshotting_or_in_error(d
     r = await alt.post(f"/servers/{sid}/action", json=body)
     assert r.status == 404
 
-    await _db(cloud, "UPDATE servers SET vm_state = 'error' WHERE id = $1::uuid", sid)
+    await cloud.fetchval("UPDATE servers SET vm_state = 'error' WHERE id = $1::uuid", sid)
     r = await demo.post(f"/servers/{sid}/action", json=body, xml=True)
     assert r.status == 409 and r.xml.tag.endswith("conflictingRequest"), r.raw
-    assert await _db(cloud, "SELECT count(*) FROM images WHERE server_id = $1::uuid", sid) == 1
-    await _delete(demo, sid)
+    assert await cloud.fetchval("SELECT count(*) FROM images WHERE server_id = $1::uuid", sid) == 1
+    await delete_and_wait(demo, sid)
     assert (await demo.delete(f"/images/{first}")).status == 204

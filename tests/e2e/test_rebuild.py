@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.api.catalog import CIRROS_IMAGE_ID, DEBIAN_IMAGE_ID
+from tests.e2e.acting import delete_and_wait
 from tests.e2e.client import NS, Api, eventually
 
 XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
@@ -32,23 +33,8 @@ async def _boot(demo: Api, name: str, **extra) -> tuple[str, dict]:
     return sid, server
 
 
-async def _delete(demo: Api, *sids: str) -> None:
-    for sid in sids:
-        await demo.delete(f"/servers/{sid}")
-    for sid in sids:
-        await demo.wait_status(sid, lambda s: s is None)
-
-
-async def _db(cloud, sql: str, *args):
-    conn = await cloud.db()
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
-
-
 async def _guest_dir(cloud, sid: str) -> Path:
-    host = await _db(cloud, "SELECT host FROM servers WHERE id = $1::uuid", sid)
+    host = await cloud.fetchval("SELECT host FROM servers WHERE id = $1::uuid", sid)
     return Path(cloud.stack.env["NIMBUS_FAKE_STATE_DIR"]) / host / sid
 
 
@@ -104,7 +90,7 @@ async def test_rebuild_json_moves_to_the_new_image_keeping_addresses(demo, alt, 
     # Another project does not even see it.
     r = await alt.post(f"/servers/{sid}/action", json={"rebuild": {"imageRef": str(CIRROS_IMAGE_ID)}})
     assert r.status == 404
-    await _delete(demo, sid)
+    await delete_and_wait(demo, sid)
 
 
 async def test_rebuild_xml_takes_the_given_password(demo):
@@ -126,14 +112,14 @@ async def test_rebuild_xml_takes_the_given_password(demo):
     assert r.headers["Location"].endswith(f"/servers/{sid}")
     after, seen = await demo.wait_status(sid, lambda s: s["status"] != "REBUILD")
     assert seen == ["REBUILD", "ACTIVE"] and after["addresses"] == before["addresses"]
-    await _delete(demo, sid)
+    await delete_and_wait(demo, sid)
 
 
 async def test_rebuild_from_error_ends_active_and_from_shutoff_ends_shutoff(demo, cloud):
     broken, _ = await _boot(demo, "rb-error")
     stopped, _ = await _boot(demo, "rb-stopped")
     # A server that went to ERROR (its guest still there), as after a failed action.
-    await _db(cloud, "UPDATE servers SET vm_state = 'error' WHERE id = $1::uuid", broken)
+    await cloud.fetchval("UPDATE servers SET vm_state = 'error' WHERE id = $1::uuid", broken)
     r = await demo.post(f"/servers/{broken}/action",
                         json={"rebuild": {"imageRef": str(CIRROS_IMAGE_ID)}})
     assert r.status == 202, r.raw
@@ -151,7 +137,7 @@ async def test_rebuild_from_error_ends_active_and_from_shutoff_ends_shutoff(demo
     # As in Nova, a stopped server is stopped again after its rebuild.
     assert seen == ["REBUILD", "SHUTOFF"], seen
     assert after["image"]["id"] == str(DEBIAN_IMAGE_ID) and after["OS-EXT-STS:power_state"] == 4
-    await _delete(demo, broken, stopped)
+    await delete_and_wait(demo, broken, stopped)
 
 
 async def test_rebuild_is_refused_while_building_rebuilding_rescued_or_deleting(demo, cloud):
@@ -168,10 +154,10 @@ async def test_rebuild_is_refused_while_building_rebuilding_rescued_or_deleting(
     assert r.status == 409, r.raw
     await demo.wait_status(sid, _active)
 
-    await _db(cloud, "UPDATE servers SET vm_state = 'rescued' WHERE id = $1::uuid", sid)
+    await cloud.fetchval("UPDATE servers SET vm_state = 'rescued' WHERE id = $1::uuid", sid)
     r = await demo.post(f"/servers/{sid}/action", json=body, xml=True)
     assert r.status == 409 and r.xml.tag.endswith("conflictingRequest"), r.raw
-    await _db(cloud, "UPDATE servers SET vm_state = 'active' WHERE id = $1::uuid", sid)
+    await cloud.fetchval("UPDATE servers SET vm_state = 'active' WHERE id = $1::uuid", sid)
 
     r = await demo.delete(f"/servers/{sid}")
     assert r.status == 204
@@ -227,4 +213,4 @@ async def test_bad_rebuild_bodies_change_nothing(demo, odd_images):
     after = await demo.server(sid)
     assert after["status"] == "ACTIVE" and after["image"] == before["image"]
     assert after["name"] == before["name"] and after["OS-EXT-STS:task_state"] is None
-    await _delete(demo, sid)
+    await delete_and_wait(demo, sid)

@@ -4,6 +4,7 @@ per zone (az1, az2, az3), so "same host" and "same zone" coincide here."""
 from __future__ import annotations
 
 from services.api.catalog import CIRROS_IMAGE_ID
+from tests.e2e.acting import delete_and_wait
 from tests.e2e.client import NS
 
 HINTS = "OS-SCH-HNT:scheduler_hints"
@@ -24,13 +25,6 @@ async def _active(demo, sid: str) -> dict:
     return server
 
 
-async def _delete(demo, *sids: str) -> None:
-    for sid in sids:
-        await demo.delete(f"/servers/{sid}")
-    for sid in sids:
-        await demo.wait_status(sid, lambda s: s is None)
-
-
 async def test_same_host_different_host_and_near(demo):
     r = await demo.boot(name="anchor", availability_zone="az2")
     anchor = r.json["server"]["id"]
@@ -49,7 +43,7 @@ async def test_same_host_different_host_and_near(demo):
         assert s_other["OS-EXT-AZ:availability_zone"] != "az2"
         assert s_near["OS-EXT-AZ:availability_zone"] == "az2"
     finally:
-        await _delete(demo, *made)
+        await delete_and_wait(demo, *made)
 
 
 async def test_near_in_xml(demo):
@@ -69,7 +63,7 @@ async def test_near_in_xml(demo):
         made.append(sid)
         assert (await _active(demo, sid))["OS-EXT-AZ:availability_zone"] == "az3"
     finally:
-        await _delete(demo, *made)
+        await delete_and_wait(demo, *made)
 
 
 async def test_hints_that_cannot_be_met_are_error_with_the_failed_hint(demo):
@@ -88,4 +82,4 @@ async def test_hints_that_cannot_be_met_are_error_with_the_failed_hint(demo):
                                   "hosts"), message
         assert anchor in message
     finally:
-        await _delete(demo, *made)
+        await delete_and_wait(demo, *made)
