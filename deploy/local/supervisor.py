@@ -260,6 +260,7 @@ class Stack:
         pgid = self._group(name)
         if pgid is not None:
             _signal_group(pgid, signal.SIGTERM)
+            _signal_group(pgid, signal.SIGCONT)  # a stopped process acts on SIGTERM only when let go
             if not self._wait_gone(name, pgid, timeout):
                 _signal_group(pgid, signal.SIGKILL)
                 self._wait_gone(name, pgid, 5)
@@ -268,6 +269,15 @@ class Stack:
     def restart(self, name: str, *, wait: bool = True, timeout: float = 60.0) -> None:
         """Stop `name` (if running), start it again and, by default, wait until healthy."""
         self.stop_one(name)
+        # Reap our own process before starting anew: until it is reaped it still looks
+        # alive, and start() would skip the service (seen on a loaded machine).
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
         self.start([name])
         if wait:
             self.wait_healthy(timeout, [name])
