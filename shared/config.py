@@ -18,6 +18,8 @@ from typing import Annotated, Any, Mapping, TypeVar
 
 import msgspec
 
+from shared.retry import RetryPolicy
+
 T = TypeVar("T", bound=msgspec.Struct)
 
 ENV_PREFIX = "NIMBUS_"
@@ -30,6 +32,17 @@ class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Connections opened at start; more saves latency on the first requests."""
     pool_max: Annotated[int, msgspec.Meta(ge=1)] = 10
     """Upper bound of the pool; each connection costs a PostgreSQL backend."""
+    connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """Seconds to open one connection. An unreachable database fails this fast
+    instead of hanging the request that needed it."""
+    acquire_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """Seconds to wait for a free pooled connection (connecting included). Lower
+    answers 503 sooner when the pool is exhausted or the database is down; too low
+    turns a short burst of load into errors."""
+    command_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    """Seconds one statement may take before it is cancelled (a hung database,
+    a lock held by a stuck transaction). Every statement here is a short OLTP
+    query; keep it well above the slowest (a migration runs without it)."""
 
 
 class AmqpSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,6 +50,26 @@ class AmqpSettings(msgspec.Struct, frozen=True, kw_only=True):
     """RabbitMQ URL, vhost included."""
     rpc_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """Seconds an RPC call waits for its reply before raising RpcTimeout."""
+    publish_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """Seconds one publish may wait for the broker's confirm. A broker under a
+    memory or disk alarm blocks publishers: this turns that into an error the
+    caller can retry (or answer 503 for) instead of a hang."""
+    retry_first_delay_s: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    """First wait before a message whose handler failed on a transient error
+    (database or broker unreachable) is handled again; it doubles each time."""
+    retry_max_delay_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """Longest wait between two tries of such a message."""
+    retry_deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    """How long after its first transient failure a message is still retried.
+    Then its work ends in ERROR with a fault saying why (where the database
+    lets that be written) and the message goes to the queue's dead-letter
+    queue (``<queue>.dead-letter``). Longer rides out longer outages; shorter
+    tells users sooner."""
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(first_delay_s=self.retry_first_delay_s,
+                           max_delay_s=self.retry_max_delay_s,
+                           deadline_s=self.retry_deadline_s)
 
 
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -107,6 +107,25 @@ class NotImplementedFault(ComputeError):
 class ServiceUnavailable(ComputeError):
     http_status, fault_name, retryable = 503, "serviceUnavailable", True
     default_message = "The service is unavailable at this time."
+    # Seconds a client should wait before trying again: about how long a
+    # database or broker restart takes.
+    retry_after: ClassVar[int] = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """The message broker did not take a message (gone, restarting, or blocking)."""
+
+    default_message = "The message broker is unavailable; try again later."
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached, or did not answer in time."""
+
+    default_message = "The database is unavailable; try again later."
 
 
 class RpcTimeout(ServiceUnavailable):

@@ -47,16 +47,19 @@ async def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
     return healthy, {"status": "ok" if healthy else "failing", **report}
 
 
-def health_handler(checks: dict[str, Check], **extra: str):
+def health_handler(checks: dict[str, Check], **extra: object):
+    """``extra`` values are reported as they are, or called first when callable (a
+    backlog that changes: the outbox's, the messages being retried)."""
     async def healthz(_request: web.Request) -> web.Response:
         healthy, report = await run_checks(checks)
-        return web.Response(body=msgspec.json.encode({**report, **extra}),
+        info = {k: v() if callable(v) else v for k, v in extra.items()}
+        return web.Response(body=msgspec.json.encode({**report, **info}),
                             status=200 if healthy else 503, content_type="application/json")
     return healthz
 
 
 async def start_health_server(settings: HealthSettings, checks: dict[str, Check],
-                              **extra: str) -> web.AppRunner | None:
+                              **extra: object) -> web.AppRunner | None:
     """Serve ``/healthz`` on the configured port; None when the port is 0."""
     if not settings.port:
         return None

@@ -4,7 +4,8 @@ The scheduler, the network service and each compute agent are built on
 :class:`Worker`: it opens the database pool and the broker connection, applies
 migrations (once, under a lock), starts the RPC servers and periodic tasks the
 service registers, serves ``/healthz``, and on SIGTERM/SIGINT stops consuming,
-lets handlers in flight finish and closes everything.
+lets handlers in flight finish for a while and closes everything; messages still
+being retried are left unacked for the next consumer (``shared.rpc.server``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from shared.config import AmqpSettings, DatabaseSettings, HealthSettings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import broker_check, database_check, start_health_server
+from shared.outbox import Relay
+from shared.retry import OutageClock, describe, is_transient
 from shared.rpc import RpcClient, RpcServer, connect
+from shared.rpc.server import GiveUp, Handler
 
 log = structlog.get_logger(__name__)
 
@@ -41,19 +45,33 @@ class Worker:
         self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
-        self._health_extra: dict[str, str] = {}
+        self._health_extra: dict[str, object] = {}
         self._stopping = asyncio.Event()
+        self.relay: Relay | None = None
+        self.outages = OutageClock()
+        """When this worker last failed to reach the database or broker (its
+        handlers and periodic tasks tell it), for decisions that need a fresh view."""
 
     async def open(self) -> None:
         await apply_migrations(self._database.url)
         self.pool = await create_pool(self._database)
         self.connection = await connect(self._amqp.url)
-        self.rpc = RpcClient(self.connection, timeout=self._amqp.rpc_timeout_s)
+        self.rpc = RpcClient(self.connection, timeout=self._amqp.rpc_timeout_s,
+                             publish_timeout=self._amqp.publish_timeout_s)
         await self.rpc.start()
 
-    def serve(self, queue: str, messages: Any, handler: Callable[[Any], Awaitable[Any]],
-              *, prefetch: int = 16) -> None:
-        self._servers.append(RpcServer(self.connection, queue, messages, handler, prefetch=prefetch))
+    def serve(self, queue: str, messages: Any, handler: Handler, *, prefetch: int = 16,
+              give_up: GiveUp | None = None) -> None:
+        """Serve ``queue`` with the shared delivery rules (``shared.rpc.server``)."""
+        self._servers.append(RpcServer(self.connection, queue, messages, handler,
+                                       prefetch=prefetch, policy=self._amqp.retry_policy(),
+                                       give_up=give_up, on_transient=self.outages.note))
+
+    def with_outbox(self, *, lease_s: float = 15.0) -> Relay:
+        """Run an outbox relay in this worker (for a service that writes outbox rows)."""
+        if self.relay is None:
+            self.relay = Relay(self.pool, self.rpc, lease_s=lease_s)
+        return self.relay
 
     def every(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
         """Run ``fn`` every ``interval_s`` seconds; a failure is logged and retried next time."""
@@ -62,15 +80,19 @@ class Worker:
     def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(fn)
 
-    def health_info(self, **extra: str) -> None:
+    def health_info(self, **extra: object) -> None:
         self._health_extra.update(extra)
 
     async def _loop(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
         while not self._stopping.is_set():
             try:
                 await fn()
-            except Exception:
-                log.exception("worker.periodic_failed", task=name)
+            except Exception as exc:
+                if is_transient(exc):
+                    self.outages.note()
+                    log.warning("worker.periodic_failed", task=name, error=describe(exc))
+                else:
+                    log.exception("worker.periodic_failed", task=name)
             try:
                 await asyncio.wait_for(self._stopping.wait(), interval_s)
             except asyncio.TimeoutError:
@@ -83,12 +105,19 @@ class Worker:
             loop.add_signal_handler(sig, self._stopping.set)
         for server in self._servers:
             await server.start()
+        if self.relay is not None:
+            self.relay.start()
         for interval_s, fn, name in self._periodic:
             self._tasks.append(asyncio.create_task(self._loop(interval_s, fn, name)))
+        extra = dict(self._health_extra)
+        extra["retrying"] = lambda: sum(s.retrying for s in self._servers)
+        if self.relay is not None:
+            relay = self.relay
+            extra["outbox"] = lambda: relay.backlog
         health = await start_health_server(
             self._health, {"database": database_check(self.pool),
                            "broker": broker_check(self.connection)},
-            service=self.name, **self._health_extra)
+            service=self.name, **extra)
         log.info("worker.started", worker=self.name)
         await self._stopping.wait()
         log.info("worker.stopping", worker=self.name)
@@ -99,6 +128,8 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for fn in self._on_stop:
             await fn()
+        if self.relay is not None:
+            await self.relay.stop()
         if health is not None:
             await health.cleanup()
         await self.rpc.close()

@@ -10,28 +10,26 @@ import structlog
 from aiohttp import web
 
 from services.api.identity import create_identity_app
-from services.api.keys import POOL, RPC, SETTINGS
+from services.api.keys import POOL, RELAY, RPC, SETTINGS
 from services.api.middleware import auth_mw, request_id_mw
 from services.api.ratelimit import RATE_LIMITS, RateLimits, ratelimit_mw
 from services.api.representation import fault_middleware
 from services.api.resources import availability_zones, instance_actions
 from services.api.resources import image_metadata, server_actions, server_metadata
 from services.api.resources import extensions, flavors, images, limits, servers, versions
-from services.api.resources import server_image, server_rebuild, vnc_console
 from services.api.resources import keypairs, security_group_rules, security_groups
-from services.api.resources import server_security_groups
-from services.api.resources import console_output, server_power, server_rescue
-from services.api.resources import floating_ips, server_floating_ips, server_ips
+from services.api.resources import floating_ips, server_ips
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import broker_check, database_check, health_handler
+from shared.outbox import Relay
 from shared.rpc import RpcClient, connect
 
 log = structlog.get_logger(__name__)
 
 
-def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
+def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient, relay: Relay,
                        health: web.Handler | None = None) -> web.Application:
     # Rate limits need the caller's project, so they come after auth.
     app = web.Application(middlewares=[request_id_mw, fault_middleware, auth_mw, ratelimit_mw],
@@ -39,19 +37,15 @@ def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
     app[SETTINGS] = settings
     app[POOL] = pool
     app[RPC] = rpc
+    app[RELAY] = relay
     app[RATE_LIMITS] = RateLimits()
     if health is not None:
         app.router.add_get("/healthz", health)
-    # Resources that only add server actions register them by being imported
-    # (see server_actions); list them here too so the import is not optimised away.
+    # Server actions are one route whose table is server_actions.ACTIONS.
     for resource in (versions, extensions, flavors, images, servers, instance_actions,
-                     availability_zones, limits,
-                     server_metadata, image_metadata,
-                     server_actions,
-                     server_rebuild, server_image, vnc_console,
-                     keypairs, security_groups, security_group_rules, server_security_groups,
-                     server_power, server_rescue, console_output,
-                     server_ips, floating_ips, server_floating_ips):
+                     availability_zones, limits, server_metadata, image_metadata,
+                     server_actions, keypairs, security_groups, security_group_rules,
+                     server_ips, floating_ips):
         resource.setup(app.router)
     return app
 
@@ -60,11 +54,17 @@ async def run(settings: Settings) -> None:
     await apply_migrations(settings.database.url)
     pool = await create_pool(settings.database)
     connection = await connect(settings.amqp.url)
-    rpc = RpcClient(connection, timeout=settings.amqp.rpc_timeout_s)
+    rpc = RpcClient(connection, timeout=settings.amqp.rpc_timeout_s,
+                    publish_timeout=settings.amqp.publish_timeout_s)
     await rpc.start()
+    # Publishes what this process wrote to the outbox, and what others left.
+    relay = Relay(pool, rpc)
+    relay.start()
     health = health_handler({"database": database_check(pool),
-                             "broker": broker_check(connection)}, service="api")
-    compute = web.AppRunner(create_compute_app(settings, pool, rpc, health), access_log=None)
+                             "broker": broker_check(connection)}, service="api",
+                            outbox=lambda: relay.backlog)
+    compute = web.AppRunner(create_compute_app(settings, pool, rpc, relay, health),
+                            access_log=None)
     identity = web.AppRunner(create_identity_app(pool, settings.identity), access_log=None)
     await compute.setup()
     await identity.setup()
@@ -80,6 +80,7 @@ async def run(settings: Settings) -> None:
     log.info("api.stopping")
     await compute.cleanup()
     await identity.cleanup()
+    await relay.stop()
     await rpc.close()
     await connection.close()
     await pool.close()

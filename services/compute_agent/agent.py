@@ -1,25 +1,27 @@
-"""The compute agent: serves its host's queue and keeps its host row alive."""
+"""The compute agent: serves its host's queue, keeps its host row alive, and
+reconciles what its hypervisor runs with the database."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import UUID
 
 import structlog
 
+from services.compute_agent import runner
 from services.compute_agent.drivers import HypervisorDriver
 from services.compute_agent.drivers.fake import FakeDriver
-from services.compute_agent.recover import recover
+from services.compute_agent.operations import CALLS, OPERATIONS
+from services.compute_agent.reconcile import Reconciler
 from services.compute_agent.settings import Settings
-from shared.contracts.compute import (
-    ComputeMessage,
-    host_queue,
-)
+from shared.contracts.compute import ComputeMessage, host_queue
 from shared.contracts.network import NetworkClient
 from shared.db import hosts
 from shared.errors import NotImplementedFault
+from shared.rpc.server import CallContext
 from shared.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -39,9 +41,17 @@ class ComputeAgent:
         self.worker = worker
         self.driver = driver
         self.host = settings.compute.host
-        self.network = NetworkClient(worker.rpc, timeout=settings.compute.network_timeout_s)
         # server id -> (lock, how many operations hold or wait for it)
         self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
+
+    def network_client(self, request_id: str | None) -> NetworkClient:
+        """The network service, for work done on behalf of ``request_id``."""
+        return NetworkClient(self.worker.rpc, request_id=request_id,
+                             timeout=self.settings.compute.network_timeout_s)
+
+    def busy(self, server_id: UUID) -> bool:
+        """Whether an operation on the server runs (or waits) in this agent now."""
+        return server_id in self._locks
 
     @asynccontextmanager
     async def serialized(self, server_id: UUID) -> AsyncIterator[None]:
@@ -67,13 +77,20 @@ class ComputeAgent:
                 total_disk_gb=res.disk_gb, total_vcpus=res.vcpus, ram_ratio=c.ram_ratio,
                 disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio), starting=starting)
 
-    async def handle(self, msg: ComputeMessage) -> object:
-        """Run the operation module registered for the message's type (see ``operations``)."""
-        from services.compute_agent.operations import HANDLERS
-        handler = HANDLERS.get(type(msg))
-        if handler is None:
-            raise NotImplementedFault(f"This compute agent cannot handle {type(msg).__name__}.")
-        return await handler(self, msg)
+    async def handle(self, msg: ComputeMessage, ctx: CallContext) -> object:
+        """Run the operation (or answer the call) the message's type names."""
+        if (operation := OPERATIONS.get(type(msg))) is not None:
+            await runner.run(self, operation(msg), msg, ctx)
+            return None
+        if (call := CALLS.get(type(msg))) is not None:
+            return await call(self, msg)
+        raise NotImplementedFault(f"This compute agent cannot handle {type(msg).__name__}.")
+
+    async def give_up(self, msg: Any, ctx: CallContext, exc: BaseException) -> None:
+        """A message's retries ran out: end its operation with a fault saying why."""
+        if (operation := OPERATIONS.get(type(msg))) is not None:
+            await runner.give_up(self, operation(msg), msg, ctx, exc,
+                                 self.settings.amqp.retry_deadline_s)
 
 
 async def run(settings: Settings) -> None:
@@ -82,9 +99,12 @@ async def run(settings: Settings) -> None:
     await worker.open()
     agent = ComputeAgent(settings, worker, make_driver(settings))
     await agent.report(starting=True)  # registered before the queue is served
-    # Servers left mid-action by an earlier run of this agent, before new work.
-    await recover(agent)
-    worker.serve(host_queue(agent.host), ComputeMessage, agent.handle)
+    # Servers left mid-operation by an earlier run of this agent are not touched
+    # at start: their messages, never acked, come again. The reconcile loop runs
+    # at once (worker.every) and deals with what the hypervisor did meanwhile.
+    reconciler = Reconciler(agent, settings.reconcile)
+    worker.serve(host_queue(agent.host), ComputeMessage, agent.handle, give_up=agent.give_up)
     worker.every(settings.compute.heartbeat_interval_s, agent.report, "heartbeat")
+    worker.every(settings.reconcile.interval_s, reconciler.reconcile, "reconcile")
     worker.health_info(host=agent.host, availability_zone=settings.compute.az)
     await worker.run()

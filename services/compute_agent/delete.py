@@ -2,69 +2,50 @@
 
 Every step tolerates having been done already, so a delete delivered twice, or
 after a failed build that cleaned up half, still ends with the server DELETED.
-A step that fails (the network service or the database unreachable) is tried
-again with backoff; if it still fails the server goes to ERROR with a fault,
-leaving the delete task, so the user sees why and can delete again.
+A step that fails on a transient error (the network service or the database
+unreachable) is retried by the RPC layer until its deadline; a permanent
+failure puts the server in ERROR with a fault, so the user sees why and can
+delete again.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
-
+import asyncpg
 import structlog
 
-from shared.contracts.compute import DeleteServer
+from services.compute_agent.runner import Fault, Operation, Run
 from shared.contracts.network import DeallocatePorts
-from shared.db import actions, hosts, servers
-from shared.states import TaskState
-
-if TYPE_CHECKING:
-    from services.compute_agent.agent import ComputeAgent
+from shared.db import hosts, servers
+from shared.states import DELETE, TaskState, VmState
 
 log = structlog.get_logger(__name__)
 
-ATTEMPTS = 5
-FIRST_BACKOFF_S = 1.0
 
+class Delete(Operation):
+    transition = DELETE
 
-async def delete_server(agent: ComputeAgent, msg: DeleteServer) -> None:
-    sid = msg.server_id
-    async with agent.serialized(sid):
-        backoff = FIRST_BACKOFF_S
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                async with actions.event(agent.worker.pool, sid, "compute_terminate_instance",
-                                         host=agent.host):
-                    await _delete(agent, msg)
-                return
-            except Exception as exc:
-                log.warning("compute.delete_failed", server_id=str(sid), attempt=attempt,
-                            error=f"{type(exc).__name__}: {exc}")
-                if attempt == ATTEMPTS:
-                    await _give_up(agent, msg, exc)
-                    return
-                await asyncio.sleep(backoff)
-                backoff *= 2
+    def applies(self, row: asyncpg.Record | None, host: str) -> bool:
+        # A server already DELETED still has its guest and ports reaped (a delete
+        # delivered again after the first one died between its steps).
+        return (row is not None and row["host"] == host
+                and (row["task_state"] == TaskState.DELETING
+                     or row["vm_state"] == VmState.DELETED))
 
+    async def work(self, run: Run) -> None:
+        await run.agent.driver.destroy(run.server_id)
+        run.result = await run.network.deallocate_ports(DeallocatePorts(server_id=run.server_id))
 
-async def _delete(agent: ComputeAgent, msg: DeleteServer) -> None:
-    sid = msg.server_id
-    await agent.driver.destroy(sid)
-    freed = await agent.network.deallocate_ports(DeallocatePorts(server_id=sid))
-    async with agent.worker.pool.acquire() as conn:
-        async with conn.transaction():
-            await hosts.release(conn, sid)
-            deleted = await servers.mark_deleted(conn, sid)
-    log.info("compute.deleted", server_id=str(sid), ports_freed=freed, was_live=deleted)
+    async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
+        await hosts.release(conn, run.server_id)
+        deleted = await servers.mark_deleted(conn, run.server_id,
+                                             request_id=run.action.request_id)
+        log.info("compute.deleted", server_id=str(run.server_id), ports_freed=run.result,
+                 was_live=deleted)
+        return True  # already DELETED is this operation's end too
 
-
-async def _give_up(agent: ComputeAgent, msg: DeleteServer, exc: Exception) -> None:
-    try:
-        async with agent.worker.pool.acquire() as conn:
-            await servers.set_error(
-                conn, msg.server_id, code=500,
-                message=f"Delete of instance {msg.server_id} failed; try deleting it again.",
-                details=f"{type(exc).__name__}: {exc}", expect=TaskState.DELETING)
-    except Exception as again:  # the database itself is gone: only the log can tell
-        log.error("compute.delete_abandoned", server_id=str(msg.server_id), error=str(again))
+    async def fail(self, run: Run, conn: asyncpg.Connection, fault: Fault) -> bool:
+        return await servers.set_error(
+            conn, run.server_id, code=fault.code,
+            message=f"Delete of instance {run.server_id} failed; try deleting it again.",
+            details=fault.details or fault.message, expect=TaskState.DELETING,
+            request_id=run.action.request_id)

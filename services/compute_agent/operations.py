@@ -1,7 +1,9 @@
-"""Which module handles which compute message: one operation per module.
+"""Which message the agent answers how: one operation (or call) per module.
 
-A new operation adds its module and one line here; ``ComputeAgent.handle``
-looks the message's type up in ``HANDLERS``.
+Messages that change a server map to an :class:`~services.compute_agent.runner.Operation`,
+run by the runner; calls that only read (console output, VNC endpoint) map to a
+plain function. A new operation adds its module and one line here; nothing
+registers itself on import.
 """
 
 from __future__ import annotations
@@ -9,21 +11,34 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.compute_agent import build, delete
-from services.compute_agent import console, power, rescue
-from services.compute_agent import rebuild, snapshot, vnc
+from services.compute_agent import console, vnc
+from services.compute_agent.build import Build
+from services.compute_agent.delete import Delete
+from services.compute_agent.power import Start, Stop, reboot_operation
+from services.compute_agent.rebuild import Rebuild
+from services.compute_agent.rescue import Rescue, Unrescue
+from services.compute_agent.runner import Operation
+from services.compute_agent.snapshot import Snapshot
 from shared.contracts import compute as m
 
-HANDLERS: dict[type, Callable[[Any, Any], Awaitable[object]]] = {
-    m.BuildServer: build.build_server,
-    m.DeleteServer: delete.delete_server,
-    m.RebootServer: power.reboot_server,
-    m.StopServer: power.stop_server,
-    m.StartServer: power.start_server,
-    m.RescueServer: rescue.rescue_server,
-    m.UnrescueServer: rescue.unrescue_server,
+_BUILD, _DELETE, _STOP, _START = Build(), Delete(), Stop(), Start()
+_RESCUE, _UNRESCUE, _REBUILD, _SNAPSHOT = Rescue(), Unrescue(), Rebuild(), Snapshot()
+
+OPERATIONS: dict[type, Callable[[Any], Operation]] = {
+    m.BuildServer: lambda _: _BUILD,
+    m.DeleteServer: lambda _: _DELETE,
+    m.RebootServer: reboot_operation,
+    m.StopServer: lambda _: _STOP,
+    m.StartServer: lambda _: _START,
+    m.RescueServer: lambda _: _RESCUE,
+    m.UnrescueServer: lambda _: _UNRESCUE,
+    m.RebuildServer: lambda _: _REBUILD,
+    m.SnapshotServer: lambda _: _SNAPSHOT,
+}
+"""Messages that change a server, and the operation each runs."""
+
+CALLS: dict[type, Callable[[Any, Any], Awaitable[object]]] = {
     m.GetConsoleOutput: console.console_output,
-    m.RebuildServer: rebuild.rebuild_server,
-    m.SnapshotServer: snapshot.snapshot_server,
     m.GetVncConsole: vnc.vnc_console,
 }
+"""Calls that read what the driver knows, answered at once, outside the runner."""

@@ -8,26 +8,22 @@ ends ACTIVE. The password is never logged.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from services.compute_agent.guest_action import GuestAction, run_action
-from shared.contracts.compute import RescueServer, UnrescueServer
-from shared.states import TaskState, VmState
-
-if TYPE_CHECKING:
-    from services.compute_agent.agent import ComputeAgent
-
-RESCUE = GuestAction("rescue", TaskState.RESCUING, "compute_rescue_instance", VmState.RESCUED)
-UNRESCUE = GuestAction("unrescue", TaskState.UNRESCUING, "compute_unrescue_instance",
-                       VmState.ACTIVE)
+from services.compute_agent.runner import Operation, Run
+from shared.contracts.compute import RescueServer
+from shared.states import RESCUE, UNRESCUE
 
 
-async def rescue_server(agent: ComputeAgent, msg: RescueServer) -> None:
-    sid = msg.server_id
-    await run_action(agent, sid, RESCUE, lambda: agent.driver.rescue(
-        sid, admin_pass=msg.admin_pass, image=msg.rescue_image))
+class Rescue(Operation):
+    transition = RESCUE
+
+    async def work(self, run: Run) -> None:
+        msg: RescueServer = run.msg
+        await run.agent.driver.rescue(run.server_id, admin_pass=msg.admin_pass,
+                                      image=msg.rescue_image)
 
 
-async def unrescue_server(agent: ComputeAgent, msg: UnrescueServer) -> None:
-    sid = msg.server_id
-    await run_action(agent, sid, UNRESCUE, lambda: agent.driver.unrescue(sid))
+class Unrescue(Operation):
+    transition = UNRESCUE
+
+    async def work(self, run: Run) -> None:
+        await run.agent.driver.unrescue(run.server_id)

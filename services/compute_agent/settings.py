@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from services.compute_agent.drivers.fake import FakeSettings
+from services.compute_agent.reconcile import ReconcileSettings
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 
 
@@ -38,3 +39,4 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     health: HealthSettings
     compute: ComputeSettings
     fake: FakeSettings
+    reconcile: ReconcileSettings = ReconcileSettings()

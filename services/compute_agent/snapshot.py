@@ -5,20 +5,21 @@ server to task ``image_snapshot``. Here the driver copies the guest's root disk;
 the image then becomes ACTIVE with its size and the server's task is cleared.
 If the copy fails, the image goes to ERROR (and out of the lists, as Nova
 deletes a failed snapshot) and the server's task is cleared with a fault: the
-guest itself is as it was, so the server keeps its vm_state.
+guest itself is as it was, so the server keeps its vm_state (``SNAPSHOT.failure``
+is KEEP). A snapshot whose server was deleted before it started fails its image.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import structlog
 
-from services.compute_agent.drivers import DriverError
+from services.compute_agent.runner import Fault, Operation, Run
 from shared.contracts.compute import SnapshotServer
-from shared.db import actions, images, servers
-from shared.errors import ComputeError
-from shared.states import TaskState
+from shared.db import images, servers
+from shared.states import SNAPSHOT
 
 if TYPE_CHECKING:
     from services.compute_agent.agent import ComputeAgent
@@ -26,46 +27,25 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-async def snapshot_server(agent: ComputeAgent, msg: SnapshotServer) -> None:
-    sid = msg.server_id
-    pool = agent.worker.pool
-    async with agent.serialized(sid):
-        async with pool.acquire() as conn:
-            row = await servers.get(conn, sid)
-        if (row is None or row["deleted_at"] is not None or row["host"] != agent.host
-                or row["task_state"] != TaskState.IMAGE_SNAPSHOT):
-            # Deleted (or moved on) before its snapshot started: the image can never be made.
-            log.info("compute.snapshot_skipped", server_id=str(sid), image_id=str(msg.image_id),
-                     reason="server is not snapshotting on this host")
-            async with pool.acquire() as conn:
-                await images.fail_snapshot(conn, msg.image_id)
-            return
-        log.info("compute.snapshot_started", server_id=str(sid), image_id=str(msg.image_id))
-        try:
-            async with actions.event(pool, sid, "compute_snapshot_instance", host=agent.host):
-                size = await agent.driver.snapshot(sid)
-                async with pool.acquire() as conn:
-                    async with conn.transaction():
-                        saved = await images.finish_snapshot(conn, msg.image_id, size)
-                        await servers.end_task(conn, sid, TaskState.IMAGE_SNAPSHOT)
-        except Exception as exc:
-            await _fail(agent, msg, exc)
-            return
-    log.info("compute.snapshot_finished", server_id=str(sid), image_id=str(msg.image_id),
-             size=size, image_kept=saved)
+class Snapshot(Operation):
+    transition = SNAPSHOT
 
+    async def work(self, run: Run) -> None:
+        run.result = await run.agent.driver.snapshot(run.server_id)
 
-async def _fail(agent: ComputeAgent, msg: SnapshotServer, exc: Exception) -> None:
-    sid = msg.server_id
-    if isinstance(exc, ComputeError):
-        message, code = exc.message, exc.http_status
-    elif isinstance(exc, DriverError):
-        message, code = f"Snapshot of instance {sid} failed: {exc}", 500
-    else:
-        message, code = f"Snapshot of instance {sid} failed: {type(exc).__name__}", 500
-    log.error("compute.snapshot_failed", server_id=str(sid), image_id=str(msg.image_id),
-              error=str(exc), exc_info=not isinstance(exc, (ComputeError, DriverError)))
-    async with agent.worker.pool.acquire() as conn:
-        await images.fail_snapshot(conn, msg.image_id)
-        await servers.fail_task(conn, sid, TaskState.IMAGE_SNAPSHOT, code=code, message=message,
-                                details=f"{type(exc).__name__}: {exc}")
+    async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
+        msg: SnapshotServer = run.msg
+        kept = await images.finish_snapshot(conn, msg.image_id, run.result)
+        log.info("compute.snapshot_saved", server_id=str(run.server_id),
+                 image_id=str(msg.image_id), size=run.result, image_kept=kept)
+        return await servers.end_task(conn, run.server_id, SNAPSHOT.task,
+                                      request_id=run.action.request_id)
+
+    async def fail(self, run: Run, conn: asyncpg.Connection, fault: Fault) -> bool:
+        await images.fail_snapshot(conn, run.msg.image_id)
+        return await super().fail(run, conn, fault)
+
+    async def skipped(self, agent: ComputeAgent, msg: Any, row: asyncpg.Record | None) -> None:
+        # Deleted (or moved on) before its snapshot started: the image can never be made.
+        async with agent.worker.pool.acquire() as conn:
+            await images.fail_snapshot(conn, msg.image_id)

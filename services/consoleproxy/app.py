@@ -216,7 +216,7 @@ async def run(settings: Settings) -> None:
     connection = await connect(settings.amqp.url)
     rpc = RpcClient(connection, timeout=settings.amqp.rpc_timeout_s)
     await rpc.start()
-    validate = agent_validator(pool, ComputeClient(rpc),
+    validate = agent_validator(pool, ComputeClient(rpc, request_id=None),
                                timeout_s=settings.consoleproxy.validate_timeout_s)
     app = create_app(settings, pool, validate=validate,
                      checks={"broker": broker_check(connection)})

@@ -35,6 +35,7 @@ from shared.contracts.floating_ips import (
     NoFixedIpForServer,
     NoMoreFloatingIps,
 )
+from shared.rpc.server import CallContext
 from shared.worker import Worker
 from services.network import addresses, floating_ips, networks, ports
 from services.network.settings import NetworkSettings
@@ -54,7 +55,8 @@ class FloatingIpHandler:
         self._pool_ready = False
         self._pool_lock = asyncio.Lock()
 
-    async def __call__(self, msg: FloatingIpMessage) -> FloatingIp | list[str] | None:
+    async def __call__(self, msg: FloatingIpMessage,
+                       ctx: CallContext) -> FloatingIp | list[str] | None:
         match msg:
             case AllocateFloatingIp():
                 return await self.allocate(msg)

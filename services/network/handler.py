@@ -6,6 +6,7 @@ import asyncpg
 import structlog
 
 from shared.contracts.common import Port
+from shared.rpc.server import CallContext
 from shared.contracts.network import (
     AllocatePorts,
     DeallocatePorts,
@@ -25,7 +26,7 @@ class NetworkHandler:
         self._pool = pool
         self._settings = settings
 
-    async def __call__(self, msg: NetworkMessage) -> list[Port] | int:
+    async def __call__(self, msg: NetworkMessage, ctx: CallContext) -> list[Port] | int:
         match msg:
             case AllocatePorts():
                 return await self.allocate_ports(msg)
@@ -61,6 +62,7 @@ class NetworkHandler:
             async with conn.transaction():
                 await ports.lock_server(conn, msg.server_id)
                 if existing := await ports.of_server(conn, msg.server_id):
+                    await ports.move_to_host(conn, msg.server_id, msg.host)
                     await addresses.refresh(conn, msg.server_id)
                     log.info("network.ports_existing", server_id=str(msg.server_id),
                              count=len(existing))
@@ -79,14 +81,18 @@ class NetworkHandler:
     async def deallocate_ports(self, msg: DeallocatePorts) -> int:
         """Free the server's ports, reserved and held addresses, and take its floating
         IPs off it (they stay the project's); the number of ports freed (0 if none
-        were left)."""
+        were left). With ``keep_fixed``, only reservations are freed (their number)
+        and the floating IPs taken off: the ports stay until the guest is reaped."""
         async with self._pool.acquire() as conn, conn.transaction():
             await ports.lock_server(conn, msg.server_id)
-            freed = await ports.deallocate(conn, msg.server_id)
+            if msg.keep_fixed:
+                freed = await ports.free_reservations(conn, msg.server_id)
+            else:
+                freed = await ports.deallocate(conn, msg.server_id)
             floating = await floating_ips.disassociate_server(conn, msg.server_id)
             await addresses.refresh(conn, msg.server_id)
         log.info("network.ports_deallocated", server_id=str(msg.server_id), count=freed,
-                 floating_ips_disassociated=floating)
+                 floating_ips_disassociated=floating, fixed_kept=msg.keep_fixed)
         return freed
 
     async def reserve_fixed_ips(self, msg: ReserveFixedIps) -> int:

@@ -210,6 +210,27 @@ async def allocate(conn: asyncpg.Connection, server_id: UUID, host: str,
     return made
 
 
+_MOVE = "UPDATE ports SET host = $2 WHERE server_id = $1 AND host IS DISTINCT FROM $2"
+
+# Reservations only: addresses held for the server with no port on them.
+_FREE_RESERVATIONS = """
+UPDATE fixed_ips f SET server_id = NULL, reserved_at = NULL
+ WHERE f.server_id = $1 AND f.reserved_at IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM ports p
+                    WHERE p.network_id = f.network_id AND p.address = f.address)"""
+
+
+async def move_to_host(conn: asyncpg.Connection, server_id: UUID, host: str) -> None:
+    """Bind the server's ports to ``host`` (its build went there after another host died)."""
+    await conn.execute(_MOVE, server_id, host)
+
+
+async def free_reservations(conn: asyncpg.Connection, server_id: UUID) -> int:
+    """Free the addresses reserved for the server that no port holds; how many."""
+    result = await conn.execute(_FREE_RESERVATIONS, server_id)
+    return int(result.split()[-1])
+
+
 async def deallocate(conn: asyncpg.Connection, server_id: UUID) -> int:
     """Delete the server's ports and free their addresses; return how many there were."""
     return await conn.fetchval(_DEALLOCATE, server_id)

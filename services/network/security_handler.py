@@ -28,6 +28,8 @@ from shared.contracts.security_groups import (
     ServerRules,
 )
 
+from shared.rpc.server import CallContext
+
 log = structlog.get_logger(__name__)
 
 
@@ -37,8 +39,8 @@ class SecurityGroupHandler:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def __call__(
-            self, msg: SecurityMessage) -> bool | GroupInfo | RuleInfo | ServerRules | None:
+    async def __call__(self, msg: SecurityMessage,
+                       ctx: CallContext) -> bool | GroupInfo | RuleInfo | ServerRules | None:
         match msg:
             case EnsureDefaultGroup():
                 return await self._ensure_default(msg.project_id)

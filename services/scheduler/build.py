@@ -12,6 +12,16 @@ Every step is therefore safe to repeat:
   sent, or was about to when the scheduler died: the build is sent to that
   host again, which the agent drops if it already started it (its first step
   is a guarded move out of ``scheduling``).
+
+Failures follow the delivery rules of ``shared.rpc.server``: a transient one
+(the database or broker away, or no host heartbeating yet because the database
+or this scheduler just came back: :class:`HostsNotReady`) raises, and the
+message is handled again after a backoff; the server stays in
+BUILD(scheduling) meanwhile, never ERROR for a fault that passes. Anything
+else puts the server in ERROR at once with a fault (and the message goes to
+the dead-letter queue). No host that fits is not an error but an outcome: the
+server goes to ERROR with a fault saying why, naming the hosts an earlier
+attempt of the build failed on.
 """
 
 from __future__ import annotations
@@ -35,11 +45,17 @@ from services.scheduler.no_valid_host import fault
 from services.scheduler.request import PlacementRequest
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.weighers import HostWeigher, default_weighers, order_hosts
-from shared.contracts.compute import BuildServer, ComputeClient
+from shared.contracts.compute import host_queue
 from shared.contracts.scheduler import ScheduleBuild, SchedulerMessage
 from shared.db import actions
+from shared.db import build_requests
 from shared.db import hosts as hosts_db
 from shared.db import servers as servers_db
+from shared.db.actions import ActionRef
+from shared.errors import ServiceUnavailable
+from shared.retry import OutageClock, is_transient
+from shared.rpc import RpcClient
+from shared.rpc.server import CallContext
 from shared.states import TaskState, VmState
 
 log = structlog.get_logger(__name__)
@@ -53,28 +69,39 @@ class _NotScheduled(Exception):
     """Marks the schedule_instance event as failed; the fault is already recorded."""
 
 
+class HostsNotReady(ServiceUnavailable):
+    """No host has heartbeated since the database or this scheduler came back, but
+    some are known: they get their grace before a build is refused for want of
+    hosts (see ``shared.db.hosts``)."""
+
+    default_message = "No compute host has reported since the scheduler's view was refreshed."
+
+
 class BuildScheduler:
     """The handler of the ``scheduler`` queue."""
 
-    def __init__(self, pool: asyncpg.Pool, compute: ComputeClient, settings: SchedulerSettings,
+    def __init__(self, pool: asyncpg.Pool, rpc: RpcClient, settings: SchedulerSettings,
                  *, filters: Sequence[HostFilter] | None = None,
                  weighers: Sequence[HostWeigher] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 outages: OutageClock | None = None) -> None:
         self._pool = pool
-        self._compute = compute
+        self._rpc = rpc
         self._settings = settings
+        self._outages = outages
         self._filters = list(default_filters() if filters is None else filters)
         self._weighers = list(default_weighers(settings) if weighers is None else weighers)
         self._rng = rng or random.Random()
 
-    async def handle(self, msg: SchedulerMessage) -> None:
+    async def handle(self, msg: SchedulerMessage, ctx: CallContext) -> None:
         """Dispatch one message of the ``scheduler`` queue, recording the
         ``schedule_instance`` event on the server's create action."""
         if isinstance(msg, ScheduleBuild):
             sid = msg.build.server_id
             try:
-                async with actions.event(self._pool, sid, "schedule_instance"):
-                    if await self.schedule_build(msg) is None:
+                async with actions.event(self._pool, ActionRef(sid, ctx.request_id),
+                                         "schedule_instance"):
+                    if await self.schedule_build(msg, request_id=ctx.request_id) is None:
                         async with self._pool.acquire() as conn:
                             row = await servers_db.get(conn, sid)
                         if row is not None and row["vm_state"] == VmState.ERROR:
@@ -82,7 +109,15 @@ class BuildScheduler:
             except _NotScheduled:
                 pass
 
-    async def schedule_build(self, msg: ScheduleBuild) -> str | None:
+    async def give_up(self, msg: SchedulerMessage, ctx: CallContext, exc: BaseException) -> None:
+        """The retries of ``msg`` ran out: ERROR with a fault saying why."""
+        if isinstance(msg, ScheduleBuild):
+            await self._fail(msg.build.server_id,
+                             "The server could not be scheduled: a service it needs stayed "
+                             "unavailable.", exc, request_id=ctx.request_id)
+
+    async def schedule_build(self, msg: ScheduleBuild, *,
+                             request_id: str | None = None) -> str | None:
         """Place the server and send it its build; the host it went to, or None.
 
         None means the server was left alone (gone, moved on) or put in ERROR
@@ -103,30 +138,40 @@ class BuildScheduler:
                 if host is not None:
                     blog.info("scheduler.resumed", host=host)
                 else:
-                    host = await self._place(conn, req, blog)
+                    host = await self._place(conn, req, blog, request_id)
                     if host is None:
                         return None
         except Exception as exc:
-            await self._fail_unexpected(req.server_id, exc, blog)
+            if not is_transient(exc):
+                blog.exception("scheduler.failed")
+                await self._fail(req.server_id, "An unexpected error occurred while scheduling "
+                                 "the server.", exc, request_id=request_id)
             raise
-        if not await self._send(req, msg.build, host, blog):
-            return None
+        # A failed cast raises BrokerUnavailable: the message comes again, finds the
+        # server placed, and sends the build again (never ERROR for a broker blip).
+        await self._rpc.cast(host_queue(host), msg.build, request_id=request_id)
+        blog.info("scheduler.placed", host=host)
         return host
 
     async def _place(self, conn: asyncpg.Connection, req: PlacementRequest,
-                     blog: structlog.typing.FilteringBoundLogger) -> str | None:
+                     blog: structlog.typing.FilteringBoundLogger,
+                     request_id: str | None) -> str | None:
         """Choose a host, claim on it and record it on the server; None if none."""
-        snap = await snapshot(conn, self._settings.service_down_time_s)
+        snap = await snapshot(conn, self._settings.service_down_time_s,
+                              healthy_for_s=self._healthy_for())
         if req.referenced_servers:
             # Where the servers the hints name live, read once for every filter.
             req = msgspec.structs.replace(req, placements=await locate_servers(
                 conn, req.project_id, req.referenced_servers))
         if not snap.live:
-            await self._no_valid_host(conn, req, snap, None, (), blog)
+            if snap.in_grace:
+                raise HostsNotReady(f"{snap.in_grace} compute host(s) have not reported since "
+                                    "the scheduler's view of them was refreshed.")
+            await self._no_valid_host(conn, req, snap, None, (), blog, request_id)
             return None
         outcome = run_filters(self._filters, snap.live, req)
         if not outcome.hosts:
-            await self._no_valid_host(conn, req, snap, outcome, (), blog)
+            await self._no_valid_host(conn, req, snap, outcome, (), blog, request_id)
             return None
         ordered = order_hosts(self._weighers, outcome.hosts, req,
                               subset_size=self._settings.host_subset_size, rng=self._rng)
@@ -155,58 +200,32 @@ class BuildScheduler:
         if server is None or server["host"] is not None:
             blog.info("scheduler.server_gone", reason="placed or deleted meanwhile")
             return None
-        await self._no_valid_host(conn, req, snap, outcome, tried, blog)
+        await self._no_valid_host(conn, req, snap, outcome, tried, blog, request_id)
         return None
 
     async def _no_valid_host(self, conn: asyncpg.Connection, req: PlacementRequest,
                              snap: HostSnapshot, outcome: FilterOutcome | None,
                              tried: Sequence[str],
-                             blog: structlog.typing.FilteringBoundLogger) -> None:
-        f = fault(snap, outcome, tried)
+                             blog: structlog.typing.FilteringBoundLogger,
+                             request_id: str | None) -> None:
+        f = fault(snap, outcome, tried,
+                  earlier=await build_requests.attempts(conn, req.server_id))
         marked = await servers_db.set_error(conn, req.server_id, code=500, message=f.message,
-                                            details=f.details, expect=TaskState.SCHEDULING)
+                                            details=f.details, expect=TaskState.SCHEDULING,
+                                            request_id=request_id)
         blog.warning("scheduler.no_valid_host", reason=f.details, marked_error=marked,
                      ram_mb=req.ram_mb, disk_gb=req.disk_gb, vcpus=req.vcpus,
                      availability_zone=req.availability_zone, hints=req.hints or None)
 
-    async def _send(self, req: PlacementRequest, build: BuildServer, host: str,
-                    blog: structlog.typing.FilteringBoundLogger) -> bool:
-        """Cast the build to the host; on failure free the claim and put the server in ERROR."""
-        try:
-            await self._compute.build_server(host, build)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            blog.error("scheduler.cast_failed", host=host, error=error)
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    # Only while the server still waits for its build: if an
-                    # earlier delivery's build reached the agent, it is the
-                    # agent's now, claim included.
-                    if await servers_db.set_error(
-                            conn, req.server_id, code=500,
-                            message=f"Failed to send the build to host {host}.",
-                            details=error, expect=TaskState.SCHEDULING):
-                        await hosts_db.release(conn, req.server_id)
-            except Exception:
-                blog.exception("scheduler.cast_failed_cleanup", host=host)
-            return False
-        blog.info("scheduler.placed", host=host)
-        return True
+    def _healthy_for(self) -> float:
+        return self._outages.healthy_for() if self._outages is not None else float("inf")
 
-    async def _fail_unexpected(self, server_id: UUID, exc: Exception,
-                               blog: structlog.typing.FilteringBoundLogger) -> None:
-        """Best effort after an unexpected error: no server may stay in scheduling for ever.
-
-        The message is acked whatever happens (see ``shared.rpc.server``), so
-        this is the last chance to make the failure visible to the user.
-        """
-        blog.exception("scheduler.failed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                if await servers_db.set_error(
-                        conn, server_id, code=500,
-                        message="An unexpected error occurred while scheduling the server.",
-                        details=f"{type(exc).__name__}: {exc}", expect=TaskState.SCHEDULING):
-                    await hosts_db.release(conn, server_id)
-        except Exception:
-            blog.exception("scheduler.failed_cleanup")
+    async def _fail(self, server_id: UUID, message: str, exc: BaseException, *,
+                    request_id: str | None) -> None:
+        """ERROR with a fault, and the claim released, while the server still waits
+        for its build (if its build reached an agent, the server is the agent's)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await servers_db.set_error(conn, server_id, code=500, message=message,
+                                          details=type(exc).__name__,
+                                          expect=TaskState.SCHEDULING, request_id=request_id):
+                await hosts_db.release(conn, server_id)

@@ -30,15 +30,20 @@ class HostSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """Hosts an operator took out of scheduling."""
     down: int = 0
     """Enabled hosts whose heartbeat is older than ``service_down_time_s``."""
+    in_grace: int = 0
+    """Of those, hosts not taken for dead yet: the database or this scheduler came
+    back less than ``service_down_time_s`` ago (``shared.db.hosts``)."""
     service_down_time_s: float = 30.0
 
 
-async def snapshot(conn: asyncpg.Connection, service_down_time_s: float) -> HostSnapshot:
+async def snapshot(conn: asyncpg.Connection, service_down_time_s: float, *,
+                   healthy_for_s: float = float("inf")) -> HostSnapshot:
     """Read every host once; ``live`` is what :func:`hosts_db.live_hosts` returns."""
-    every = await hosts_db.all_hosts(conn, service_down_time_s)
+    every = await hosts_db.all_hosts(conn, service_down_time_s, healthy_for_s=healthy_for_s)
     live = [h for h in every if h.alive and not h.disabled]
-    return HostSnapshot(live=live, disabled=sum(h.disabled for h in every),
-                        down=sum(not h.alive and not h.disabled for h in every),
+    silent = [h for h in every if not h.alive and not h.disabled]
+    return HostSnapshot(live=live, disabled=sum(h.disabled for h in every), down=len(silent),
+                        in_grace=sum(not h.down for h in silent),
                         service_down_time_s=service_down_time_s)
 
 

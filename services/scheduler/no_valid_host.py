@@ -13,6 +13,7 @@ import msgspec
 
 from services.scheduler.filters import FilterOutcome
 from services.scheduler.host_state import HostSnapshot
+from shared.db.build_requests import Attempt, describe
 
 MESSAGE = "No valid host was found."
 
@@ -41,13 +42,15 @@ def claims_lost(tried: Sequence[str]) -> str:
 
 
 def fault(snapshot: HostSnapshot, outcome: FilterOutcome | None = None,
-          tried: Sequence[str] = ()) -> NoValidHostFault:
+          tried: Sequence[str] = (), *, earlier: Sequence[Attempt] = ()) -> NoValidHostFault:
     """The fault for a build that found no host.
 
     Args:
         snapshot: the hosts read for the request.
         outcome: the filters' result, None when no host was up to filter.
         tried: hosts whose claim failed, when the filters did leave some.
+        earlier: hosts earlier attempts of this build failed on (it was scheduled
+            again after each), which the filters then excluded.
     """
     if not snapshot.live or outcome is None:
         why = no_hosts_up(snapshot)
@@ -56,4 +59,7 @@ def fault(snapshot: HostSnapshot, outcome: FilterOutcome | None = None,
     else:
         why = claims_lost(tried)
     details = why if outcome is None or not outcome.steps else f"{why}; filters: {outcome.trail()}"
-    return NoValidHostFault(message=f"{MESSAGE} {why[0].upper()}{why[1:]}.", details=details)
+    message = f"{MESSAGE} {why[0].upper()}{why[1:]}."
+    if earlier:
+        message += f" Earlier attempts: {describe(list(earlier))}."
+    return NoValidHostFault(message=message, details=details)

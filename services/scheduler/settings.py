@@ -40,6 +40,11 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     a moment, so keep it near ``[database] pool_max``."""
 
 
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    """Hosts a build may be tried on in all (Nova's ``max_attempts``): a build whose
+    host dies before it finished is scheduled again elsewhere until this many
+    hosts were tried; then it ends in ERROR with a fault naming each one."""
+
     sweep_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """Seconds between sweeps for builds that can no longer finish (see
     ``sweep.py``); lower frees stuck servers sooner for one cheap query more."""

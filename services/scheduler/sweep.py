@@ -1,24 +1,25 @@
-"""The sweep that keeps builds, and actions on built servers, from waiting forever.
+"""The sweep that keeps builds, actions and deletes from waiting forever.
 
-A build can be orphaned three ways: its request was lost before any scheduler
-placed it (BUILD(scheduling) with no host, for longer than
-``scheduling_timeout_s``), the compute agent it was placed on stopped
-heartbeating while the server was still building, or the build simply never
-finished (a message dropped after an agent's database failed) within
-``build_timeout_s``. Each time the server goes to ERROR with a fault saying why,
-and the host's claim is released, so the user sees what happened and can delete
-it. A delete stuck on a host that stopped heartbeating is finished here, without
-the host (``shared.teardown``). Every move is a guarded update on the task
-state the sweep saw, so a build that finishes meanwhile is left alone, and
-several schedulers may sweep at once.
+Every ``sweep_interval_s`` a scheduler looks for work that can no longer finish:
 
-Actions (reboot, stop, start, rescue, unrescue, rebuild, snapshot) are swept the
-same way: one whose host stopped heartbeating, or that is still in its task
-``action_timeout_s`` after it began (its message was lost, or its agent hangs),
-puts the server in ERROR with a fault naming the action that did not finish,
-and finishes its instance action. The claim stays: the server still lives on
-its host, and only a delete frees it. An agent that restarts first deals with
-its own servers itself (``compute_agent.recover``).
+* a build on a host that counts as down (``shared.db.hosts``) is scheduled again
+  on another host (``reschedule``), up to ``max_attempts`` hosts in all; then it
+  ends in ERROR with a fault naming each host and why it failed;
+* a build whose request was never placed within ``scheduling_timeout_s``, or
+  that has not moved for ``build_timeout_s``, ends in ERROR with a fault: the
+  backstop when a message was dead-lettered or an agent hangs;
+* an action (reboot, stop, start, rescue, unrescue, rebuild, snapshot) on a
+  host that counts as down, or still in its task ``action_timeout_s`` after it
+  began, ends in ERROR with a fault naming the action (a failed snapshot's image
+  with it). The claim stays: the server still lives on its host;
+* a delete on a host that counts as down is finished without it
+  (``shared.teardown``).
+
+"Down" is never judged from a stale view: after the database or this scheduler
+comes back, every host first gets a full ``service_down_time_s`` to heartbeat
+(``OutageClock``). Every move is a guarded update on the state the sweep saw,
+so work that finishes meanwhile is left alone, and several schedulers may sweep
+at once.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from services.scheduler.reschedule import reschedule
 from services.scheduler.settings import SchedulerSettings
 from shared.contracts.network import NetworkClient
 from shared.db import hosts, images, servers
+from shared.outbox import Relay
+from shared.retry import OutageClock
+from shared.states import ACTIONS_BY_TASK, BUILD_SEQUENCE, TaskState
 from shared.teardown import delete_without_host
-from shared.states import TaskState
 
 log = structlog.get_logger(__name__)
+
+_BUILD_TASKS = [t.value for t in BUILD_SEQUENCE]
 
 _LOST_IN_SCHEDULING = """
 SELECT id, task_state FROM servers
@@ -43,99 +49,114 @@ SELECT id, task_state FROM servers
 
 _BUILD_TIMED_OUT = """
 SELECT id, task_state FROM servers
- WHERE vm_state = 'building' AND deleted_at IS NULL
-   AND task_state IN ('scheduling', 'networking', 'block_device_mapping', 'spawning')
+ WHERE vm_state = 'building' AND deleted_at IS NULL AND task_state = ANY($2::text[])
    AND updated_at < now() - make_interval(secs => $1)"""
 
-_DELETING_ON_DEAD_HOSTS = """
-SELECT s.id FROM servers s JOIN compute_hosts h ON h.host = s.host
- WHERE s.task_state = 'deleting' AND s.vm_state <> 'deleted'
-   AND h.last_heartbeat < now() - make_interval(secs => $1)"""
+_BUILDING_ON = """
+SELECT id, host FROM servers
+ WHERE vm_state = 'building' AND deleted_at IS NULL AND task_state = ANY($2::text[])
+   AND host = ANY($1::text[])"""
 
-# Every task a user action on a built server sets (shared.states), and how a
-# fault names it.
-ACTION_TASKS: dict[TaskState, str] = {
-    TaskState.REBOOTING: "reboot",
-    TaskState.REBOOTING_HARD: "hard reboot",
-    TaskState.POWERING_OFF: "stop (os-stop)",
-    TaskState.POWERING_ON: "start (os-start)",
-    TaskState.RESCUING: "rescue",
-    TaskState.UNRESCUING: "unrescue",
-    TaskState.REBUILDING: "rebuild",
-    TaskState.IMAGE_SNAPSHOT: "snapshot (createImage)",
-}
+_ACTION_ON = """
+SELECT id, task_state, host FROM servers
+ WHERE deleted_at IS NULL AND task_state = ANY($2::text[]) AND host = ANY($1::text[])"""
 
 _ACTION_TIMED_OUT = """
 SELECT id, task_state FROM servers
  WHERE deleted_at IS NULL AND task_state = ANY($2::text[])
    AND updated_at < now() - make_interval(secs => $1)"""
 
-_ACTION_ON_DEAD_HOSTS = """
-SELECT s.id, s.task_state, s.host FROM servers s JOIN compute_hosts h ON h.host = s.host
- WHERE s.deleted_at IS NULL AND s.task_state = ANY($2::text[])
-   AND h.last_heartbeat < now() - make_interval(secs => $1)"""
+_DELETING_ON = """
+SELECT id FROM servers
+ WHERE task_state = 'deleting' AND vm_state <> 'deleted' AND host = ANY($1::text[])"""
 
-_ON_DEAD_HOSTS = """
-SELECT s.id, s.task_state, s.host FROM servers s JOIN compute_hosts h ON h.host = s.host
- WHERE s.vm_state = 'building' AND s.deleted_at IS NULL
-   AND s.task_state IN ('scheduling', 'networking', 'block_device_mapping', 'spawning')
-   AND h.last_heartbeat < now() - make_interval(secs => $1)"""
+
+def action_label(task: TaskState) -> str:
+    """How a fault names the action of ``task`` (``reboot``, ``stop (os-stop)``...)."""
+    t = ACTIONS_BY_TASK[task]
+    api = {"stop": "os-stop", "start": "os-start", "snapshot": "createImage"}.get(t.name)
+    return f"{t.name} ({api})" if api else t.name
 
 
 class BuildSweeper:
     def __init__(self, pool: asyncpg.Pool, settings: SchedulerSettings,
-                 network: NetworkClient | None = None) -> None:
+                 network: NetworkClient | None = None, *, relay: Relay | None = None,
+                 outages: OutageClock | None = None) -> None:
         self._pool = pool
         self._settings = settings
         self._network = network
+        self._relay = relay
+        self._outages = outages
+
+    def _healthy_for(self) -> float:
+        return self._outages.healthy_for() if self._outages is not None else float("inf")
 
     async def sweep(self) -> int:
-        """Fail every orphaned build and stuck action, finish deletes stuck on dead
-        hosts; return how many servers were dealt with."""
-        failed = 0
+        """Deal with every build, action and delete that can no longer finish where it
+        is; return how many servers were dealt with."""
+        s = self._settings
+        dealt = 0
         async with self._pool.acquire() as conn:
-            failed += await self._fail_stuck_actions(conn)
-            for row in await conn.fetch(_LOST_IN_SCHEDULING, self._settings.scheduling_timeout_s):
-                failed += await self._fail(
+            down = await hosts.down_hosts(conn, s.service_down_time_s,
+                                          healthy_for_s=self._healthy_for())
+            if down:
+                dealt += await self._reschedule_builds(conn, down)
+                dealt += await self._fail_actions_on(conn, down)
+            dealt += await self._fail_timed_out_actions(conn)
+            for row in await conn.fetch(_LOST_IN_SCHEDULING, s.scheduling_timeout_s):
+                dealt += await self._fail_build(
                     conn, row["id"], row["task_state"],
                     "Build timed out while scheduling: no scheduler placed the server within "
-                    f"{self._settings.scheduling_timeout_s:g} s.")
-            for row in await conn.fetch(_ON_DEAD_HOSTS, self._settings.service_down_time_s):
-                failed += await self._fail(
+                    f"{s.scheduling_timeout_s:g} s.")
+            for row in await conn.fetch(_BUILD_TIMED_OUT, s.build_timeout_s, _BUILD_TASKS):
+                dealt += await self._fail_build(
                     conn, row["id"], row["task_state"],
-                    f"Compute host {row['host']} stopped responding during the build "
-                    f"(no heartbeat for {self._settings.service_down_time_s:g} s).")
-            for row in await conn.fetch(_BUILD_TIMED_OUT, self._settings.build_timeout_s):
-                failed += await self._fail(
-                    conn, row["id"], row["task_state"],
-                    f"Build did not finish within {self._settings.build_timeout_s:g} s.")
-            stuck_deletes = [r["id"] for r in await conn.fetch(
-                _DELETING_ON_DEAD_HOSTS, self._settings.service_down_time_s)]
+                    f"Build did not finish within {s.build_timeout_s:g} s.")
+            stuck_deletes = ([r["id"] for r in await conn.fetch(_DELETING_ON, down)]
+                             if down else [])
         if self._network is not None:
             for sid in stuck_deletes:
                 try:
                     await delete_without_host(self._pool, self._network, sid)
-                    failed += 1
+                    dealt += 1
                 except Exception as exc:  # tried again next sweep
                     log.warning("scheduler.stuck_delete_failed", server_id=str(sid),
                                 error=str(exc))
+        return dealt
+
+    async def _reschedule_builds(self, conn: asyncpg.Connection, down: list[str]) -> int:
+        s = self._settings
+        reason = f"stopped responding (no heartbeat for {s.service_down_time_s:g} s)"
+        lease_s = self._relay.lease_s if self._relay is not None else 15.0
+        dealt = 0
+        for row in await conn.fetch(_BUILDING_ON, down, _BUILD_TASKS):
+            item = await reschedule(conn, row["id"], row["host"], reason,
+                                    max_attempts=s.max_attempts, lease_s=lease_s)
+            if item is not None and self._relay is not None:
+                self._relay.send(item)
+            dealt += 1
+        return dealt
+
+    async def _fail_actions_on(self, conn: asyncpg.Connection, down: list[str]) -> int:
+        down_s = self._settings.service_down_time_s
+        failed = 0
+        for row in await conn.fetch(_ACTION_ON, down, [t.value for t in ACTIONS_BY_TASK]):
+            task = TaskState(row["task_state"])
+            failed += await self._fail_action(
+                conn, row["id"], task,
+                f"The {action_label(task)} of instance {row['id']} did not finish: compute "
+                f"host {row['host']} stopped responding (no heartbeat for {down_s:g} s).")
         return failed
 
-    async def _fail_stuck_actions(self, conn: asyncpg.Connection) -> int:
-        tasks = [t.value for t in ACTION_TASKS]
-        down_s, timeout_s = self._settings.service_down_time_s, self._settings.action_timeout_s
+    async def _fail_timed_out_actions(self, conn: asyncpg.Connection) -> int:
+        timeout_s = self._settings.action_timeout_s
         failed = 0
-        for row in await conn.fetch(_ACTION_ON_DEAD_HOSTS, down_s, tasks):
+        for row in await conn.fetch(_ACTION_TIMED_OUT, timeout_s,
+                                    [t.value for t in ACTIONS_BY_TASK]):
             task = TaskState(row["task_state"])
             failed += await self._fail_action(
                 conn, row["id"], task,
-                f"The {ACTION_TASKS[task]} of instance {row['id']} did not finish: compute "
-                f"host {row['host']} stopped responding (no heartbeat for {down_s:g} s).")
-        for row in await conn.fetch(_ACTION_TIMED_OUT, timeout_s, tasks):
-            task = TaskState(row["task_state"])
-            failed += await self._fail_action(
-                conn, row["id"], task,
-                f"The {ACTION_TASKS[task]} of instance {row['id']} did not finish within "
+                f"The {action_label(task)} of instance {row['id']} did not finish within "
                 f"{timeout_s:g} s.")
         return failed
 
@@ -143,7 +164,7 @@ class BuildSweeper:
                            message: str) -> int:
         async with conn.transaction():
             if not await servers.error_task(conn, server_id, task, code=500, message=message,
-                                            details=f"task {task.value} swept"):
+                                            details=f"task {task.value} swept", request_id=None):
                 return 0  # it finished (or was deleted) meanwhile
             if task is TaskState.IMAGE_SNAPSHOT:
                 # The image being saved will never be: fail it with its server's task.
@@ -152,8 +173,8 @@ class BuildSweeper:
                     reason=message)
         return 1
 
-    async def _fail(self, conn: asyncpg.Connection, server_id: UUID, task: str,
-                    message: str) -> int:
+    async def _fail_build(self, conn: asyncpg.Connection, server_id: UUID, task: str,
+                          message: str) -> int:
         async with conn.transaction():
             if not await servers.set_error(conn, server_id, code=500, message=message,
                                            expect=TaskState(task)):

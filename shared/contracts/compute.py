@@ -4,6 +4,9 @@ v1: BuildServer, DeleteServer.
 v2: RebootServer, StopServer, StartServer, RescueServer, UnrescueServer, RebuildServer,
     SnapshotServer (casts); GetConsoleOutput, GetVncConsole (calls).
 v3: BuildServer.port_requests (networks with their fixed IPs).
+
+Every message may be delivered more than once (``shared.rpc.server``): the agent
+handles each idempotently.
 """
 
 from __future__ import annotations
@@ -131,23 +134,18 @@ ComputeMessage = (BuildServer | DeleteServer | RebootServer | StopServer | Start
 
 
 class ComputeClient:
-    def __init__(self, rpc: RpcClient) -> None:
+    """The calls of this contract (the casts go through the outbox: ``shared.outbox``)."""
+
+    def __init__(self, rpc: RpcClient, *, request_id: str | None) -> None:
         self._rpc = rpc
-
-    async def build_server(self, host: str, msg: BuildServer) -> None:
-        await self._rpc.cast(host_queue(host), msg)
-
-    async def delete_server(self, host: str, msg: DeleteServer) -> None:
-        await self._rpc.cast(host_queue(host), msg)
-
-    async def cast(self, host: str, msg: ComputeMessage) -> None:
-        """Hand an action to the host's agent (the casts of v2)."""
-        await self._rpc.cast(host_queue(host), msg)
+        self._request_id = request_id
 
     async def console_output(self, host: str, msg: GetConsoleOutput,
                              *, timeout: float | None = None) -> str:
-        return await self._rpc.call(host_queue(host), msg, str, timeout=timeout)
+        return await self._rpc.call(host_queue(host), msg, str, request_id=self._request_id,
+                                    timeout=timeout)
 
     async def vnc_console(self, host: str, msg: GetVncConsole,
                           *, timeout: float | None = None) -> VncEndpoint | None:
-        return await self._rpc.call(host_queue(host), msg, VncEndpoint | None, timeout=timeout)
+        return await self._rpc.call(host_queue(host), msg, VncEndpoint | None,
+                                    request_id=self._request_id, timeout=timeout)

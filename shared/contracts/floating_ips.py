@@ -145,22 +145,28 @@ class FixedAddressNotOnServer(BadRequest):
 
 
 class FloatingIpClient:
-    def __init__(self, rpc: RpcClient, *, timeout: float | None = None) -> None:
+    def __init__(self, rpc: RpcClient, *, request_id: str | None,
+                 timeout: float | None = None) -> None:
         self._rpc = rpc
+        self._request_id = request_id
         self._timeout = timeout
 
     async def allocate(self, msg: AllocateFloatingIp) -> FloatingIp:
-        return await self._rpc.call(QUEUE, msg, FloatingIp, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, FloatingIp,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def deallocate(self, msg: DeallocateFloatingIp) -> None:
-        await self._rpc.call(QUEUE, msg, type(None), timeout=self._timeout)
+        await self._rpc.call(QUEUE, msg, type(None),
+                             request_id=self._request_id, timeout=self._timeout)
 
     async def associate(self, msg: AssociateFloatingIp) -> FloatingIp:
-        return await self._rpc.call(QUEUE, msg, FloatingIp, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, FloatingIp,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def disassociate(self, msg: DisassociateFloatingIp) -> FloatingIp:
-        return await self._rpc.call(QUEUE, msg, FloatingIp, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, FloatingIp,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def pools(self) -> list[str]:
         return await self._rpc.call(QUEUE, ListFloatingIpPools(), list[str],
-                                    timeout=self._timeout)
+                                    request_id=self._request_id, timeout=self._timeout)

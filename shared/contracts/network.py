@@ -6,6 +6,9 @@ v2: PortRequest; AllocatePorts.requests (a network with an optional fixed IP eac
     frees reservations and disassociates the server's floating IPs. The network
     service writes the server's ``addresses`` cache itself (fixed ports, each with
     its ``floating_ips``) in the transaction that changes them.
+v3: DeallocatePorts.keep_fixed (a server deleted without its host keeps its
+    fixed addresses until the host reaps its guest); AllocatePorts moves ports a
+    server already has to the new ``host`` (a build scheduled again elsewhere).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class AllocatePorts(msgspec.Struct, tag="allocate_ports", frozen=True, kw_only=T
     IP (reserved for the server by ReserveFixedIps, or free); without them
     ``network_ids`` do, and with neither the project's default network is used,
     created on first use. Idempotent: a server that already has ports gets them
-    back.
+    back, now bound to ``host`` (v3: a build rescheduled from a dead host keeps
+    its addresses).
     """
 
     server_id: UUID
@@ -53,6 +57,11 @@ class DeallocatePorts(msgspec.Struct, tag="deallocate_ports", frozen=True, kw_on
     """Free every port of a server; its addresses become free for reuse. Idempotent."""
 
     server_id: UUID
+    keep_fixed: bool = False
+    """(v3) Take the floating IPs off and free reservations, but keep the ports and
+    their fixed addresses: the server was deleted while its host was down, and its
+    guest may still run there with them. The host's agent frees them (a second
+    DeallocatePorts) once it has destroyed that guest."""
 
 
 class ReserveFixedIps(msgspec.Struct, tag="reserve_fixed_ips", frozen=True, kw_only=True):
@@ -74,15 +83,20 @@ NetworkMessage = AllocatePorts | DeallocatePorts | ReserveFixedIps
 
 
 class NetworkClient:
-    def __init__(self, rpc: RpcClient, *, timeout: float | None = None) -> None:
+    def __init__(self, rpc: RpcClient, *, request_id: str | None,
+                 timeout: float | None = None) -> None:
         self._rpc = rpc
+        self._request_id = request_id
         self._timeout = timeout
 
     async def allocate_ports(self, msg: AllocatePorts) -> list[Port]:
-        return await self._rpc.call(QUEUE, msg, list[Port], timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, list[Port],
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def deallocate_ports(self, msg: DeallocatePorts) -> int:
-        return await self._rpc.call(QUEUE, msg, int, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, int,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def reserve_fixed_ips(self, msg: ReserveFixedIps) -> int:
-        return await self._rpc.call(QUEUE, msg, int, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, int,
+                                    request_id=self._request_id, timeout=self._timeout)

@@ -7,7 +7,6 @@ from uuid import UUID
 import msgspec
 
 from shared.contracts.compute import BuildServer
-from shared.rpc import RpcClient
 
 QUEUE = "scheduler"
 
@@ -26,11 +25,3 @@ class ScheduleBuild(msgspec.Struct, tag="schedule_build", frozen=True, kw_only=T
 
 
 SchedulerMessage = ScheduleBuild
-
-
-class SchedulerClient:
-    def __init__(self, rpc: RpcClient) -> None:
-        self._rpc = rpc
-
-    async def schedule_build(self, msg: ScheduleBuild) -> None:
-        await self._rpc.cast(QUEUE, msg)

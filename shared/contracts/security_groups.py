@@ -186,30 +186,40 @@ SecurityMessage = (EnsureDefaultGroup | CreateSecurityGroup | DeleteSecurityGrou
 class SecurityGroupClient:
     """The calls of this contract, for the API (and, later, the hosts that enforce)."""
 
-    def __init__(self, rpc: RpcClient, *, timeout: float | None = None) -> None:
+    def __init__(self, rpc: RpcClient, *, request_id: str | None,
+                 timeout: float | None = None) -> None:
         self._rpc = rpc
+        self._request_id = request_id
         self._timeout = timeout
 
     async def ensure_default(self, msg: EnsureDefaultGroup) -> bool:
-        return await self._rpc.call(QUEUE, msg, bool, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, bool,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def create_group(self, msg: CreateSecurityGroup) -> GroupInfo:
-        return await self._rpc.call(QUEUE, msg, GroupInfo, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, GroupInfo,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def delete_group(self, msg: DeleteSecurityGroup) -> None:
-        await self._rpc.call(QUEUE, msg, type(None), timeout=self._timeout)
+        await self._rpc.call(QUEUE, msg, type(None),
+                             request_id=self._request_id, timeout=self._timeout)
 
     async def create_rule(self, msg: CreateSecurityGroupRule) -> RuleInfo:
-        return await self._rpc.call(QUEUE, msg, RuleInfo, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, RuleInfo,
+                                    request_id=self._request_id, timeout=self._timeout)
 
     async def delete_rule(self, msg: DeleteSecurityGroupRule) -> None:
-        await self._rpc.call(QUEUE, msg, type(None), timeout=self._timeout)
+        await self._rpc.call(QUEUE, msg, type(None),
+                             request_id=self._request_id, timeout=self._timeout)
 
     async def add_to_server(self, msg: AddServerSecurityGroup) -> None:
-        await self._rpc.call(QUEUE, msg, type(None), timeout=self._timeout)
+        await self._rpc.call(QUEUE, msg, type(None),
+                             request_id=self._request_id, timeout=self._timeout)
 
     async def remove_from_server(self, msg: RemoveServerSecurityGroup) -> None:
-        await self._rpc.call(QUEUE, msg, type(None), timeout=self._timeout)
+        await self._rpc.call(QUEUE, msg, type(None),
+                             request_id=self._request_id, timeout=self._timeout)
 
     async def server_rules(self, msg: GetServerRules) -> ServerRules:
-        return await self._rpc.call(QUEUE, msg, ServerRules, timeout=self._timeout)
+        return await self._rpc.call(QUEUE, msg, ServerRules,
+                                    request_id=self._request_id, timeout=self._timeout)

@@ -2,22 +2,34 @@
 
 The API starts an action for every operation it accepts on a server, keyed by
 the request id; the services that then do the work record events on it, found
-by (server, request id), since the request id travels with every RPC. Recording
-is best effort for events: a missing action (an older request) is not an error.
+by (server, request id) (an :class:`ActionRef`), since the request id travels
+with every RPC and is handed to each handler explicitly. Recording is best
+effort for events: a missing action (an older request) is not an error.
+
+A server runs one task at a time, so the action that set its task is its newest
+unfinished one: work that has no request id of its own (the scheduler's sweep,
+the agent's reconcile loop) ends that one (:func:`finish` with no request id).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
 import structlog
 
-from shared.logging import current_request_id
-
 log = structlog.get_logger(__name__)
+
+
+class ActionRef(NamedTuple):
+    """Names one instance action: the server and the request that started it."""
+
+    server_id: UUID
+    request_id: str | None
+    """None: the server's newest unfinished action (see the module docstring)."""
 
 _START_ACTION = """
 INSERT INTO instance_actions (server_id, project_id, user_id, action, request_id, message)
@@ -39,6 +51,11 @@ UPDATE instance_action_events e SET finish_time = now(), result = $4, traceback 
   FROM instance_actions a
  WHERE e.action_id = a.id AND a.server_id = $1 AND a.request_id = $2 AND e.event = $3"""
 
+_FINISH_NEWEST_OPEN = """
+UPDATE instance_actions SET finish_time = now(), message = coalesce($2, message)
+ WHERE id = (SELECT id FROM instance_actions WHERE server_id = $1 AND finish_time IS NULL
+              ORDER BY start_time DESC, id DESC LIMIT 1)"""
+
 _LIST = """
 SELECT * FROM instance_actions WHERE server_id = $1 ORDER BY start_time DESC, id DESC"""
 
@@ -59,12 +76,24 @@ async def finish_action(conn: asyncpg.Connection, *, server_id: UUID, request_id
     await conn.execute(_FINISH_ACTION, server_id, request_id, message)
 
 
-async def finish_current(conn: asyncpg.Connection, server_id: UUID,
-                         message: str | None = None) -> None:
-    """Finish the action of the request being handled (if it has one)."""
-    request_id = current_request_id()
-    if request_id is not None:
-        await conn.execute(_FINISH_ACTION, server_id, request_id, message)
+async def finish(conn: asyncpg.Connection, ref: ActionRef, message: str | None = None) -> None:
+    """Finish the action ``ref`` names (the newest open one without a request id),
+    with ``message`` when it ended in an error."""
+    if ref.request_id is not None:
+        await conn.execute(_FINISH_ACTION, ref.server_id, ref.request_id, message)
+    else:
+        await conn.execute(_FINISH_NEWEST_OPEN, ref.server_id, message)
+
+
+_OPEN_REQUEST_ID = """
+SELECT request_id FROM instance_actions WHERE server_id = $1 AND finish_time IS NULL
+ ORDER BY start_time DESC, id DESC LIMIT 1"""
+
+
+async def open_request_id(conn: asyncpg.Connection, server_id: UUID) -> str | None:
+    """The request id of the server's newest unfinished action (the one that set its
+    task: see the module docstring), if any."""
+    return await conn.fetchval(_OPEN_REQUEST_ID, server_id)
 
 
 async def list_for_server(conn: asyncpg.Connection, server_id: UUID) -> list[asyncpg.Record]:
@@ -80,11 +109,11 @@ async def events(conn: asyncpg.Connection, action_id: int) -> list[asyncpg.Recor
 
 
 @asynccontextmanager
-async def event(pool: asyncpg.Pool, server_id: UUID, name: str, *,
+async def event(pool: asyncpg.Pool, ref: ActionRef, name: str, *,
                 host: str | None = None) -> AsyncIterator[None]:
-    """Record ``name`` on the action of the current request for ``server_id``:
-    started on entry, finished Success or Error (with the error) on exit."""
-    request_id = current_request_id()
+    """Record ``name`` on the action ``ref``: started on entry, finished Success or
+    Error (with the error) on exit. Nothing is recorded without a request id."""
+    server_id, request_id = ref
     if request_id is None:
         yield
         return

@@ -7,6 +7,15 @@ concurrent builds, even from several scheduler processes, can never overcommit
 a host: the capacity check and the increment are one ``UPDATE`` on the host's
 row, which PostgreSQL serialises.
 
+Whether a host is *down* (its work may be taken from it: builds rescheduled,
+actions failed, deletes finished without it) is decided here only, and never
+from a stale view: a host counts as down when its heartbeat is older than the
+down time *and* the database has been up for longer than that *and* the
+observer itself has reached the database for longer than that (``healthy_for_s``,
+from ``shared.retry.OutageClock``). After a database restart, or an outage seen
+by the observer, every host first gets a full down time to heartbeat again.
+A host in that grace is neither live (no new servers go to it) nor down.
+
 The usable amount of a resource is ``floor(total * ratio)``; the free amount is
 that minus what the claims hold. Functions take a connection; a caller that
 wants more in the same transaction opens one around them (theirs then become
@@ -59,6 +68,9 @@ class HostState(msgspec.Struct, kw_only=True):
     started_at: datetime | None = None
     last_heartbeat: datetime | None = None
     alive: bool = True
+    """Heartbeat recent enough when the row was read: the host takes new servers."""
+    down: bool = False
+    """Silent for longer than the down time, with no excuse (see the module docstring)."""
 
     @property
     def free_ram_mb(self) -> int:
@@ -98,10 +110,16 @@ ON CONFLICT (host) DO UPDATE SET
     started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
     last_heartbeat = now()"""
 
-# ``alive`` is computed by PostgreSQL with its own clock, so the scheduler's and
-# the agents' clocks never need to agree.
-_HOSTS = """
-SELECT *, last_heartbeat >= now() - make_interval(secs => $1::double precision) AS alive
+# ``alive`` and ``down`` are computed by PostgreSQL with its own clock, so the
+# scheduler's and the agents' clocks never need to agree. $1 is the down time,
+# $3 how long the observer has reached the database without a failure.
+_DOWN = """(last_heartbeat < now() - make_interval(secs => $1::double precision)
+    AND pg_postmaster_start_time() < now() - make_interval(secs => $1::double precision)
+    AND $3::double precision >= $1::double precision)"""
+
+_HOSTS = f"""
+SELECT *, last_heartbeat >= now() - make_interval(secs => $1::double precision) AS alive,
+       {_DOWN} AS down
   FROM compute_hosts
  WHERE ($2 OR (NOT disabled AND last_heartbeat >= now() - make_interval(secs => $1::double precision)))
  ORDER BY host"""
@@ -158,12 +176,14 @@ async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool 
 
 async def live_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
     """Enabled hosts whose last heartbeat is at most ``max_age_s`` seconds old, by name."""
-    return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, False)]
+    return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, False, float("inf"))]
 
 
-async def all_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
-    """Every known host, disabled and dead ones too, each with ``alive`` set."""
-    return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, True)]
+async def all_hosts(conn: asyncpg.Connection, max_age_s: float, *,
+                    healthy_for_s: float = float("inf")) -> list[HostState]:
+    """Every known host, disabled and dead ones too, each with ``alive`` and ``down`` set
+    (``healthy_for_s``: see the module docstring)."""
+    return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, True, healthy_for_s)]
 
 
 async def set_disabled(conn: asyncpg.Connection, host: str, disabled: bool) -> bool:
@@ -216,10 +236,31 @@ async def release(conn: asyncpg.Connection, server_id: UUID) -> bool:
         return await conn.fetchval(_RELEASE, server_id) is not None
 
 
-_ALIVE = """
-SELECT last_heartbeat >= now() - make_interval(secs => $2) FROM compute_hosts WHERE host = $1"""
+_IS_DOWN = """
+SELECT last_heartbeat < now() - make_interval(secs => $2::double precision)
+   AND pg_postmaster_start_time() < now() - make_interval(secs => $2::double precision)
+   AND $3::double precision >= $2::double precision
+  FROM compute_hosts WHERE host = $1"""
+
+
+_DOWN_HOSTS = f"SELECT host FROM compute_hosts WHERE {_DOWN.replace('$3', '$2')} ORDER BY host"
+
+
+async def down_hosts(conn: asyncpg.Connection, max_age_s: float, *,
+                     healthy_for_s: float) -> list[str]:
+    """Every host that counts as down (see the module docstring), by name."""
+    return [r["host"] for r in await conn.fetch(_DOWN_HOSTS, max_age_s, healthy_for_s)]
+
+
+async def is_down(conn: asyncpg.Connection, host: str, max_age_s: float, *,
+                  healthy_for_s: float = float("inf")) -> bool:
+    """Whether ``host`` counts as down (see the module docstring): work may be taken
+    from it. An unknown host is down; a host in its grace is not."""
+    down = await conn.fetchval(_IS_DOWN, host, max_age_s, healthy_for_s)
+    return down is None or bool(down)
 
 
 async def is_alive(conn: asyncpg.Connection, host: str, max_age_s: float) -> bool:
-    """Whether ``host`` heartbeated within ``max_age_s`` (an unknown host is not)."""
-    return bool(await conn.fetchval(_ALIVE, host, max_age_s))
+    """Whether ``host`` may be handed work: it is not down (a host in its grace after a
+    database restart is given the benefit of the doubt)."""
+    return not await is_down(conn, host, max_age_s)

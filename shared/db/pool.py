@@ -1,9 +1,19 @@
-"""The asyncpg pool every service uses, with JSON columns decoded by msgspec."""
+"""The asyncpg pool every service uses: JSON columns decoded by msgspec, and
+every wait bounded.
+
+No operation may hang on a database that is gone or stuck: connecting, waiting
+for a pooled connection and each statement all have a timeout
+(``DatabaseSettings``). A timeout or a lost connection raises, and
+``shared.retry.is_transient`` calls it transient: the API answers 503, a worker
+retries the message. Connections broken by a database restart are dropped by
+the pool and replaced on the next acquire, so services recover by themselves.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -20,22 +30,38 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   encoder=lambda v: _encode(v).decode(), decoder=_decode)
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
+async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
     """One connection with the same codecs as the pool's (for commands and tests)."""
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, timeout=timeout)
     await _init_connection(conn)
     return conn
 
 
-async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
+class Pool(asyncpg.Pool):
+    """An asyncpg pool whose ``acquire`` waits at most ``acquire_timeout_s`` by default."""
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None):  # type: ignore[override]
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
+async def create_pool(settings: DatabaseSettings) -> Pool:
     """Open a pool on ``settings.url``; JSON and JSONB map to Python values."""
-    return await asyncpg.create_pool(
-        settings.url, min_size=settings.pool_min, max_size=settings.pool_max,
-        init=_init_connection)
+    pool = Pool(settings.url, min_size=settings.pool_min, max_size=settings.pool_max,
+                max_queries=50000, max_inactive_connection_lifetime=300.0,
+                connect=None, setup=None, init=_init_connection, reset=None, loop=None,
+                connection_class=asyncpg.Connection, record_class=asyncpg.Record,
+                acquire_timeout_s=settings.acquire_timeout_s,
+                timeout=settings.connect_timeout_s, command_timeout=settings.command_timeout_s)
+    await pool
+    return pool
 
 
 @asynccontextmanager
-async def pool_context(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+async def pool_context(settings: DatabaseSettings) -> AsyncIterator[Pool]:
     pool = await create_pool(settings)
     try:
         yield pool

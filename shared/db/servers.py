@@ -6,15 +6,16 @@ two actors racing on one server cannot both move it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
 from shared.db import actions
+from shared.db.actions import ActionRef
 from shared.errors import TaskStateConflict
-from shared.logging import current_request_id
-from shared.states import TaskState, VmState
+from shared.states import TaskState, Transition, VmState
 
 _GET = "SELECT * FROM servers WHERE id = $1"
 
@@ -39,8 +40,11 @@ _SET_ADDRESSES = "UPDATE servers SET addresses = $2, updated_at = now() WHERE id
 _SET_ERROR = """
 UPDATE servers SET vm_state = 'error', task_state = NULL, updated_at = now()
  WHERE id = $1 AND vm_state <> 'deleted'
-   AND ($2::text IS NULL OR task_state IS NOT DISTINCT FROM $2)
+   AND ($2::text[] IS NULL OR task_state = ANY($2::text[]))
+   AND ($3::text IS NULL OR host = $3)
 RETURNING id"""
+
+_DROP_BUILD_REQUEST = "DELETE FROM build_requests WHERE server_id = $1"
 
 _ADD_FAULT = """
 INSERT INTO server_faults (server_id, code, message, details) VALUES ($1, $2, $3, $4)"""
@@ -82,11 +86,14 @@ async def place(conn: asyncpg.Connection, server_id: UUID, host: str, zone: str)
     return await conn.fetchval(_PLACE, server_id, host, zone) is not None
 
 
-async def finish_build(conn: asyncpg.Connection, server_id: UUID, power_state: int) -> bool:
+async def finish_build(conn: asyncpg.Connection, server_id: UUID, power_state: int, *,
+                       request_id: str | None) -> bool:
+    """BUILD(spawning) -> ACTIVE; the build request is spent. False if the server moved on."""
     async with conn.transaction():
         if await conn.fetchval(_FINISH_BUILD, server_id, power_state) is None:
             return False
-        await actions.finish_current(conn, server_id)
+        await conn.execute(_DROP_BUILD_REQUEST, server_id)
+        await actions.finish(conn, ActionRef(server_id, request_id))
         return True
 
 
@@ -95,21 +102,32 @@ async def set_addresses(conn: asyncpg.Connection, server_id: UUID, ports: list[A
 
 
 async def set_error(conn: asyncpg.Connection, server_id: UUID, *, code: int, message: str,
-                    details: str | None = None, expect: TaskState | None = None) -> bool:
-    """Put the server in ERROR with a fault saying why; False if it was gone or moved on."""
+                    details: str | None = None,
+                    expect: TaskState | Sequence[TaskState] | None = None,
+                    host: str | None = None, request_id: str | None = None) -> bool:
+    """Put the server in ERROR with a fault saying why and finish the action of
+    ``request_id`` (the newest open one if None) with that message; False if it
+    was gone or moved on (out of task ``expect``, or off ``host``, when given)."""
+    tasks = None if expect is None else (
+        [expect.value] if isinstance(expect, TaskState) else [t.value for t in expect])
     async with conn.transaction():
-        if await conn.fetchval(_SET_ERROR, server_id, expect) is None:
+        if await conn.fetchval(_SET_ERROR, server_id, tasks, host) is None:
             return False
         await conn.execute(_ADD_FAULT, server_id, code, message, details)
-        await actions.finish_current(conn, server_id, message)
+        await conn.execute(_DROP_BUILD_REQUEST, server_id)
+        await actions.finish(conn, ActionRef(server_id, request_id), message)
         return True
 
 
-async def mark_deleted(conn: asyncpg.Connection, server_id: UUID) -> bool:
+async def mark_deleted(conn: asyncpg.Connection, server_id: UUID, *,
+                       request_id: str | None = None) -> bool:
+    """The server is DELETED; the delete's action (``request_id``, else the newest
+    open one) is finished. False if it already was."""
     async with conn.transaction():
         if await conn.fetchval(_MARK_DELETED, server_id) is None:
             return False
-        await actions.finish_current(conn, server_id)
+        await conn.execute(_DROP_BUILD_REQUEST, server_id)
+        await actions.finish(conn, ActionRef(server_id, request_id))
         return True
 
 
@@ -130,10 +148,15 @@ async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: st
 
 
 async def undo_delete(conn: asyncpg.Connection, server_id: UUID,
-                      previous_task: str | None = None) -> None:
-    """Give back a delete that could not be handed to the agent (the user may retry):
-    the server gets back the task it had, so a build in flight carries on."""
-    await conn.execute(_UNDO_DELETE, server_id, previous_task)
+                      previous_task: str | None = None, *, request_id: str | None = None,
+                      message: str = "Error: the delete could not be carried out") -> None:
+    """Give back a delete that could not be carried out (the user may retry): the
+    server gets back the task it had, so a build in flight carries on, and the
+    delete's action (``request_id``) is finished with ``message``."""
+    async with conn.transaction():
+        await conn.execute(_UNDO_DELETE, server_id, previous_task)
+        if request_id is not None:
+            await actions.finish(conn, ActionRef(server_id, request_id), message)
 
 
 _BEGIN_TASK = """
@@ -144,10 +167,11 @@ RETURNING host"""
 
 
 async def begin_task(conn: asyncpg.Connection, server_id: UUID, project_id: str,
-                     task: TaskState, allowed: list[str]) -> tuple[bool, str | None]:
-    """Start ``task`` on a server whose vm_state is one of ``allowed`` and that has no
+                     transition: Transition) -> tuple[bool, str | None]:
+    """Start ``transition``'s task on a server in one of its allowed vm_states with no
     task in flight: (started, host). Two actions racing cannot both start."""
-    row = await conn.fetchrow(_BEGIN_TASK, server_id, project_id, task, allowed)
+    row = await conn.fetchrow(_BEGIN_TASK, server_id, project_id, transition.task.value,
+                              [v.value for v in transition.allowed_from])
     return (row is not None, row["host"] if row else None)
 
 
@@ -180,36 +204,37 @@ async def set_rebuild_target(conn: asyncpg.Connection, server_id: UUID, *, image
 
 
 async def finish_rebuild(conn: asyncpg.Connection, server_id: UUID, vm_state: VmState,
-                         power_state: int) -> bool:
+                         power_state: int, *, request_id: str | None) -> bool:
     """REBUILD -> ``vm_state`` with the guest's power state; False if the server moved on
     (deleted meanwhile)."""
     async with conn.transaction():
         if await conn.fetchval(_FINISH_REBUILD, server_id, vm_state.value, power_state) is None:
             return False
-        await actions.finish_current(conn, server_id)
+        await actions.finish(conn, ActionRef(server_id, request_id))
         return True
 
 
 async def end_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState,
-                   message: str | None = None) -> bool:
+                   message: str | None = None, *, request_id: str | None) -> bool:
     """Clear the task ``expect`` (the vm_state stays) and finish its action; False if the
     server is in another task (or gone)."""
     async with conn.transaction():
         if await conn.fetchval(_END_TASK, server_id, expect.value) is None:
             return False
-        await actions.finish_current(conn, server_id, message)
+        await actions.finish(conn, ActionRef(server_id, request_id), message)
         return True
 
 
 async def fail_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState, *, code: int,
-                    message: str, details: str | None = None) -> bool:
+                    message: str, details: str | None = None,
+                    request_id: str | None) -> bool:
     """Clear the failed task ``expect`` keeping the vm_state (the guest is as it was),
     with a fault saying why; False if the server is in another task (or gone)."""
     async with conn.transaction():
         if await conn.fetchval(_END_TASK, server_id, expect.value) is None:
             return False
         await conn.execute(_ADD_FAULT, server_id, code, message, details)
-        await actions.finish_current(conn, server_id, message)
+        await actions.finish(conn, ActionRef(server_id, request_id), message)
         return True
 
 
@@ -222,7 +247,7 @@ RETURNING id"""
 
 
 async def complete_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState, *,
-                        vm_state: VmState, power_state: int) -> bool:
+                        vm_state: VmState, power_state: int, request_id: str | None) -> bool:
     """The action of task ``expect`` worked: the server is ``vm_state`` with the guest's
     ``power_state``, its task cleared and its action finished. False if the server
     is in another task (deleted, or failed by the sweep, meanwhile)."""
@@ -230,45 +255,32 @@ async def complete_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskS
         if await conn.fetchval(_COMPLETE_TASK, server_id, expect.value, vm_state.value,
                                power_state) is None:
             return False
-        await actions.finish_current(conn, server_id)
+        await actions.finish(conn, ActionRef(server_id, request_id))
         return True
 
 
 async def error_task(conn: asyncpg.Connection, server_id: UUID, expect: TaskState, *, code: int,
-                     message: str, details: str | None = None) -> bool:
+                     message: str, details: str | None = None,
+                     request_id: str | None) -> bool:
     """The action of task ``expect`` failed or was lost: ERROR with a fault saying why,
     and the action finished with that message. False if the server is in another
-    task (or gone).
-
-    The action is the one of the request being handled; where there is none (the
-    scheduler's sweep, an agent recovering at start) it is the server's newest
-    unfinished action, which is the one that set the task: a server runs one
-    task at a time.
-    """
-    async with conn.transaction():
-        if not await set_error(conn, server_id, code=code, message=message, details=details,
-                               expect=expect):
-            return False
-        if current_request_id() is None:
-            await finish_open_action(conn, server_id, message)
-        return True
+    task (or gone). Without a request id (the scheduler's sweep, the agent's
+    reconcile loop) the action is the server's newest unfinished one, the one that
+    set the task: a server runs one task at a time."""
+    return await set_error(conn, server_id, code=code, message=message, details=details,
+                           expect=expect, request_id=request_id)
 
 
-async def open_action_request_id(conn: asyncpg.Connection, server_id: UUID) -> str | None:
-    """The request id of the server's newest unfinished instance action, if any."""
-    for action in await actions.list_for_server(conn, server_id):
-        if action["finish_time"] is None:
-            return action["request_id"]
-    return None
+_RECORD_POWER = """
+UPDATE servers SET power_state = $2, updated_at = now()
+ WHERE id = $1 AND deleted_at IS NULL AND task_state IS NULL AND power_state <> $2
+RETURNING id"""
 
 
-async def finish_open_action(conn: asyncpg.Connection, server_id: UUID,
-                             message: str | None = None) -> None:
-    """Finish the server's newest unfinished instance action (see ``error_task``)."""
-    request_id = await open_action_request_id(conn, server_id)
-    if request_id is not None:
-        await actions.finish_action(conn, server_id=server_id, request_id=request_id,
-                                    message=message)
+async def record_power(conn: asyncpg.Connection, server_id: UUID, power_state: int) -> bool:
+    """Record what the hypervisor reports for a server with no task in flight (the
+    reconcile loop); False if it had a task meanwhile or the value was already so."""
+    return await conn.fetchval(_RECORD_POWER, server_id, power_state) is not None
 
 
 _IN_TASK_ON_HOST = """

@@ -1,4 +1,11 @@
-"""The sending side: ``cast`` (fire and forget, confirmed) and ``call`` (reply)."""
+"""The sending side: ``cast`` (fire and forget, confirmed) and ``call`` (reply).
+
+Every publish waits for the broker's confirm, at most ``publish_timeout_s``: a
+broker that is gone, restarting or blocking publishers (memory or disk alarm)
+makes ``cast`` and ``call`` raise :class:`BrokerUnavailable` (a transient
+``ServiceUnavailable``) instead of hanging, so the API answers 503 and a worker
+retries. The request id travels in a header; callers name it explicitly.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +23,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from shared.errors import RpcTimeout
-from shared.logging import current_request_id
+from shared.errors import BrokerUnavailable, RpcTimeout
 from shared.rpc.envelope import REQUEST_ID_HEADER, encoder, raise_fault, reply_decoder
 
 T = TypeVar("T")
@@ -27,9 +33,11 @@ log = structlog.get_logger(__name__)
 class RpcClient:
     """Publishes messages to named durable queues and waits for replies to calls."""
 
-    def __init__(self, connection: AbstractConnection, *, timeout: float = 30.0) -> None:
+    def __init__(self, connection: AbstractConnection, *, timeout: float = 30.0,
+                 publish_timeout: float = 5.0) -> None:
         self._connection = connection
         self._timeout = timeout
+        self._publish_timeout = publish_timeout
         self._channel: AbstractChannel | None = None
         self._reply_queue: AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[bytes]] = {}
@@ -58,31 +66,46 @@ class RpcClient:
                 await self._channel.declare_queue(queue, durable=True)
                 self._declared.add(queue)
 
-    def _message(self, msg: msgspec.Struct, **extra: Any) -> aio_pika.Message:
-        headers = {}
-        if (rid := current_request_id()) is not None:
-            headers[REQUEST_ID_HEADER] = rid
-        return aio_pika.Message(encoder.encode(msg), content_type="application/json",
-                                headers=headers, **extra)
+    async def _publish(self, queue: str, body: bytes, request_id: str | None,
+                       **extra: Any) -> None:
+        """Publish to ``queue`` and wait for the confirm; BrokerUnavailable if it fails."""
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else {}
+        message = aio_pika.Message(body, content_type="application/json", headers=headers,
+                                   **extra)
+        try:
+            await asyncio.wait_for(self._publish_once(queue, message), self._publish_timeout)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            # A message the broker returned (no such queue: it lost its data) is
+            # declared again on the next try.
+            self._declared.discard(queue)
+            log.warning("rpc.publish_failed", queue=queue, error=type(exc).__name__)
+            raise BrokerUnavailable() from exc
 
-    async def cast(self, queue: str, msg: msgspec.Struct) -> None:
-        """Put ``msg`` on ``queue``, persistently; return once the broker confirmed it."""
+    async def _publish_once(self, queue: str, message: aio_pika.Message) -> None:
         await self._ensure_queue(queue)
         assert self._channel is not None
-        await self._channel.default_exchange.publish(
-            self._message(msg, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=queue, mandatory=True)
+        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+
+    async def cast(self, queue: str, msg: msgspec.Struct, *, request_id: str | None) -> None:
+        """Put ``msg`` on ``queue``, persistently; return once the broker confirmed it."""
+        await self.cast_raw(queue, encoder.encode(msg), request_id=request_id)
         log.debug("rpc.cast", queue=queue, msg=type(msg).__name__)
 
+    async def cast_raw(self, queue: str, body: bytes, *, request_id: str | None) -> None:
+        """``cast`` of a message already encoded (the outbox keeps them so)."""
+        await self._publish(queue, body, request_id,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+
     async def call(self, queue: str, msg: msgspec.Struct, result_type: type[T],
-                   *, timeout: float | None = None) -> T:
+                   *, request_id: str | None, timeout: float | None = None) -> T:
         """Send ``msg`` and wait for the reply, decoded as ``result_type``.
 
         Raises the remote error's class when it is known here, ``RemoteError``
         otherwise, and ``RpcTimeout`` when no reply comes within ``timeout``.
         """
-        await self._ensure_queue(queue)
-        assert self._channel is not None and self._reply_queue is not None
+        assert self._reply_queue is not None, "RpcClient.start() was not awaited"
         timeout = self._timeout if timeout is None else timeout
         corr = uuid.uuid4().hex
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -90,10 +113,8 @@ class RpcClient:
         try:
             # The message expires with the caller's patience, so a worker that comes
             # back late does not act on a request nobody waits for any more.
-            await self._channel.default_exchange.publish(
-                self._message(msg, correlation_id=corr, reply_to=self._reply_queue.name,
-                              expiration=timeout),
-                routing_key=queue, mandatory=True)
+            await self._publish(queue, encoder.encode(msg), request_id, correlation_id=corr,
+                                reply_to=self._reply_queue.name, expiration=timeout)
             try:
                 body = await asyncio.wait_for(fut, timeout)
             except asyncio.TimeoutError:

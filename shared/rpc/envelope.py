@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from shared.errors import ComputeError, RemoteError, error_class
+from shared.retry import is_transient
 
 REQUEST_ID_HEADER = "x-compute-request-id"
 
@@ -30,9 +31,16 @@ reply_decoder = msgspec.json.Decoder(Reply)
 
 
 def fault_from(exc: BaseException) -> RemoteFault:
+    """What the caller of a call learns of ``exc``: our own errors as they are; a
+    transient failure (database or broker unreachable) as ServiceUnavailable; anything
+    else as a RemoteError whose text says nothing of the internals (the handler's
+    service logged them), since it may end up in a tenant's fault."""
     if isinstance(exc, ComputeError):
         return RemoteFault(type=type(exc).__name__, message=exc.message, details=exc.details)
-    return RemoteFault(type="RemoteError", message=f"{type(exc).__name__}: {exc}")
+    if is_transient(exc):
+        return RemoteFault(type="ServiceUnavailable",
+                           message="A service is temporarily unavailable; try again later.")
+    return RemoteFault(type="RemoteError", message=RemoteError.default_message)
 
 
 def raise_fault(fault: RemoteFault) -> None:

@@ -1,9 +1,36 @@
-"""The receiving side: consume one queue, decode into the service's messages, dispatch."""
+"""The receiving side: consume one queue, decode into the service's messages, dispatch,
+and the delivery rules every service shares.
+
+Delivery is at least once: a message is acked only after its handler is done
+with it, so a worker that dies (or loses the broker) mid-way leaves it for the
+next consumer, and every handler must be idempotent. What happens when a
+handler raises depends on what it raised (``shared.retry.is_transient``):
+
+* **transient** (the database or the broker unreachable, a timeout): a cast is
+  handled again after a backoff, and again, until it succeeds or
+  ``retry_deadline_s`` has passed since its first failure. Then the service's
+  ``give_up`` hook ends the work in ERROR with a fault saying why (if the
+  database lets it), and the message goes to ``<queue>.dead-letter``, where an
+  operator can read it (``python -m services.api.manage dead-letters``).
+  A call is not retried here: its caller is waiting, and gets a
+  ``ServiceUnavailable`` fault at once to retry or answer 503 with;
+* **permanent** (anything else that escaped the handler: a bug, bad data): no
+  retry. A call's caller gets the fault; a cast goes to the dead-letter queue,
+  with the error, for an operator to look at. Business outcomes ("no valid
+  host") are not exceptions here: handlers record them as the server's fault;
+* **undecodable**: dead-lettered at once; no retry can make it valid.
+
+A worker that stops (SIGTERM) stops consuming, lets handlers in flight finish
+for a while, and leaves messages still being retried unacked: the broker hands
+them to the next consumer.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -11,35 +38,62 @@ import msgspec
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from shared.errors import ComputeError
 from shared.logging import bind_request_id
+from shared.retry import RetryPolicy, describe, is_transient
 from shared.rpc.envelope import REQUEST_ID_HEADER, Reply, encoder, fault_from
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Any], Awaitable[Any]]
+DEAD_LETTER_SUFFIX = ".dead-letter"
+
+
+def dead_letter_queue(queue: str) -> str:
+    return queue + DEAD_LETTER_SUFFIX
+
+
+class CallContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a handler learns of a message beside its body."""
+
+    request_id: str | None = None
+    """The API request this work belongs to (``X-Compute-Request-Id``), which
+    names its instance action; None for work no request started."""
+    redelivered: bool = False
+    """The broker delivered this message before (a consumer died with it)."""
+
+
+Handler = Callable[[Any, CallContext], Awaitable[Any]]
+GiveUp = Callable[[Any, CallContext, BaseException], Awaitable[None]]
 
 
 class RpcServer:
-    """Serves one durable queue with ``handler(msg)``.
+    """Serves one durable queue with ``handler(msg, ctx)``.
 
-    ``messages`` is the (tagged union) type the queue's bodies decode into. A
-    message is acked only after its handler finished, so a worker that dies
-    mid-way leaves it for the next consumer; handlers must therefore be
-    idempotent. A body that does not decode is logged and dropped: no retry can
-    make it valid.
+    ``messages`` is the (tagged union) type the queue's bodies decode into;
+    ``give_up(msg, ctx, exc)`` records the failure of a cast whose retries ran
+    out (see the module docstring).
     """
 
     def __init__(self, connection: AbstractConnection, queue: str, messages: Any,
-                 handler: Handler, *, prefetch: int = 16) -> None:
+                 handler: Handler, *, prefetch: int = 16, policy: RetryPolicy | None = None,
+                 give_up: GiveUp | None = None,
+                 on_transient: Callable[[], None] | None = None) -> None:
         self._connection = connection
         self.queue = queue
         self._decoder = msgspec.json.Decoder(messages)
         self._handler = handler
         self._prefetch = prefetch
+        self._policy = policy or RetryPolicy()
+        self._give_up = give_up
+        self._on_transient = on_transient
         self._channel: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer_tag: str | None = None
-        self._queue_obj = None
+        self._queue_obj: Any = None
+        self._stopping = asyncio.Event()
+        self._dead_declared = False
+        self.retrying = 0
+        """Messages waiting for their next try right now (health and tests)."""
 
     async def start(self) -> None:
         self._channel = await self._connection.channel()
@@ -48,16 +102,22 @@ class RpcServer:
         self._consumer_tag = await self._queue_obj.consume(self._on_message)
         log.info("rpc.serving", queue=self.queue)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        self._stopping.set()
         if self._queue_obj is not None and self._consumer_tag is not None:
             try:
                 await self._queue_obj.cancel(self._consumer_tag)
             except Exception:  # the channel may already be gone
                 pass
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            await asyncio.wait(self._tasks, timeout=grace_s)
+        for task in list(self._tasks):
+            task.cancel()
         if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
+            try:
+                await self._channel.close()
+            except Exception:  # closing a channel of a dead connection
+                pass
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         # Handle each message in its own task so a slow build does not hold up
@@ -68,33 +128,132 @@ class RpcServer:
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         rid = (message.headers or {}).get(REQUEST_ID_HEADER)
-        bind_request_id(rid if isinstance(rid, str) else None)
+        rid = rid if isinstance(rid, str) else None
+        bind_request_id(rid)
         try:
             msg = self._decoder.decode(message.body)
         except msgspec.DecodeError as exc:
             log.error("rpc.undecodable", queue=self.queue, error=str(exc))
-            await message.reject(requeue=False)
+            await self._dead_letter(message, f"undecodable: {exc}")
             return
+        ctx = CallContext(request_id=rid, redelivered=bool(message.redelivered))
+        if message.reply_to:
+            await self._call(message, msg, ctx)
+        else:
+            await self._cast(message, msg, ctx)
+
+    async def _call(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext) -> None:
         reply: Reply
         try:
-            result = await self._handler(msg)
+            result = await self._handler(msg, ctx)
             reply = Reply(result=msgspec.Raw(encoder.encode(result)))
-        except Exception as exc:  # every error goes back to a caller, or to the log
-            log.warning("rpc.handler_failed", queue=self.queue, msg=type(msg).__name__,
-                        error=f"{type(exc).__name__}: {exc}", exc_info=not _is_expected(exc))
+        except Exception as exc:  # the caller decides what to do with it
+            if is_transient(exc) and self._on_transient is not None:
+                self._on_transient()
+            _log_failure(self.queue, msg, exc)
             reply = Reply(error=fault_from(exc))
-        if message.reply_to:
+        try:
+            assert self._channel is not None
+            await self._channel.default_exchange.publish(
+                aio_pika.Message(encoder.encode(reply), correlation_id=message.correlation_id,
+                                 content_type="application/json"),
+                routing_key=message.reply_to or "")
+        except Exception as exc:  # the caller went away; nothing to tell
+            log.warning("rpc.reply_failed", error=str(exc))
+        await _settle(message.ack())
+
+    async def _cast(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext) -> None:
+        delays = self._policy.delays()
+        first_failure: float | None = None
+        while True:
             try:
-                assert self._channel is not None
-                await self._channel.default_exchange.publish(
-                    aio_pika.Message(encoder.encode(reply), correlation_id=message.correlation_id,
-                                     content_type="application/json"),
-                    routing_key=message.reply_to)
-            except Exception as exc:  # the caller went away; nothing to tell
-                log.warning("rpc.reply_failed", error=str(exc))
-        await message.ack()
+                await self._handler(msg, ctx)
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    _log_failure(self.queue, msg, exc)
+                    await self._dead_letter(message, f"permanent error: {_name(exc)}")
+                    return
+                if self._on_transient is not None:
+                    self._on_transient()
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if now - first_failure >= self._policy.deadline_s:
+                    await self._abandon(message, msg, ctx, exc)
+                    return
+                delay = next(delays)
+                log.warning("rpc.retrying", queue=self.queue, msg=type(msg).__name__,
+                            error=describe(exc), retry_in_s=round(delay, 2),
+                            failing_for_s=round(now - first_failure, 1))
+                self.retrying += 1
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                finally:
+                    self.retrying -= 1
+                if self._stopping.is_set():
+                    # Left unacked: the broker gives it to the next consumer.
+                    log.info("rpc.retry_left_to_next_consumer", queue=self.queue,
+                             msg=type(msg).__name__)
+                    return
+        await _settle(message.ack())
+
+    async def _abandon(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext,
+                       exc: BaseException) -> None:
+        """The retries ran out: record the failure where the service can, then dead-letter."""
+        reason = (f"gave up after {self._policy.deadline_s:g} s of transient failures: "
+                  f"{describe(exc)}")
+        log.error("rpc.gave_up", queue=self.queue, msg=type(msg).__name__, reason=reason)
+        if self._give_up is not None:
+            try:
+                await self._give_up(msg, ctx, exc)
+            except Exception as again:  # still down: the sweeps are the last resort
+                log.error("rpc.give_up_failed", queue=self.queue, error=describe(again))
+        await self._dead_letter(message, reason)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Move ``message`` to ``<queue>.dead-letter`` with why, then ack it.
+
+        If the dead-letter queue cannot take it (the broker is gone), the
+        message is left unacked for redelivery: it is never dropped.
+        """
+        target = dead_letter_queue(self.queue)
+        try:
+            assert self._channel is not None
+            if not self._dead_declared:
+                await self._channel.declare_queue(target, durable=True)
+                self._dead_declared = True
+            headers = dict(message.headers or {})
+            headers.update({"x-nimbus-dead-reason": reason[:1000],
+                            "x-nimbus-dead-queue": self.queue,
+                            "x-nimbus-dead-at": datetime.now(UTC).isoformat()})
+            await self._channel.default_exchange.publish(
+                aio_pika.Message(message.body, content_type=message.content_type,
+                                 headers=headers,
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=target)
+        except Exception as exc:
+            log.error("rpc.dead_letter_failed", queue=self.queue, error=describe(exc))
+            return
+        log.warning("rpc.dead_lettered", queue=self.queue, dead_letter_queue=target,
+                    reason=reason)
+        await _settle(message.ack())
 
 
-def _is_expected(exc: Exception) -> bool:
-    from shared.errors import ComputeError
-    return isinstance(exc, ComputeError)
+async def _settle(ack: Awaitable[Any]) -> None:
+    """Ack, tolerating a channel that died meanwhile (the broker then redelivers)."""
+    try:
+        await ack
+    except Exception as exc:
+        log.info("rpc.ack_failed", error=describe(exc))
+
+
+def _name(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ComputeError) else type(exc).__name__
+
+
+def _log_failure(queue: str, msg: Any, exc: BaseException) -> None:
+    expected = isinstance(exc, ComputeError) or is_transient(exc)
+    log.warning("rpc.handler_failed", queue=queue, msg=type(msg).__name__,
+                error=f"{type(exc).__name__}: {exc}", exc_info=not expected)

@@ -87,9 +87,21 @@ async def test_agent_that_stops_heartbeating_is_not_scheduled_to(demo, cloud):
         try:
             assert await conn.fetchval("SELECT count(*) FROM host_claims WHERE server_id = $1::uuid",
                                        stranded) == 0
+            # Its fixed address is not handed to anyone else while the guest may still
+            # run with it on the dead host.
             assert await conn.fetchval("SELECT count(*) FROM ports WHERE server_id = $1::uuid",
-                                       stranded) == 0
+                                       stranded) == 1
         finally:
             await conn.close()
     finally:
         await asyncio.to_thread(cloud.stack.restart, victim)
+
+    # Back, the host's reconcile loop reaps the guest and only then frees the address.
+    async def address_freed() -> bool:
+        conn = await cloud.db()
+        try:
+            return await conn.fetchval("SELECT count(*) FROM ports WHERE server_id = $1::uuid",
+                                       stranded) == 0
+        finally:
+            await conn.close()
+    await eventually(address_freed, timeout=30)

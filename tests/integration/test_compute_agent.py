@@ -9,7 +9,6 @@ import uuid
 import msgspec
 import pytest
 
-from services.compute_agent import delete as delete_module
 from services.compute_agent.agent import ComputeAgent
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from services.compute_agent.settings import ComputeSettings, Settings
@@ -19,6 +18,8 @@ from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSet
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.compute import BuildServer, DeleteServer
 from shared.db import hosts
+from shared.errors import RpcTimeout
+from shared.rpc.server import CallContext
 from shared.worker import Worker
 
 HOST = "agent-test-1"
@@ -74,7 +75,7 @@ async def test_build_then_delete_through_the_network_service(agent, db_url, amqp
     net, task = await _start_network(db_url, amqp_url)
     try:
         build = await _placed_server(agent)
-        await agent.handle(build)
+        await agent.handle(build, CallContext())
         row = await _row(agent, build.server_id)
         assert row["vm_state"] == "active" and row["task_state"] is None
         assert row["power_state"] == 1
@@ -83,13 +84,13 @@ async def test_build_then_delete_through_the_network_service(agent, db_url, amqp
         assert await agent.driver.get_info(build.server_id) is not None
 
         # Delivered twice: the second build finds nothing to do.
-        await agent.handle(build)
+        await agent.handle(build, CallContext())
         assert len(await agent.driver.list_instances()) == 1
 
         async with agent.worker.pool.acquire() as conn:
             await conn.execute("UPDATE servers SET task_state = 'deleting' WHERE id = $1",
                                build.server_id)
-        await agent.handle(DeleteServer(server_id=build.server_id))
+        await agent.handle(DeleteServer(server_id=build.server_id), CallContext())
         row = await _row(agent, build.server_id)
         assert row["vm_state"] == "deleted" and row["deleted_at"] is not None
         assert await agent.driver.list_instances() == []
@@ -102,45 +103,65 @@ async def test_build_then_delete_through_the_network_service(agent, db_url, amqp
         await task
 
 
-async def test_build_without_network_service_ends_in_error_holding_nothing(agent):
+async def test_build_without_network_service_waits_for_it(agent, db_url, amqp_url):
+    """The network service away is a transient failure: the build is left where it
+    stopped (not ERROR) for the RPC layer to retry, and the next try finishes it."""
     build = await _placed_server(agent)
-    await agent.handle(build)
+    with pytest.raises(RpcTimeout):
+        await agent.handle(build, CallContext())
     row = await _row(agent, build.server_id)
-    assert row["vm_state"] == "error" and row["task_state"] is None
+    assert (row["vm_state"], row["task_state"]) == ("building", "networking")
+    async with agent.worker.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM server_faults WHERE server_id = $1",
+                                   build.server_id) == 0
+        assert await hosts.claim_of(conn, build.server_id) is not None
+
+    net, task = await _start_network(db_url, amqp_url)
+    try:
+        await agent.handle(build, CallContext(redelivered=True))
+    finally:
+        net.stop()
+        await task
+    row = await _row(agent, build.server_id)
+    assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
+
+
+async def test_a_build_whose_retries_run_out_ends_in_error_holding_nothing(agent):
+    build = await _placed_server(agent)
+    with pytest.raises(RpcTimeout) as err:
+        await agent.handle(build, CallContext())
+    await agent.give_up(build, CallContext(), err.value)
+    row = await _row(agent, build.server_id)
+    assert (row["vm_state"], row["task_state"]) == ("error", None)
     async with agent.worker.pool.acquire() as conn:
         fault = await conn.fetchrow("SELECT * FROM server_faults WHERE server_id = $1",
                                     build.server_id)
         assert await hosts.claim_of(conn, build.server_id) is None
-    assert fault["code"] == 503 and "network" in fault["message"]
+    assert fault["code"] == 503
+    assert fault["message"] == (f"The build of instance {build.server_id} could not be "
+                                "completed: No reply from network to AllocatePorts within 0.5 s "
+                                "(still failing after 300 s).")
     assert await agent.driver.list_instances() == []
 
 
-async def test_delete_that_keeps_failing_ends_in_error_and_can_be_retried(
-        agent, db_url, amqp_url, monkeypatch):
-    monkeypatch.setattr(delete_module, "FIRST_BACKOFF_S", 0.01)
+async def test_a_delete_whose_network_service_is_away_is_retried_until_it_is_back(
+        agent, db_url, amqp_url):
     net, task = await _start_network(db_url, amqp_url)
     build = await _placed_server(agent)
-    await agent.handle(build)
+    await agent.handle(build, CallContext())
     net.stop()
     await task
     async with agent.worker.pool.acquire() as conn:
         await conn.execute("UPDATE servers SET task_state = 'deleting' WHERE id = $1",
                            build.server_id)
-    await agent.handle(DeleteServer(server_id=build.server_id))
+    with pytest.raises(RpcTimeout):
+        await agent.handle(DeleteServer(server_id=build.server_id), CallContext())
     row = await _row(agent, build.server_id)
-    assert row["vm_state"] == "error" and row["task_state"] is None
-    async with agent.worker.pool.acquire() as conn:
-        fault = await conn.fetchval(
-            "SELECT message FROM server_faults WHERE server_id = $1 ORDER BY id DESC LIMIT 1",
-            build.server_id)
-    assert "try deleting it again" in fault
+    assert (row["vm_state"], row["task_state"]) == ("active", "deleting")
 
     net, task = await _start_network(db_url, amqp_url)
     try:
-        async with agent.worker.pool.acquire() as conn:
-            await conn.execute("UPDATE servers SET task_state = 'deleting' WHERE id = $1",
-                               build.server_id)
-        await agent.handle(DeleteServer(server_id=build.server_id))
+        await agent.handle(DeleteServer(server_id=build.server_id), CallContext(redelivered=True))
         assert (await _row(agent, build.server_id))["vm_state"] == "deleted"
     finally:
         net.stop()

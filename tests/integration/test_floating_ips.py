@@ -87,7 +87,7 @@ async def start(db_url: str, amqp_url: str) -> AsyncIterator[Callable[..., Await
                 loop.remove_signal_handler(sig)
 
         stops.append(stop)
-        return Clients(FloatingIpClient(rpc), NetworkClient(rpc))
+        return Clients(FloatingIpClient(rpc, request_id=None), NetworkClient(rpc, request_id=None))
 
     yield _start
     for stop in reversed(stops):

@@ -78,7 +78,7 @@ async def network(service: None, amqp_url: str) -> AsyncIterator[NetworkClient]:
     rpc = RpcClient(connection, timeout=30)
     await rpc.start()
     try:
-        yield NetworkClient(rpc)
+        yield NetworkClient(rpc, request_id=None)
     finally:
         await rpc.close()
         await connection.close()
@@ -405,7 +405,7 @@ async def test_process_serves_healthz_and_rpc_and_stops_on_sigterm(db_url: str, 
         try:
             rpc = RpcClient(connection, timeout=30)
             await rpc.start()
-            [port_] = await NetworkClient(rpc).allocate_ports(
+            [port_] = await NetworkClient(rpc, request_id=None).allocate_ports(
                 AllocatePorts(server_id=uuid.uuid4(), project_id=new_project(), host="h"))
             assert port_.network_name == "private"
             await rpc.close()

@@ -32,8 +32,10 @@ from services.scheduler.build import BuildScheduler
 from services.scheduler.settings import SchedulerSettings, Settings
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from shared.contracts.common import FlavorSpec, ImageSpec
-from shared.contracts.compute import BuildServer, ComputeClient, ComputeMessage
-from shared.contracts.scheduler import ScheduleBuild, SchedulerClient
+from shared.contracts.compute import BuildServer, ComputeMessage
+from shared.contracts.scheduler import QUEUE as SCHEDULER_QUEUE
+from shared.errors import BrokerUnavailable
+from shared.contracts.scheduler import ScheduleBuild
 from shared.db import hosts
 from shared.db.hosts import HostCapacity
 from shared.db.pool import create_pool
@@ -99,7 +101,7 @@ async def rpc(broker: aio_pika.abc.AbstractRobustConnection) -> AsyncIterator[Rp
 
 @pytest.fixture
 def scheduler(pool: asyncpg.Pool, rpc: RpcClient) -> BuildScheduler:
-    return BuildScheduler(pool, ComputeClient(rpc), SchedulerSettings())
+    return BuildScheduler(pool, rpc, SchedulerSettings())
 
 
 async def add_server(conn: asyncpg.Connection, flavor: FlavorSpec = SMALL, *,
@@ -398,7 +400,7 @@ async def test_unknown_server_is_ignored(scheduler: BuildScheduler, db: asyncpg.
     assert await db.fetchval("SELECT count(*) FROM host_claims") == 0
 
 
-async def test_failed_cast_releases_the_claim_and_errors_the_server(
+async def test_a_failed_cast_is_retried_never_an_error(
         db: asyncpg.Connection, scheduler: BuildScheduler, broker) -> None:
     await hosts.report(db, capacity("cn1"))
     # A queue of that name that is not durable: the scheduler's durable declare
@@ -407,17 +409,24 @@ async def test_failed_cast_releases_the_claim_and_errors_the_server(
     await channel.declare_queue("compute.cn1", durable=False)
     build = await add_server(db)
     try:
-        assert await scheduler.schedule_build(ScheduleBuild(build=build)) is None
+        with pytest.raises(BrokerUnavailable):
+            await scheduler.schedule_build(ScheduleBuild(build=build))
     finally:
         await channel.close()
 
+    # Transient: the server stays placed, in BUILD(scheduling), holding its claim,
+    # for the message to come again (shared.rpc.server retries it).
     row = await server_row(db, build.server_id)
-    assert (row["vm_state"], row["task_state"]) == ("error", None)
-    [fault] = await faults(db, build.server_id)
-    assert fault["message"] == "Failed to send the build to host cn1."
-    assert fault["details"]
-    assert await hosts.claim_of(db, build.server_id) is None
-    assert (await host_row(db, "cn1"))["used_ram_mb"] == 0
+    assert (row["vm_state"], row["task_state"], row["host"]) == ("building", "scheduling", "cn1")
+    assert await faults(db, build.server_id) == []
+    assert await hosts.claim_of(db, build.server_id) is not None
+
+    channel = await broker.channel()
+    await channel.queue_delete("compute.cn1")
+    await channel.close()
+    assert await scheduler.schedule_build(ScheduleBuild(build=build)) == "cn1"
+    assert await drain(broker, "cn1") == [build]
+    assert (await host_row(db, "cn1"))["used_ram_mb"] == SMALL.ram_mb  # claimed once
 
 
 async def test_server_deleted_while_scheduling_keeps_no_claim(
@@ -453,7 +462,7 @@ async def test_two_schedulers_racing_for_the_last_slots(pool: asyncpg.Pool, db_u
         builds = [await add_server(conn) for _ in range(12)]
     pools = [await create_pool(DatabaseSettings(url=db_url, pool_min=1, pool_max=6)) for _ in range(2)]
     try:
-        scheds = [BuildScheduler(p, ComputeClient(rpc), SchedulerSettings(host_subset_size=2))
+        scheds = [BuildScheduler(p, rpc, SchedulerSettings(host_subset_size=2))
                   for p in pools]
         results = await asyncio.gather(*(scheds[i % 2].schedule_build(ScheduleBuild(build=b))
                                          for i, b in enumerate(builds)))
@@ -490,7 +499,7 @@ async def test_service_places_a_build_sent_to_its_queue(settings: Settings, db: 
     try:
         await hosts.report(db, capacity("cn1"))
         build = await add_server(db)
-        await SchedulerClient(rpc).schedule_build(ScheduleBuild(build=build))
+        await rpc.cast(SCHEDULER_QUEUE, ScheduleBuild(build=build), request_id=None)
 
         async def placed() -> bool:
             return await db.fetchval("SELECT host FROM servers WHERE id = $1", build.server_id) == "cn1"

@@ -20,11 +20,10 @@ from services.scheduler.build import BuildScheduler
 from services.scheduler.host_state import locate_servers
 from services.scheduler.settings import SchedulerSettings
 from shared.config import DatabaseSettings
-from shared.contracts.compute import ComputeClient
 from shared.contracts.scheduler import ScheduleBuild
 from shared.db import actions, hosts
 from shared.db.pool import create_pool
-from shared.logging import bind_request_id
+from shared.rpc.server import CallContext
 from shared.rpc import RpcClient, connect
 from tests.integration.test_scheduler import (
     IMAGE,
@@ -66,7 +65,7 @@ async def scheduler(pool: asyncpg.Pool, broker) -> AsyncIterator[BuildScheduler]
     rpc = RpcClient(broker, timeout=10)
     await rpc.start()
     try:
-        yield BuildScheduler(pool, ComputeClient(rpc), SchedulerSettings())
+        yield BuildScheduler(pool, rpc, SchedulerSettings())
     finally:
         await rpc.close()
 
@@ -157,12 +156,9 @@ async def test_same_and_different_host_of_one_server_is_error_with_the_failed_hi
     request_id = f"req-{uuid.uuid4()}"
     await actions.start_action(db, server_id=build.server_id, project_id="demo", user_id="u-demo",
                                action="create", request_id=request_id)
-    bind_request_id(request_id)
-    try:
-        await scheduler.handle(ScheduleBuild(build=build, hints={"same_host": [ref],
-                                                                 "different_host": [ref]}))
-    finally:
-        bind_request_id(None)
+    await scheduler.handle(ScheduleBuild(build=build, hints={"same_host": [ref],
+                                                             "different_host": [ref]}),
+                           CallContext(request_id=request_id))
     assert await the_fault(db, build.server_id) == (
         "No valid host was found. Filter DifferentHostFilter returned 0 hosts (every host that "
         f"could take this server runs one of server {ref}).")

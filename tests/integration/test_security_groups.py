@@ -49,7 +49,7 @@ async def groups(db_url: str, amqp_url: str) -> AsyncIterator[SecurityGroupClien
     rpc = RpcClient(connection, timeout=30)
     await rpc.start()
     try:
-        yield SecurityGroupClient(rpc)
+        yield SecurityGroupClient(rpc, request_id=None)
     finally:
         await rpc.close()
         await connection.close()

@@ -64,7 +64,7 @@ async def test_deleting_without_the_host_fails_its_saving_snapshot(db_url, amqp_
 
         pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
         try:
-            await delete_without_host(pool, NetworkClient(rpc), sid)
+            await delete_without_host(pool, NetworkClient(rpc, request_id=None), sid)
         finally:
             await pool.close()
         assert (await servers.get(conn, sid))["vm_state"] == "deleted"

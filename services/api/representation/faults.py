@@ -23,6 +23,7 @@ from lxml import etree
 from services.api.representation.formats import Fmt, negotiate
 from services.api.representation.responses import JSON_CONTENT_TYPE, XML_CONTENT_TYPE
 from services.api.representation.xml_rules import XMLNS_V2
+from shared.retry import describe, is_transient, unavailable
 from shared.errors import (
     BadMediaType,
     BadMethod,
@@ -121,7 +122,13 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.info("api.bad_input", error=type(exc).__name__, path=request.path)
         return render_fault(BadRequest("Invalid input: the request holds characters or "
                                        "values that cannot be stored."), negotiate(request))
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            # The database or broker is away (or too slow): nothing was done, and
+            # trying again shortly may work. Never a 500, never its raw text.
+            log.warning("api.unavailable", error=describe(exc), method=request.method,
+                        path=request.path)
+            return render_fault(unavailable(exc), negotiate(request))
         log.exception("api.unhandled_error", method=request.method, path=request.path)
         return render_fault(ComputeError(UNEXPECTED_MESSAGE), negotiate(request))
 

@@ -33,7 +33,6 @@ from aiohttp import web
 
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.representation import View
-from services.api.resources.server_actions import server_action
 from shared.contracts.compute import ComputeClient, GetConsoleOutput
 from shared.db import hosts
 from shared.errors import BadRequest, Conflict, ServiceUnavailable
@@ -77,7 +76,6 @@ def _not_ready(row: asyncpg.Record) -> str | None:
     return None
 
 
-@server_action("os-getConsoleOutput")
 async def get_console_output(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     length = console_length(value)
     reason = _not_ready(row)
@@ -91,11 +89,8 @@ async def get_console_output(request: web.Request, row: asyncpg.Record, value: A
         raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
                                  "its console output cannot be read now.")
     timeout = min(CALL_TIMEOUT_S, settings.amqp.rpc_timeout_s)
-    output = await ComputeClient(request.app[RPC]).console_output(
+    compute = ComputeClient(request.app[RPC], request_id=request["request_id"])
+    output = await compute.console_output(
         host, GetConsoleOutput(server_id=sid, length=length), timeout=timeout)
     log.info("api.console_output", server_id=str(sid), length=length, chars=len(output))
     return View({"output": output})
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the action above registers with ``server_actions``."""

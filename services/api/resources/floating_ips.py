@@ -84,7 +84,7 @@ async def allocate_floating_ip(request: web.Request) -> View:
     pool = await _pool(request)
     async with request.app[POOL].acquire() as conn:
         limit = (await quotas.absolute_limits(conn, who.project_id))["maxTotalFloatingIps"]
-    fip = await FloatingIpClient(request.app[RPC]).allocate(AllocateFloatingIp(
+    fip = await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).allocate(AllocateFloatingIp(
         project_id=who.project_id, request_key=uuid.uuid4(), pool=pool, quota=limit))
     log.info("api.floating_ip_allocated", id=fip.id, address=fip.address)
     return View({"floating_ip": views.floating_ip(msgspec.to_builtins(fip))})
@@ -103,7 +103,7 @@ async def show_floating_ip(request: web.Request) -> View:
 @represented
 async def deallocate_floating_ip(request: web.Request) -> View:
     fid = _floating_ip_id(request)
-    await FloatingIpClient(request.app[RPC]).deallocate(DeallocateFloatingIp(
+    await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).deallocate(DeallocateFloatingIp(
         project_id=principal(request).project_id, floating_ip_id=fid))
     log.info("api.floating_ip_deallocated", id=fid)
     return View(None, status=202)
@@ -111,7 +111,7 @@ async def deallocate_floating_ip(request: web.Request) -> View:
 
 @represented
 async def list_pools(request: web.Request) -> View:
-    return View(views.pools(await FloatingIpClient(request.app[RPC]).pools()))
+    return View(views.pools(await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).pools()))
 
 
 def setup(router: web.UrlDispatcher) -> None:

@@ -58,7 +58,7 @@ _DIGITS = re.compile(r"[0-9]{1,18}")  # fits a bigint
 
 
 def client(request: web.Request) -> SecurityGroupClient:
-    return SecurityGroupClient(request.app[RPC])
+    return SecurityGroupClient(request.app[RPC], request_id=request["request_id"])
 
 
 async def ensure_default(request: web.Request, project_id: str) -> None:

@@ -4,7 +4,11 @@ os-multiple-create (4.4.15), OS-SCH-HNT scheduler hints (4.4.10), quotas (3.8.1)
 Everything that can be checked is checked before anything is written. Then,
 in one transaction, the project's quota is locked and counted
 (``quotas.claim_servers``) and the servers are written in BUILD(scheduling)
-with their create actions; only then is each build cast to the scheduler.
+with their create actions, their build requests (kept to schedule a build
+again if its host dies) and their ScheduleBuild messages in the outbox
+(``shared.outbox``); the relay sends them to the scheduler after commit, so
+a 202 never depends on a message held only in this process's memory, and a
+create is accepted even while the broker is down.
 The rest of each server's life happens in the scheduler, the compute agent
 and the network service.
 
@@ -31,7 +35,7 @@ import structlog
 from aiohttp import web
 
 from services.api import quotas
-from services.api.keys import POOL, RPC
+from services.api.keys import POOL, RELAY, RPC
 from services.api.queries import flavors as flavor_q
 from services.api.queries import images as image_q
 from services.api.queries import keypairs as keypair_q
@@ -46,10 +50,11 @@ from services.api.views import servers as views
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.compute import BuildServer, InjectedFile
 from shared.contracts.network import DeallocatePorts, NetworkClient, PortRequest, ReserveFixedIps
-from shared.contracts.scheduler import ScheduleBuild, SchedulerClient
-from shared.db import actions
-from shared.db import servers as server_db
-from shared.errors import BadRequest, ServiceUnavailable
+from shared import outbox
+from shared.contracts.scheduler import QUEUE as SCHEDULER_QUEUE
+from shared.contracts.scheduler import ScheduleBuild
+from shared.db import actions, build_requests
+from shared.errors import BadRequest
 
 log = structlog.get_logger(__name__)
 
@@ -109,67 +114,58 @@ async def create_server(request: web.Request) -> View:
         spec = FlavorSpec(id=flavor["id"], name=flavor["name"], ram_mb=flavor["ram_mb"],
                           disk_gb=flavor["disk_gb"], ephemeral_gb=flavor["ephemeral_gb"],
                           swap_mb=flavor["swap_mb"], vcpus=flavor["vcpus"])
-        name = req.name.strip()
-        reservation_id = f"r-{secrets.token_hex(4)}"
-        first_sid = uuid.uuid4()  # named before it is written: its fixed IPs are reserved first
-        async with _fixed_ips_reserved(request, first_sid, port_requests), conn.transaction():
-            # The named groups stay until these servers are committed: a delete
-            # of one waits, then takes it off them too (section 2.3.2).
-            held = await group_q.hold_named(conn, who.project_id, groups)
-            if missing := set(groups) - {"default"} - held:
-                raise BadRequest(f"Unable to find security_group with name '{min(missing)}'")
-            # Holds the project's quota lock until commit: a concurrent create
-            # of the project counts these servers.
-            count = await quotas.claim_servers(conn, who.project_id, vcpus=spec.vcpus,
-                                               ram_mb=spec.ram_mb, min_count=min_count,
-                                               max_count=max_count)
-            sids = [first_sid, *(uuid.uuid4() for _ in range(count - 1))]
-            for sid in sids:
-                await q.insert(
-                    conn, id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
-                    image_id=image["id"], flavor_id=flavor["id"], flavor=spec,
-                    availability_zone=req.availability_zone, metadata=req.metadata,
-                    security_groups=groups,
-                    key_name=keypair["name"] if keypair else None, config_drive=drive,
-                    reservation_id=reservation_id, request_id=request["request_id"])
-                await actions.start_action(conn, server_id=sid, project_id=who.project_id,
-                                           user_id=who.user_id, action="create",
-                                           request_id=request["request_id"])
-
+    name = req.name.strip()
+    reservation_id = f"r-{secrets.token_hex(4)}"
+    first_sid = uuid.uuid4()  # named before it is written: its fixed IPs are reserved first
     admin_pass = admin_password()
     image_spec = ImageSpec(id=image["id"], name=image["name"], min_disk_gb=image["min_disk_gb"],
                            min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"])
     injected = tuple(InjectedFile(path=f.path, contents=f.contents) for f in files)
-    scheduler = SchedulerClient(request.app[RPC])
-    cast = 0
-    try:
+    rid, relay = request["request_id"], request.app[RELAY]
+    # The reservation is a call to the network service: no pooled connection is
+    # held across it.
+    async with _fixed_ips_reserved(request, first_sid, port_requests), \
+            pool.acquire() as conn, conn.transaction():
+        # The named groups stay until these servers are committed: a delete
+        # of one waits, then takes it off them too (section 2.3.2).
+        held = await group_q.hold_named(conn, who.project_id, groups)
+        if missing := set(groups) - {"default"} - held:
+            raise BadRequest(f"Unable to find security_group with name '{min(missing)}'")
+        # Holds the project's quota lock until commit: a concurrent create
+        # of the project counts these servers.
+        count = await quotas.claim_servers(conn, who.project_id, vcpus=spec.vcpus,
+                                           ram_mb=spec.ram_mb, min_count=min_count,
+                                           max_count=max_count)
+        sids = [first_sid, *(uuid.uuid4() for _ in range(count - 1))]
+        items = []
         for sid in sids:
-            build = BuildServer(
+            await q.insert(
+                conn, id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
+                image_id=image["id"], flavor_id=flavor["id"], flavor=spec,
+                availability_zone=req.availability_zone, metadata=req.metadata,
+                security_groups=groups,
+                key_name=keypair["name"] if keypair else None, config_drive=drive,
+                reservation_id=reservation_id, request_id=rid)
+            await actions.start_action(conn, server_id=sid, project_id=who.project_id,
+                                       user_id=who.user_id, action="create", request_id=rid)
+            schedule = ScheduleBuild(build=BuildServer(
                 server_id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
                 flavor=spec, image=image_spec, admin_pass=admin_pass, metadata=req.metadata,
                 security_groups=tuple(groups), config_drive=drive, user_data=user_data,
                 key_name=keypair["name"] if keypair else None,
                 key_data=keypair["public_key"] if keypair else None,
-                files=injected, network_ids=tuple(network_ids), port_requests=port_requests)
-            await scheduler.schedule_build(ScheduleBuild(
-                build=build, availability_zone=req.availability_zone, hints=hints.hints))
-            cast += 1
-    except Exception as exc:
-        # Not accepted: take back the rows not handed over, so nothing is left
-        # in BUILD forever. Servers already cast go on building; if there are
-        # any, the create stands with fewer servers (the first one is answered).
-        log.error("api.schedule_cast_failed", server_id=str(sids[cast]), error=str(exc),
-                  cast=cast, count=len(sids))
-        async with pool.acquire() as conn:
-            for sid in sids[cast:]:
-                await server_db.mark_deleted(conn, sid)
-        if cast == 0:
-            await _release_fixed_ips(request, first_sid, port_requests)
-            raise ServiceUnavailable(
-                "The scheduler cannot be reached; the server was not created.") from None
+                files=injected, network_ids=tuple(network_ids), port_requests=port_requests),
+                availability_zone=req.availability_zone, hints=hints.hints)
+            # Kept while it builds, to schedule it again if its host dies; and
+            # sent through the outbox, so the 202 below never depends on a
+            # message that exists only in this process.
+            await build_requests.put(conn, sid, schedule)
+            items.append(await outbox.put(conn, SCHEDULER_QUEUE, schedule, request_id=rid,
+                                          lease_s=relay.lease_s))
+    relay.send(*items)
     first = sids[0]
     log.info("api.server_accepted", server_id=str(first), flavor=spec.id, image=str(image["id"]),
-             count=cast, reservation_id=reservation_id)
+             count=len(sids), reservation_id=reservation_id)
     base = base_url(request)
     view = views.created(str(first), admin_pass, groups, base, who.project_id)
     return View({"server": view}, status=202,
@@ -239,7 +235,8 @@ async def _fixed_ips_reserved(request: web.Request, server_id: uuid.UUID,
     if not any(r.fixed_ip for r in requests):
         yield
         return
-    await NetworkClient(request.app[RPC]).reserve_fixed_ips(ReserveFixedIps(
+    network = NetworkClient(request.app[RPC], request_id=request["request_id"])
+    await network.reserve_fixed_ips(ReserveFixedIps(
         server_id=server_id, project_id=principal(request).project_id, requests=requests))
     try:
         yield
@@ -255,7 +252,7 @@ async def _release_fixed_ips(request: web.Request, server_id: uuid.UUID,
     if not any(r.fixed_ip for r in requests):
         return
     try:
-        await NetworkClient(request.app[RPC]).deallocate_ports(
+        await NetworkClient(request.app[RPC], request_id=request["request_id"]).deallocate_ports(
             DeallocatePorts(server_id=server_id))
     except Exception as exc:
         log.warning("api.fixed_ip_release_failed", server_id=str(server_id), error=str(exc))

@@ -32,7 +32,7 @@ from aiohttp import web
 
 from services.api.keys import RPC
 from services.api.representation import View
-from services.api.resources.server_actions import record_action, server_action
+from services.api.resources.server_tasks import record_action
 from shared.contracts.floating_ips import (
     AssociateFloatingIp,
     DisassociateFloatingIp,
@@ -58,12 +58,11 @@ def _address(value: Any, action: str, key: str, *, required: bool) -> str | None
         raise BadRequest(f"{key} {raw!r} is not an IPv4 address.") from None
 
 
-@server_action("addFloatingIp")
 async def add_floating_ip(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     address = _address(value, "addFloatingIp", "address", required=True)
     fixed = _address(value, "addFloatingIp", "fixed_address", required=False)
     assert address is not None
-    fip = await FloatingIpClient(request.app[RPC]).associate(AssociateFloatingIp(
+    fip = await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).associate(AssociateFloatingIp(
         project_id=row["project_id"], server_id=row["id"], address=address,
         fixed_address=fixed))
     log.info("api.floating_ip_added", server_id=str(row["id"]), address=address,
@@ -72,16 +71,11 @@ async def add_floating_ip(request: web.Request, row: asyncpg.Record, value: Any)
     return View(None, status=202)
 
 
-@server_action("removeFloatingIp")
 async def remove_floating_ip(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     address = _address(value, "removeFloatingIp", "address", required=True)
     assert address is not None
-    await FloatingIpClient(request.app[RPC]).disassociate(DisassociateFloatingIp(
+    await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).disassociate(DisassociateFloatingIp(
         project_id=row["project_id"], server_id=row["id"], address=address))
     log.info("api.floating_ip_removed", server_id=str(row["id"]), address=address)
     await record_action(request, row, "removeFloatingIp")
     return View(None, status=202)
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the actions register themselves with ``server_actions``."""

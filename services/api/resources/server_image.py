@@ -7,10 +7,12 @@ detail, ``?server=`` in lists). ``name`` is required (400); ``metadata`` is
 counted against the project's maxImageMeta (413), as Nova counted the given
 properties only.
 
-Allowed from ACTIVE and SHUTOFF with no task in flight (Nova's snapshot states),
-else 409. The API writes the image SAVING (progress 0) and moves the server to
-task ``image_snapshot``; the server's agent copies the disk and ends the image
-ACTIVE with its size (or ERROR, out of the lists, with a fault on the server).
+Allowed from ACTIVE and SHUTOFF with no task in flight (``shared.states.SNAPSHOT``,
+Nova's snapshot states), else 409. Everything is checked first; then, in one
+transaction, the API writes the image SAVING (progress 0), moves the server to
+task ``image_snapshot`` and hands the message to its agent
+(``server_tasks.cast_action``), which copies the disk and ends the image ACTIVE
+with its size (or ERROR, out of the lists, with a fault on the server).
 
 The image's metadata, as the spec's snapshot examples (4.4.1.27-28) show and as
 Nova built it: the base image's properties, then ``image_type`` and
@@ -34,22 +36,19 @@ import structlog
 from aiohttp import web
 
 from services.api import quotas
-from services.api.keys import POOL, RPC
+from services.api.keys import POOL
 from services.api.queries import flavors as flavor_q
 from services.api.representation import View
 from services.api.resources import server_body as body
 from services.api.resources.common import base_url, principal
-from services.api.resources.server_actions import begin_task, host_alive, server_action
+from services.api.resources.server_tasks import cast_action
 from shared.contracts.common import FlavorSpec
-from shared.contracts.compute import ComputeClient, SnapshotServer
+from shared.contracts.compute import SnapshotServer
 from shared.db import images as image_db
-from shared.db import servers as server_db
-from shared.errors import BadRequest, ServiceUnavailable
-from shared.states import TaskState, VmState
+from shared.errors import BadRequest
+from shared.states import SNAPSHOT
 
 log = structlog.get_logger(__name__)
-
-ALLOWED = (VmState.ACTIVE, VmState.STOPPED)
 
 
 class CreateImageBody(msgspec.Struct, kw_only=True):
@@ -100,7 +99,6 @@ def snapshot_metadata(*, base: asyncpg.Record | None, server: asyncpg.Record, fl
     return meta
 
 
-@server_action("createImage")
 async def create_image(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     who = principal(request)
     req = parse(value)
@@ -116,37 +114,18 @@ async def create_image(request: web.Request, row: asyncpg.Record, value: Any) ->
         base=base, server=row, flavor=flavor, user_id=who.user_id, given=req.metadata,
         rxtx_factor=flavor_row["rxtx_factor"] if flavor_row is not None else 1.0)
 
-    host = await begin_task(request, row, action="createImage", task=TaskState.IMAGE_SNAPSHOT,
-                            allowed=ALLOWED)
     sid, image_id = row["id"], uuid.uuid4()
-    if not await host_alive(request, host):
-        async with pool.acquire() as conn:
-            await server_db.end_task(conn, sid, TaskState.IMAGE_SNAPSHOT,
-                                     "Error: the compute host is not responding")
-        raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
-                                 "cannot 'createImage' now, try again later.")
-    try:
-        async with pool.acquire() as conn:
-            await image_db.insert_snapshot(
-                conn, image_id=image_id, name=req.name, project_id=who.project_id,
-                server_id=sid, metadata=metadata,
-                min_disk_gb=max(flavor.disk_gb, base["min_disk_gb"] if base else 0),
-                min_ram_mb=base["min_ram_mb"] if base else 0)
-        await ComputeClient(request.app[RPC]).cast(
-            host, SnapshotServer(server_id=sid, image_id=image_id, name=req.name))
-    except Exception as exc:
-        log.error("api.snapshot_not_started", server_id=str(sid), image_id=str(image_id),
-                  host=host, error=f"{type(exc).__name__}: {exc}")
-        async with pool.acquire() as conn:
-            await image_db.fail_snapshot(conn, image_id)
-            await server_db.end_task(conn, sid, TaskState.IMAGE_SNAPSHOT,
-                                     "The snapshot could not be started.")
-        raise ServiceUnavailable(
-            "The compute service cannot be reached; no image was created.") from None
-    log.info("api.snapshot_accepted", server_id=str(sid), image_id=str(image_id), host=host)
+
+    async def saving_image(conn: asyncpg.Connection) -> None:
+        await image_db.insert_snapshot(
+            conn, image_id=image_id, name=req.name, project_id=who.project_id,
+            server_id=sid, metadata=metadata,
+            min_disk_gb=max(flavor.disk_gb, base["min_disk_gb"] if base else 0),
+            min_ram_mb=base["min_ram_mb"] if base else 0)
+
+    await cast_action(request, row, SNAPSHOT,
+                      SnapshotServer(server_id=sid, image_id=image_id, name=req.name),
+                      also=saving_image)
+    log.info("api.snapshot_accepted", server_id=str(sid), image_id=str(image_id))
     location = f"{base_url(request)}/v2/{who.project_id}/images/{image_id}"
     return View(None, status=202, headers={"Location": location})
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the action registers itself with ``server_actions``."""

@@ -6,12 +6,13 @@ project sees and ACTIVE, else 400), and optionally a new ``name``, new
 with create's limits: maxPersonality, maxPersonalitySize) and ``adminPass``
 (generated when absent). Its flavor and addresses stay.
 
-Allowed from ACTIVE, SHUTOFF and ERROR (Nova's ``check_instance_state`` for
-rebuild: vm_state active, stopped or error, with no task in flight); anything
-else is 409. The server shows REBUILD at once, already with its new image,
-name and metadata (the spec's response example does), and its agent re-images
-the disk: it ends ACTIVE, or SHUTOFF if it was stopped (as in Nova), or ERROR
-with a fault.
+Allowed from ACTIVE, SHUTOFF and ERROR (``shared.states.REBUILD``, after Nova's
+``check_instance_state`` for rebuild), with no task in flight; anything else is
+409. Everything is checked before anything changes; then, in one transaction,
+the server shows REBUILD, already with its new image, name and metadata (the
+spec's response example does), and the message goes to its agent
+(``server_tasks.cast_action``), which re-images the disk: it ends ACTIVE, or
+SHUTOFF if it was stopped (as in Nova), or ERROR with a fault.
 
 The response is 202 with the server's detail and its ``adminPass``, and a
 ``Location`` header: the spec's example shows both.
@@ -27,25 +28,22 @@ import structlog
 from aiohttp import web
 
 from services.api import quotas
-from services.api.keys import POOL, RPC
+from services.api.keys import POOL
 from services.api.queries import images as image_q
 from services.api.queries import servers as q
 from services.api.representation import View
 from services.api.resources import server_body as body
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
-from services.api.resources.server_actions import begin_task, host_alive, server_action
 from services.api.resources.server_create import admin_password
+from services.api.resources.server_tasks import cast_action
 from services.api.views import servers as views
 from shared.contracts.common import FlavorSpec, ImageSpec
-from shared.contracts.compute import ComputeClient, InjectedFile, RebuildServer
+from shared.contracts.compute import InjectedFile, RebuildServer
 from shared.db import servers as server_db
-from shared.errors import BadRequest, Conflict, ServiceUnavailable
-from shared.states import TaskState, VmState
+from shared.errors import BadRequest, Conflict
+from shared.states import REBUILD
 
 log = structlog.get_logger(__name__)
-
-ALLOWED = (VmState.ACTIVE, VmState.STOPPED, VmState.ERROR)
-
 
 
 class RebuildBody(msgspec.Struct, kw_only=True):
@@ -73,7 +71,6 @@ def parse(value: Any) -> RebuildBody:
     return req
 
 
-@server_action("rebuild")
 async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     who = principal(request)
     req = parse(value)
@@ -101,32 +98,19 @@ async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View
     metadata = req.metadata if req.metadata is not None else dict(row["metadata"])
     admin_pass = req.adminPass if req.adminPass is not None else admin_password()
 
-    host = await begin_task(request, row, action="rebuild", task=TaskState.REBUILDING,
-                            allowed=ALLOWED)
     sid = row["id"]
-    if not await host_alive(request, host):
-        async with pool.acquire() as conn:
-            await server_db.end_task(conn, sid, TaskState.REBUILDING,
-                                     "Error: the compute host is not responding")
-        raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
-                                 "cannot 'rebuild' it now, try again later.")
-    async with pool.acquire() as conn:
-        if not await server_db.set_rebuild_target(conn, sid, image_id=image["id"], name=name,
-                                                  metadata=metadata):
-            raise Conflict(f"Cannot 'rebuild' instance {sid}: it is being deleted.")
     msg = RebuildServer(
         server_id=sid, name=name, admin_pass=admin_pass, metadata=metadata,
         image=ImageSpec(id=image["id"], name=image["name"], min_disk_gb=image["min_disk_gb"],
                         min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"]),
         files=tuple(InjectedFile(path=f.path, contents=f.contents) for f in files))
-    try:
-        await ComputeClient(request.app[RPC]).cast(host, msg)
-    except Exception as exc:
-        log.error("api.rebuild_cast_failed", server_id=str(sid), host=host, error=str(exc))
-        await _give_back(pool, row)
-        raise ServiceUnavailable(
-            "The compute service cannot be reached; the server was not rebuilt.") from None
-    log.info("api.rebuild_accepted", server_id=str(sid), image=str(image["id"]), host=host)
+
+    async def new_target(conn: asyncpg.Connection) -> None:
+        await server_db.set_rebuild_target(conn, sid, image_id=image["id"], name=name,
+                                           metadata=metadata)
+
+    await cast_action(request, row, REBUILD, msg, also=new_target)
+    log.info("api.rebuild_accepted", server_id=str(sid), image=str(image["id"]))
 
     async with pool.acquire() as conn:
         current = await q.get(conn, who.project_id, sid)
@@ -137,18 +121,3 @@ async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View
     view["adminPass"] = admin_pass
     return View({"server": view}, status=202,
                 headers={"Location": f"{base}/v2/{who.project_id}/servers/{sid}"})
-
-
-async def _give_back(pool: asyncpg.Pool, row: asyncpg.Record) -> None:
-    """The cast failed: the server is as it was (image, name, metadata, no task)."""
-    sid = row["id"]
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            await server_db.set_rebuild_target(conn, sid, image_id=row["image_id"],
-                                               name=row["name"], metadata=dict(row["metadata"]))
-            await server_db.end_task(conn, sid, TaskState.REBUILDING,
-                                     "The compute service could not be reached.")
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the action registers itself with ``server_actions``."""

@@ -15,8 +15,8 @@ compute namespace like every other body here; the spec's example shows none).
 code ("Normal Response Code(s): 200"), where Nova answered 202; we follow the
 spec: 200 with an empty body. Clients (novaclient, openstacksdk) accept either.
 
-Any other state, or a task in flight, is 409 conflictingRequest (see
-``server_power.cast_action`` for a host that is down).
+Any other state, or a task in flight, is 409 conflictingRequest, and a server
+whose host is down 503 (``server_tasks.cast_action``).
 """
 
 from __future__ import annotations
@@ -30,16 +30,12 @@ from services.api.keys import POOL
 from services.api.queries import images as image_q
 from services.api.representation import View
 from services.api.resources.common import principal
-from services.api.resources.server_actions import server_action
 from services.api.resources.server_create import admin_password as generate_password
-from services.api.resources.server_power import cast_action
+from services.api.resources.server_tasks import cast_action
 from shared.contracts.common import ImageSpec
 from shared.contracts.compute import RescueServer, UnrescueServer
 from shared.errors import BadRequest
-from shared.states import TaskState, VmState
-
-RESCUE_FROM = (VmState.ACTIVE, VmState.STOPPED)
-UNRESCUE_FROM = (VmState.RESCUED,)
+from shared.states import RESCUE, UNRESCUE
 
 
 def rescue_password(value: Any) -> str | None:
@@ -71,22 +67,14 @@ async def _rescue_image(request: web.Request, row: asyncpg.Record) -> ImageSpec 
                      min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"])
 
 
-@server_action("rescue")
 async def rescue(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     password = rescue_password(value) or generate_password()
     msg = RescueServer(server_id=row["id"], admin_pass=password,
                        rescue_image=await _rescue_image(request, row))
-    await cast_action(request, row, msg, action="rescue", task=TaskState.RESCUING,
-                      allowed=RESCUE_FROM)
+    await cast_action(request, row, RESCUE, msg)
     return View({"adminPass": password}, status=200)
 
 
-@server_action("unrescue")
 async def unrescue(request: web.Request, row: asyncpg.Record, value: Any) -> View:
-    await cast_action(request, row, UnrescueServer(server_id=row["id"]), action="unrescue",
-                      task=TaskState.UNRESCUING, allowed=UNRESCUE_FROM)
+    await cast_action(request, row, UNRESCUE, UnrescueServer(server_id=row["id"]))
     return View(None, status=200)
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the actions above register with ``server_actions``."""

@@ -26,7 +26,7 @@ from aiohttp import web
 from services.api.representation import View
 from services.api.resources.common import principal
 from services.api.resources.security_groups import client
-from services.api.resources.server_actions import record_action, server_action
+from services.api.resources.server_tasks import record_action
 from shared.contracts.security_groups import (
     AddServerSecurityGroup,
     RemoveServerSecurityGroup,
@@ -45,7 +45,6 @@ def _group_name(value: Any) -> str:
     return name.strip()
 
 
-@server_action("addSecurityGroup")
 async def add_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     name = _group_name(value)
     await client(request).add_to_server(AddServerSecurityGroup(
@@ -54,14 +53,9 @@ async def add_security_group(request: web.Request, row: asyncpg.Record, value: A
     return View(None, status=202)
 
 
-@server_action("removeSecurityGroup")
 async def remove_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     name = _group_name(value)
     await client(request).remove_from_server(RemoveServerSecurityGroup(
         project_id=principal(request).project_id, server_id=row["id"], name=name))
     await record_action(request, row, "removeSecurityGroup")
     return View(None, status=202)
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the actions register with ``server_action`` on import."""

@@ -32,17 +32,15 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from services.api.keys import POOL, RPC, SETTINGS
+from services.api.keys import POOL, RELAY, RPC, SETTINGS
 from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources import server_create
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
 from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import servers as views
-from shared.contracts.compute import (
-    ComputeClient,
-    DeleteServer,
-)
+from shared import outbox
+from shared.contracts.compute import DeleteServer, host_queue
 from shared.contracts.network import NetworkClient
 from shared.db import actions, hosts
 from shared.db import servers as server_db
@@ -214,36 +212,44 @@ async def update_server(request: web.Request) -> View:
 
 @represented
 async def delete_server(request: web.Request) -> View:
+    """Claim the delete, then: a server never placed is DELETED here; one on a live
+    host is handed to its agent through the outbox (accepted even while the
+    broker is down); one whose host counts as down is deleted without it
+    (``shared.teardown``), which needs the network service: 503 (and the delete
+    given back) if that cannot be reached."""
     who = principal(request)
     row = await _load(request)
-    sid = row["id"]
-    pool = request.app[POOL]
+    sid, rid = row["id"], request["request_id"]
+    pool, relay = request.app[POOL], request.app[RELAY]
     api = request.app[SETTINGS].api
-    async with pool.acquire() as conn:
+    item = None
+    async with pool.acquire() as conn, conn.transaction():
         claimed, host, previous_task = await server_db.start_delete(
             conn, sid, who.project_id, stale_after_s=api.stale_delete_s)
+        host_down = host is not None and await hosts.is_down(conn, host,
+                                                             api.service_down_time_s)
         if claimed:
             await actions.start_action(conn, server_id=sid, project_id=who.project_id,
-                                       user_id=who.user_id, action="delete",
-                                       request_id=request["request_id"])
-        if claimed and host is None:
-            # Never placed (still scheduling, or no host fitted): nothing is held
-            # anywhere, and the scheduler drops a build whose server left
-            # BUILD(scheduling).
-            await server_db.mark_deleted(conn, sid)
-        host_alive = host is not None and await hosts.is_alive(conn, host,
-                                                                api.service_down_time_s)
-    try:
-        if claimed and host is not None and host_alive:
-            await ComputeClient(request.app[RPC]).delete_server(host, DeleteServer(server_id=sid))
-        elif claimed and host is not None:
-            # Its host is down: waiting for it could take forever.
-            await delete_without_host(pool, NetworkClient(request.app[RPC]), sid)
-    except Exception as exc:
-        log.error("api.delete_failed", server_id=str(sid), host=host, error=str(exc))
-        async with pool.acquire() as conn:
-            await server_db.undo_delete(conn, sid, previous_task)
-        raise ServiceUnavailable(f"Server {sid} could not be deleted now; try again.") from None
+                                       user_id=who.user_id, action="delete", request_id=rid)
+            if host is None:
+                # Never placed (still scheduling, or no host fitted): nothing is held
+                # anywhere, and the scheduler drops a build whose server left
+                # BUILD(scheduling).
+                await server_db.mark_deleted(conn, sid, request_id=rid)
+            elif not host_down:
+                item = await outbox.put(conn, host_queue(host), DeleteServer(server_id=sid),
+                                        request_id=rid, lease_s=relay.lease_s)
+    if item is not None:
+        relay.send(item)
+    elif claimed and host is not None:
+        try:
+            await delete_without_host(pool, NetworkClient(request.app[RPC], request_id=rid), sid,
+                                      request_id=rid)
+        except Exception as exc:
+            log.error("api.delete_failed", server_id=str(sid), host=host, error=str(exc))
+            async with pool.acquire() as conn:
+                await server_db.undo_delete(conn, sid, previous_task, request_id=rid)
+            raise ServiceUnavailable(f"Server {sid} could not be deleted now; try again.") from None
     log.info("api.server_delete", server_id=str(sid), host=host, claimed=claimed)
     return View(None, status=204)
 

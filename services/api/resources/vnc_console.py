@@ -32,7 +32,7 @@ from aiohttp import web
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.representation import View
 from services.api.resources.common import principal
-from services.api.resources.server_actions import host_alive, server_action
+from services.api.resources.server_tasks import host_alive
 from shared.contracts.compute import ComputeClient, GetVncConsole
 from shared.db import console_tokens
 from shared.errors import BadRequest, Conflict, ServiceUnavailable
@@ -46,7 +46,6 @@ CONSOLE_PATHS = {"novnc": "/vnc_auto.html", "xvpvnc": "/console"}
 _RUNNING = (VmState.ACTIVE.value, VmState.RESCUED.value)
 
 
-@server_action("os-getVNCConsole")
 async def get_vnc_console(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     kind = value.get("type") if isinstance(value, dict) else None
     if kind is None:
@@ -62,7 +61,8 @@ async def get_vnc_console(request: web.Request, row: asyncpg.Record, value: Any)
     if not await host_alive(request, row["host"]):
         raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
                                  "its console is not available now.")
-    endpoint = await ComputeClient(request.app[RPC]).vnc_console(
+    compute = ComputeClient(request.app[RPC], request_id=request["request_id"])
+    endpoint = await compute.vnc_console(
         row["host"], GetVncConsole(server_id=sid), timeout=10)
     if endpoint is None:
         raise Conflict(f"Instance {sid} is not running: it has no console to show.")
@@ -80,7 +80,3 @@ async def get_vnc_console(request: web.Request, row: asyncpg.Record, value: Any)
     url = f"{base}{CONSOLE_PATHS[kind]}?{urlencode(query, safe='()')}"
     log.info("api.console_issued", server_id=str(sid), type=kind)
     return View({"console": {"type": kind, "url": url}})
-
-
-def setup(router: web.UrlDispatcher) -> None:
-    """Nothing to route: the action registers itself with ``server_actions``."""

@@ -1,9 +1,11 @@
-"""The compute agent carrying out reboot, stop, start, rescue and unrescue, and
-recovering at start from actions an earlier run left half done (real PostgreSQL).
+"""The compute agent carrying out reboot, stop, start, rescue and unrescue through its
+operation runner, and finishing them when their message comes again after the agent
+died mid-way (real PostgreSQL).
 
 The agent runs in-process with the fake driver. A "restart" is a new agent on the
 same driver: the guests outlive the agent, as a real hypervisor's do; a new
-driver stands for a host that lost its guests (the fake driver's own restart).
+driver stands for a host that lost its guests. After a restart nothing runs at
+start: the broker delivers the unacked message again (``redelivered``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-from services.compute_agent import recover as recover_module
 from services.compute_agent.agent import ComputeAgent
 from services.compute_agent.drivers import GuestSpec
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
@@ -33,7 +34,7 @@ from shared.contracts.compute import (
 )
 from shared.db import actions, hosts
 from shared.errors import Conflict
-from shared.logging import bind_request_id
+from shared.rpc.server import CallContext
 from shared.states import PowerState, TaskState
 from shared.worker import Worker
 from tests.integration.test_compute_agent import _start_network
@@ -92,15 +93,15 @@ async def _server(agent: ComputeAgent, *, vm_state: str = "active", guest: bool 
     return sid
 
 
-async def _begin(agent: ComputeAgent, sid, task: TaskState, action: str) -> str:
-    """What the API's begin_task does: the task and an instance action; binds its request id."""
+async def _begin(agent: ComputeAgent, sid, task: TaskState, action: str) -> CallContext:
+    """What the API's cast_action does: the task and an instance action; the context
+    its message arrives with."""
     rid = f"req-{uuid.uuid4()}"
     async with agent.worker.pool.acquire() as conn:
         await conn.execute("UPDATE servers SET task_state = $2 WHERE id = $1", sid, task.value)
         await actions.start_action(conn, server_id=sid, project_id="p-rec", user_id="u",
                                    action=action, request_id=rid)
-    bind_request_id(rid)
-    return rid
+    return CallContext(request_id=rid)
 
 
 async def _row(agent: ComputeAgent, sid):
@@ -123,7 +124,7 @@ async def _faults(agent: ComputeAgent, sid) -> list[str]:
 
 
 async def _console(agent: ComputeAgent, sid) -> str:
-    return await agent.handle(GetConsoleOutput(server_id=sid))
+    return await agent.handle(GetConsoleOutput(server_id=sid), CallContext())
 
 
 # ---- the actions, one message each ------------------------------------------
@@ -132,8 +133,9 @@ async def _console(agent: ComputeAgent, sid) -> str:
 async def test_reboot_boots_the_guest_again_and_ends_active(agent, hard):
     sid = await _server(agent)
     task = TaskState.REBOOTING_HARD if hard else TaskState.REBOOTING
-    rid = await _begin(agent, sid, task, "reboot")
-    await agent.handle(RebootServer(server_id=sid, hard=hard))
+    ctx = await _begin(agent, sid, task, "reboot")
+    rid = ctx.request_id
+    await agent.handle(RebootServer(server_id=sid, hard=hard), ctx)
     row = await _row(agent, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
     assert (await _console(agent, sid)).count("Booting the kernel.") == 2
@@ -145,14 +147,16 @@ async def test_reboot_boots_the_guest_again_and_ends_active(agent, hard):
 
 async def test_stop_then_start(agent):
     sid = await _server(agent)
-    rid = await _begin(agent, sid, TaskState.POWERING_OFF, "stop")
-    await agent.handle(StopServer(server_id=sid))
+    ctx = await _begin(agent, sid, TaskState.POWERING_OFF, "stop")
+    await agent.handle(StopServer(server_id=sid), ctx)
     row = await _row(agent, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == ("stopped", None, 4)
+    rid = ctx.request_id
     assert (await _action(agent, sid, rid))[1]["compute_stop_instance"]["result"] == "Success"
 
-    rid = await _begin(agent, sid, TaskState.POWERING_ON, "start")
-    await agent.handle(StartServer(server_id=sid))
+    ctx = await _begin(agent, sid, TaskState.POWERING_ON, "start")
+    rid = ctx.request_id
+    await agent.handle(StartServer(server_id=sid), ctx)
     row = await _row(agent, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
     assert (await _action(agent, sid, rid))[1]["compute_start_instance"]["result"] == "Success"
@@ -160,15 +164,17 @@ async def test_stop_then_start(agent):
 
 async def test_rescue_then_unrescue(agent):
     sid = await _server(agent)
-    rid = await _begin(agent, sid, TaskState.RESCUING, "rescue")
-    await agent.handle(RescueServer(server_id=sid, admin_pass="pw", rescue_image=IMAGE))
+    ctx = await _begin(agent, sid, TaskState.RESCUING, "rescue")
+    rid = ctx.request_id
+    await agent.handle(RescueServer(server_id=sid, admin_pass="pw", rescue_image=IMAGE), ctx)
     row = await _row(agent, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == ("rescued", None, 1)
     assert (await agent.driver.get_info(sid)).rescued
     assert (await _action(agent, sid, rid))[1]["compute_rescue_instance"]["result"] == "Success"
 
-    rid = await _begin(agent, sid, TaskState.UNRESCUING, "unrescue")
-    await agent.handle(UnrescueServer(server_id=sid))
+    ctx = await _begin(agent, sid, TaskState.UNRESCUING, "unrescue")
+    rid = ctx.request_id
+    await agent.handle(UnrescueServer(server_id=sid), ctx)
     row = await _row(agent, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
     assert not (await agent.driver.get_info(sid)).rescued
@@ -177,20 +183,21 @@ async def test_rescue_then_unrescue(agent):
 
 async def test_a_message_delivered_twice_acts_once(agent):
     sid = await _server(agent)
-    await _begin(agent, sid, TaskState.REBOOTING, "reboot")
-    await agent.handle(RebootServer(server_id=sid))
-    await agent.handle(RebootServer(server_id=sid))
+    ctx = await _begin(agent, sid, TaskState.REBOOTING, "reboot")
+    await agent.handle(RebootServer(server_id=sid), ctx)
+    await agent.handle(RebootServer(server_id=sid), ctx)
     assert (await _console(agent, sid)).count("Booting the kernel.") == 2
     # And a message for a task the server is not in (a HARD one for a SOFT task) does nothing.
-    await _begin(agent, sid, TaskState.REBOOTING, "reboot")
-    await agent.handle(RebootServer(server_id=sid, hard=True))
+    ctx = await _begin(agent, sid, TaskState.REBOOTING, "reboot")
+    await agent.handle(RebootServer(server_id=sid, hard=True), ctx)
     assert (await _row(agent, sid))["task_state"] == "rebooting"
 
 
 async def test_an_action_the_driver_fails_ends_in_error_with_a_fault(agent):
     sid = await _server(agent, guest=False)  # the hypervisor has no such guest
-    rid = await _begin(agent, sid, TaskState.POWERING_OFF, "stop")
-    await agent.handle(StopServer(server_id=sid))
+    ctx = await _begin(agent, sid, TaskState.POWERING_OFF, "stop")
+    rid = ctx.request_id
+    await agent.handle(StopServer(server_id=sid), ctx)
     row = await _row(agent, sid)
     assert (row["vm_state"], row["task_state"]) == ("error", None)
     (fault,) = await _faults(agent, sid)
@@ -204,13 +211,15 @@ async def test_a_delete_during_an_action_waits_for_it_then_wins(agent, db_url, a
     net, net_task = await _start_network(db_url, amqp_url)  # the delete frees the ports
     try:
         sid = await _server(agent)
-        rid = await _begin(agent, sid, TaskState.REBOOTING_HARD, "reboot")
-        reboot = asyncio.create_task(agent.handle(RebootServer(server_id=sid, hard=True)))
-        await asyncio.sleep(0.02)  # the driver is rebooting the guest
+        ctx = await _begin(agent, sid, TaskState.REBOOTING_HARD, "reboot")
+        rid = ctx.request_id
+        reboot = asyncio.create_task(agent.handle(RebootServer(server_id=sid, hard=True), ctx))
+        while not agent.busy(sid):  # the driver is rebooting the guest
+            await asyncio.sleep(0)
         async with agent.worker.pool.acquire() as conn:  # the API's delete
             await conn.execute("UPDATE servers SET task_state = 'deleting' WHERE id = $1", sid)
-        bind_request_id(f"req-{uuid.uuid4()}")
-        await agent.handle(DeleteServer(server_id=sid))  # queued behind the reboot's lock
+        # Queued behind the reboot's lock.
+        await agent.handle(DeleteServer(server_id=sid), CallContext(request_id=f"req-{uuid.uuid4()}"))
         assert reboot.done()
         await reboot
     finally:
@@ -233,114 +242,118 @@ async def test_console_of_a_server_without_a_guest_is_a_conflict(agent):
 
 async def test_console_tail(agent):
     sid = await _server(agent)
-    full = await agent.handle(GetConsoleOutput(server_id=sid))
-    last2 = await agent.handle(GetConsoleOutput(server_id=sid, length=2))
+    full = await agent.handle(GetConsoleOutput(server_id=sid), CallContext())
+    last2 = await agent.handle(GetConsoleOutput(server_id=sid, length=2), CallContext())
     assert full.endswith(last2) and last2.count("\n") == 2 and last2.endswith("vm login:\n")
 
 
-# ---- recovery at start -------------------------------------------------------
+# ---- after a restart: the message comes again -------------------------------
 
 async def _restart(agent: ComputeAgent, *, guests_survive: bool = True) -> ComputeAgent:
     """A new agent process on the host (same driver: the guests outlived the agent)."""
-    bind_request_id(None)
     driver = agent.driver if guests_survive else FakeDriver(FAKE, host=HOST)
     again = _agent(agent.worker, driver)
     await again.report(starting=True)
     return again
 
 
-@pytest.mark.parametrize(("task", "vm_state", "power", "events"), [
+def _message(task: TaskState, sid):
+    return {TaskState.REBOOTING: RebootServer(server_id=sid),
+            TaskState.REBOOTING_HARD: RebootServer(server_id=sid, hard=True),
+            TaskState.POWERING_OFF: StopServer(server_id=sid),
+            TaskState.POWERING_ON: StartServer(server_id=sid),
+            TaskState.UNRESCUING: UnrescueServer(server_id=sid)}[task]
+
+
+@pytest.mark.parametrize(("task", "vm_state", "power", "event"), [
     (TaskState.REBOOTING, "active", 1, "compute_reboot_instance"),
     (TaskState.REBOOTING_HARD, "active", 1, "compute_reboot_instance"),
     (TaskState.POWERING_OFF, "stopped", 4, "compute_stop_instance"),
     (TaskState.UNRESCUING, "active", 1, "compute_unrescue_instance"),
 ])
-async def test_recovery_redoes_an_interrupted_action(agent, task, vm_state, power, events):
+async def test_an_action_cut_short_by_a_restart_ends_when_its_message_comes_again(
+        agent, task, vm_state, power, event):
     sid = await _server(agent)
     if task is TaskState.UNRESCUING:
         await agent.driver.rescue(sid, admin_pass="x", image=None)
-    rid = await _begin(agent, sid, task, task.value)
+    ctx = await _begin(agent, sid, task, task.value)
     again = await _restart(agent)
 
-    assert await recover_module.recover(again) == 1
+    await again.handle(_message(task, sid), CallContext(request_id=ctx.request_id,
+                                                        redelivered=True))
 
     row = await _row(again, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == (vm_state, None, power)
-    action, recorded = await _action(again, sid, rid)
-    assert action["finish_time"] is not None and recorded[events]["result"] == "Success"
-    assert recorded[events]["host"] == HOST
-    # The message, delivered again by the broker after the restart, finds nothing to do.
-    bind_request_id(rid)
+    action, recorded = await _action(again, sid, ctx.request_id)
+    assert action["finish_time"] is not None and recorded[event]["result"] == "Success"
+    assert recorded[event]["host"] == HOST
+    # Delivered once more (acked late): nothing more happens.
     boots = (await _console(again, sid)).count("Booting the kernel.")
-    if task in (TaskState.REBOOTING, TaskState.REBOOTING_HARD):
-        await again.handle(RebootServer(server_id=sid, hard=task is TaskState.REBOOTING_HARD))
+    await again.handle(_message(task, sid), CallContext(request_id=ctx.request_id,
+                                                        redelivered=True))
     assert (await _console(again, sid)).count("Booting the kernel.") == boots
     assert (await _row(again, sid))["task_state"] is None
 
 
-async def test_recovery_starts_a_server_whose_start_was_interrupted(agent):
-    sid = await _server(agent, vm_state="stopped")
-    await agent.driver.power_off(sid)
-    await _begin(agent, sid, TaskState.POWERING_ON, "start")
-    again = await _restart(agent)
-    await recover_module.recover(again)
-    row = await _row(again, sid)
-    assert (row["vm_state"], row["task_state"], row["power_state"]) == ("active", None, 1)
-    assert (await again.driver.get_info(sid)).power_state is PowerState.RUNNING
-
-
-async def test_recovery_finishes_a_rescue_the_driver_completed(agent):
+async def test_a_rescue_the_driver_completed_before_the_restart_is_recorded(agent):
     sid = await _server(agent)
     await agent.driver.rescue(sid, admin_pass="pw", image=None)  # done, but not recorded
-    rid = await _begin(agent, sid, TaskState.RESCUING, "rescue")
+    ctx = await _begin(agent, sid, TaskState.RESCUING, "rescue")
     again = await _restart(agent)
-    await recover_module.recover(again)
+    await again.handle(RescueServer(server_id=sid, admin_pass="pw"),
+                       CallContext(request_id=ctx.request_id, redelivered=True))
     row = await _row(again, sid)
     assert (row["vm_state"], row["task_state"], row["power_state"]) == ("rescued", None, 1)
-    assert (await _action(again, sid, rid))[0]["finish_time"] is not None
+    assert (await _action(again, sid, ctx.request_id))[0]["finish_time"] is not None
 
 
-async def test_recovery_leaves_an_unstarted_rescue_to_its_message(agent):
-    sid = await _server(agent)
-    rid = await _begin(agent, sid, TaskState.RESCUING, "rescue")
-    again = await _restart(agent)
-    await recover_module.recover(again)
-    assert (await _row(again, sid))["task_state"] == "rescuing"
-    # The message comes again (it was never acked) and carries the password.
-    bind_request_id(rid)
-    await again.handle(RescueServer(server_id=sid, admin_pass="pw"))
-    assert (await _row(again, sid))["vm_state"] == "rescued"
-
-
-async def test_recovery_fails_an_action_whose_guest_is_gone(agent):
+async def test_an_action_whose_guest_the_host_lost_ends_in_error(agent):
     sid = await _server(agent)
     untouched = await _server(agent)
-    rid = await _begin(agent, sid, TaskState.REBOOTING_HARD, "reboot")
+    ctx = await _begin(agent, sid, TaskState.REBOOTING_HARD, "reboot")
     again = await _restart(agent, guests_survive=False)
 
-    assert await recover_module.recover(again) == 1
+    await again.handle(RebootServer(server_id=sid, hard=True),
+                       CallContext(request_id=ctx.request_id, redelivered=True))
 
     row = await _row(again, sid)
     assert (row["vm_state"], row["task_state"]) == ("error", None)
     (fault,) = await _faults(again, sid)
-    assert f"The hard reboot of instance {sid} did not finish" in fault
-    assert f"compute agent on host {HOST} restarted" in fault
-    action, recorded = await _action(again, sid, rid)
+    assert fault.startswith(f"The hard reboot of instance {sid} failed: no guest")
+    action, recorded = await _action(again, sid, ctx.request_id)
     assert action["finish_time"] is not None and action["message"] == fault
     assert recorded["compute_reboot_instance"]["result"] == "Error"
-    # Servers with no task in flight are not this module's business.
     assert (await _row(again, untouched))["vm_state"] == "active"
     async with again.worker.pool.acquire() as conn:
         assert await hosts.claim_of(conn, sid) is not None  # the server still lives here
 
 
-async def test_recovery_handles_several_servers_at_once(agent):
-    sids = [await _server(agent) for _ in range(4)]
-    for sid in sids:
-        await _begin(agent, sid, TaskState.REBOOTING, "reboot")
-    bind_request_id(None)
-    again = await _restart(agent)
-    assert await recover_module.recover(again) == 4
-    for sid in sids:
-        assert (await _row(again, sid))["task_state"] is None
-    assert await recover_module.recover(again) == 0
+async def test_an_action_whose_database_is_away_is_left_for_a_retry(agent, db_url):
+    """A transient failure goes up to the RPC layer (which retries the message): the
+    task stays as it was, never ERROR, and the next try finishes it."""
+    sid = await _server(agent)
+    ctx = await _begin(agent, sid, TaskState.POWERING_OFF, "stop")
+    broken = ComputeAgent(agent.settings, agent.worker, agent.driver)
+    good_pool = agent.worker.pool
+    agent.worker.pool = await _unreachable_pool()
+    try:
+        with pytest.raises(OSError):
+            await broken.handle(StopServer(server_id=sid), ctx)
+    finally:
+        await agent.worker.pool.close()
+        agent.worker.pool = good_pool
+    assert (await _row(agent, sid))["task_state"] == "powering-off"
+    await agent.handle(StopServer(server_id=sid), CallContext(request_id=ctx.request_id,
+                                                              redelivered=True))
+    row = await _row(agent, sid)
+    assert (row["vm_state"], row["task_state"], row["power_state"]) == ("stopped", None, 4)
+
+
+async def _unreachable_pool():
+    """A pool on a port nothing listens on: every acquire fails like a database that is down."""
+    from deploy.local.infra import free_ports
+    from shared.db.pool import create_pool
+    port = free_ports(1)[0]
+    return await create_pool(DatabaseSettings(url=f"postgresql://x:y@127.0.0.1:{port}/z",
+                                              pool_min=0, connect_timeout_s=1,
+                                              acquire_timeout_s=1))

@@ -1,0 +1,231 @@
+"""The one operation runner: how the agent carries out any operation on a server.
+
+Every message that changes a server (build, delete, reboot, stop, start, rescue,
+unrescue, rebuild, snapshot) and every fix the reconcile loop makes goes
+through :func:`run`, so the reliability rules hold the same for all of them:
+
+1. **one at a time**: operations on one server are serialised
+   (``ComputeAgent.serialized``);
+2. **the guard**: the server is read fresh and the operation goes ahead only if
+   it is in the operation's task on this host (``Operation.applies``): a
+   message delivered twice, or one whose server was deleted or failed
+   meanwhile, finds nothing to do;
+3. **the work**, recorded as the instance action's event (``Operation.work``);
+4. **the end**: one guarded update, to the state the transitions table
+   (``shared.states``) gives, with the power state the driver now reports
+   (``Operation.complete``); if the update finds the server moved on (deleted
+   meanwhile), whoever moved it owns it now;
+5. **failures**: a transient one (database, broker or network service
+   unreachable) goes up to the RPC layer, which handles the message again
+   after a backoff (``shared.rpc.server``); the guard and idempotent steps make
+   that safe. Anything else ends the operation as the table says (ERROR, or
+   the state kept) with a fault worded by :func:`fault_for`
+   (``Operation.fail``). When the retries run out, :func:`give_up` ends it
+   the same way, with a fault naming the outage.
+
+Each operation module (``build``, ``delete``, ``power``, ``rescue``, ``rebuild``,
+``snapshot``) defines one :class:`Operation`; ``operations`` maps messages to
+them.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from services.compute_agent.drivers import DriverError
+from shared.contracts.network import NetworkClient
+from shared.db import actions, servers
+from shared.db.actions import ActionRef
+from shared.errors import ComputeError, TaskStateConflict
+from shared.retry import describe, is_transient
+from shared.rpc.server import CallContext
+from shared.states import Failure, Transition, VmState
+
+if TYPE_CHECKING:
+    from services.compute_agent.agent import ComputeAgent
+
+log = structlog.get_logger(__name__)
+
+
+class Fault(NamedTuple):
+    """What a failed operation records on its server (section 4.4.1: ``fault``)."""
+
+    code: int
+    message: str
+    """What the user reads: the operation, the server, and why in their terms."""
+    details: str | None = None
+    """For operators (shown to admins only)."""
+
+
+def fault_for(transition: Transition, server_id: UUID, exc: BaseException) -> Fault:
+    """The one wording of an operation's failure.
+
+    Our own errors say what they mean already; a driver error names what the
+    hypervisor refused; anything else is an internal error whose text stays in
+    the log and the details (for operators), never in the message.
+    """
+    if isinstance(exc, ComputeError):
+        return Fault(exc.http_status, exc.message, exc.details)
+    what = f"The {transition.name} of instance {server_id} failed"
+    if isinstance(exc, DriverError):
+        return Fault(500, f"{what}: {exc}", f"{type(exc).__name__}: {exc}")
+    return Fault(500, f"{what}: an internal error occurred.", type(exc).__name__)
+
+
+def gave_up_fault(transition: Transition, server_id: UUID, exc: BaseException,
+                  deadline_s: float) -> Fault:
+    """The fault of an operation whose retries ran out (see ``shared.rpc.server``)."""
+    reason = describe(exc).rstrip(".")
+    return Fault(503, f"The {transition.name} of instance {server_id} could not be completed: "
+                      f"{reason} (still failing after {deadline_s:g} s).", type(exc).__name__)
+
+
+@dataclass
+class Run:
+    """One run of an operation on one server: what its steps get."""
+
+    agent: ComputeAgent
+    msg: Any
+    row: asyncpg.Record
+    """The server as read under its lock, just before the work."""
+    action: ActionRef
+    network: NetworkClient
+    """The network service, with this run's request id."""
+    result: Any = None
+    """What the work hands to ``complete`` (a snapshot's size...)."""
+
+    @property
+    def server_id(self) -> UUID:
+        return self.action.server_id
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.agent.worker.pool
+
+    async def power_state(self) -> int:
+        """What the driver reports for the guest now (NOSTATE, 0, if it has none)."""
+        info = await self.agent.driver.get_info(self.server_id)
+        return int(info.power_state) if info is not None else 0
+
+
+class Operation(abc.ABC):
+    """One kind of operation on a server; the defaults fit a user action on a built
+    server (reboot, stop, start, rescue, unrescue) as the transitions table gives it."""
+
+    transition: Transition
+
+    def applies(self, row: asyncpg.Record | None, host: str) -> bool:
+        """Whether the server is in this operation's task on ``host``."""
+        return (row is not None and row["deleted_at"] is None and row["host"] == host
+                and row["task_state"] == self.transition.task)
+
+    @abc.abstractmethod
+    async def work(self, run: Run) -> None:
+        """Do the operation through the driver (and the network service). Idempotent:
+        it may run again after a transient failure, or after the agent died."""
+
+    async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
+        """Record the end state (guarded); False if the server moved on meanwhile."""
+        t = self.transition
+        return await servers.complete_task(
+            conn, run.server_id, t.task, vm_state=t.end_state(VmState(run.row["vm_state"])),
+            power_state=await run.power_state(), request_id=run.action.request_id)
+
+    async def fail(self, run: Run, conn: asyncpg.Connection, fault: Fault) -> bool:
+        """Record the failure as the table says; False if the server moved on."""
+        t = self.transition
+        end = servers.fail_task if t.failure is Failure.KEEP else servers.error_task
+        return await end(conn, run.server_id, t.task, code=fault.code, message=fault.message,
+                         details=fault.details, request_id=run.action.request_id)
+
+    async def skipped(self, agent: ComputeAgent, msg: Any, row: asyncpg.Record | None) -> None:
+        """The guard said no (nothing to do, by default)."""
+
+    async def moved_on(self, run: Run) -> None:
+        """Someone else moved the server during the work (nothing to do, by default:
+        a delete cleans up after itself)."""
+
+
+async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) -> bool:
+    """Carry out ``op`` for ``msg`` (see the module docstring); True if it ran.
+
+    Transient failures are raised for the RPC layer to retry the message.
+    """
+    sid: UUID = msg.server_id
+    name = op.transition.name
+    async with agent.serialized(sid):
+        async with agent.worker.pool.acquire() as conn:
+            row = await servers.get(conn, sid)
+        if not op.applies(row, agent.host):
+            log.info("compute.operation_skipped", server_id=str(sid), operation=name,
+                     vm_state=row["vm_state"] if row else None,
+                     task_state=row["task_state"] if row else None)
+            await op.skipped(agent, msg, row)
+            return False
+        assert row is not None
+        action = ActionRef(sid, ctx.request_id)
+        current = Run(agent=agent, msg=msg, row=row, action=action,
+                      network=agent.network_client(ctx.request_id))
+        log.info("compute.operation_started", server_id=str(sid), operation=name,
+                 task_state=row["task_state"], redelivered=ctx.redelivered or None)
+        try:
+            async with actions.event(agent.worker.pool, action, op.transition.event,
+                                     host=agent.host):
+                await op.work(current)
+                async with agent.worker.pool.acquire() as conn, conn.transaction():
+                    if not await op.complete(current, conn):
+                        raise TaskStateConflict(f"Instance {sid} moved on during its {name}.")
+        except TaskStateConflict:
+            log.info("compute.operation_superseded", server_id=str(sid), operation=name)
+            await _close_action(agent, action)
+            await op.moved_on(current)
+            return True
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            await _fail(op, current, fault_for(op.transition, sid, exc), exc)
+            return True
+    log.info("compute.operation_finished", server_id=str(sid), operation=name)
+    return True
+
+
+async def give_up(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext,
+                  exc: BaseException, deadline_s: float) -> None:
+    """End ``op`` for ``msg`` with a fault naming the outage its retries could not
+    outlast (if the server is still in its task here)."""
+    sid: UUID = msg.server_id
+    async with agent.serialized(sid):
+        async with agent.worker.pool.acquire() as conn:
+            row = await servers.get(conn, sid)
+        if not op.applies(row, agent.host):
+            return
+        assert row is not None
+        current = Run(agent=agent, msg=msg, row=row, action=ActionRef(sid, ctx.request_id),
+                      network=agent.network_client(ctx.request_id))
+        await _fail(op, current, gave_up_fault(op.transition, sid, exc, deadline_s), exc)
+
+
+async def _fail(op: Operation, current: Run, fault: Fault, exc: BaseException) -> None:
+    expected = isinstance(exc, (ComputeError, DriverError)) or is_transient(exc)
+    log.error("compute.operation_failed", server_id=str(current.server_id),
+              operation=op.transition.name, error=f"{type(exc).__name__}: {exc}",
+              exc_info=not expected)
+    async with current.pool.acquire() as conn, conn.transaction():
+        if not await op.fail(current, conn, fault):
+            # Deleted meanwhile (the guest went with it, hence the failure): the
+            # delete owns the server; only our action is left to close.
+            await actions.finish(conn, current.action, fault.message)
+
+
+async def _close_action(agent: ComputeAgent, action: ActionRef) -> None:
+    """Finish the action of a run that was superseded (its server moved on)."""
+    if action.request_id is None:
+        return
+    async with agent.worker.pool.acquire() as conn:
+        await actions.finish(conn, action)
