@@ -12,6 +12,10 @@
     create-network PROJECT NAME [--cidr CIDR]
                                          a further network of the project (the next
                                          /24 of the supernet without --cidr)
+    dead-letters [--queue Q] [--requeue] the messages the services gave up on, and why;
+                                         --requeue sends them back once the cause is fixed
+    forget-host HOST                     a compute host gone for good: frees the fixed
+                                         addresses its deleted servers still hold
 
 PROJECT is a project's name (in the Default domain) or id.
 
@@ -37,6 +41,7 @@ from services.api.identity import (
     find_project_by_name,
 )
 from services.api.identity.accounts import Project
+from services.api.manage_delivery import dead_letters, forget_host, format_dead_letters
 from services.api.queries import quotas as quota_q
 from services.api.ratelimit import (
     DEFAULT_RULES,
@@ -91,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     cn.add_argument("name")
     cn.add_argument("--cidr", help="its IPv4 subnet, /16 to /30 (default: the next /24 of "
                                    "the network service's project_supernet)")
+    dl = sub.add_parser("dead-letters", help="list the messages the services gave up on")
+    dl.add_argument("--queue", help="only this service queue (e.g. scheduler, compute.HOST)")
+    dl.add_argument("--requeue", action="store_true",
+                    help="send them back to their queues (once the cause is fixed)")
+    fh = sub.add_parser("forget-host", help="free what a compute host gone for good holds")
+    fh.add_argument("host")
     return p
 
 
@@ -200,6 +211,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
             return f"user {args.name} id {uid} ({args.role} of {args.project})"
         if args.command == "create-network":
             return await _create_network(conn, args)
+        if args.command == "dead-letters":
+            letters = await dead_letters(conn, settings.amqp.url, queue=args.queue,
+                                         requeue=args.requeue)
+            return format_dead_letters(letters, requeued=args.requeue)
+        if args.command == "forget-host":
+            return await forget_host(conn, args.host)
         return await _limits_command(args, conn)
     finally:
         await conn.close()
