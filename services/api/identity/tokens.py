@@ -2,12 +2,20 @@
 
 A token id is 256 random bits; the database keeps only its SHA-256, so the
 table cannot be replayed. A token stays valid while it has not expired, its
-user and domain are enabled and, for a project-scoped token, the project is
-enabled and the user still holds a role on it. The role names are a snapshot
-taken at issue time; a role added later shows in the next token.
+user and domain are enabled and, for a project-scoped token, the project and
+its domain are enabled and the user still holds at least one of the roles the
+token was issued with.
+
+Roles are checked again at every validation, not only at issue: a token
+carries the roles it was issued with that the user *still* holds on the
+project. A user demoted (a role taken away) loses that role's power in every
+token at once, and one removed from the project loses the tokens themselves.
+A role granted later does not show in existing tokens (a token never speaks
+for more than it did when issued); the next token has it.
 
 :func:`validate_token` is what the compute API calls on every request: one
-query on the ``tokens`` primary key plus primary-key joins.
+query on the ``tokens`` primary key plus primary-key joins, the current roles
+taken from the ``role_assignments`` primary key in the same statement.
 """
 
 from __future__ import annotations
@@ -88,23 +96,28 @@ VALUES ($1, $2, $3, $4::text[], $5::text[], $6, $7, $8, now(),
         COALESCE($9::timestamptz, now() + $10 * interval '1 second'))
 RETURNING issued_at, expires_at"""
 
+# ``held`` is the token's roles that the user still holds on its project
+# (NULL when none is left, or for an unscoped token, which has no roles).
 _LOOKUP = """
 SELECT t.user_id, u.name AS user_name, u.domain_id AS user_domain_id,
        ud.name AS user_domain_name,
        t.project_id, p.name AS project_name, p.domain_id AS project_domain_id,
        pd.name AS project_domain_name,
-       t.roles, t.methods, t.api_version, t.audit_id, t.audit_chain_id,
-       t.issued_at, t.expires_at
+       COALESCE(held.roles, '{}') AS roles, t.methods, t.api_version, t.audit_id,
+       t.audit_chain_id, t.issued_at, t.expires_at
 FROM tokens t
 JOIN users u ON u.id = t.user_id AND u.enabled
 JOIN domains ud ON ud.id = u.domain_id AND ud.enabled
 LEFT JOIN projects p ON p.id = t.project_id
 LEFT JOIN domains pd ON pd.id = p.domain_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(r.name ORDER BY r.name) AS roles
+    FROM role_assignments a JOIN roles r ON r.id = a.role_id
+    WHERE a.user_id = t.user_id AND a.project_id = t.project_id
+      AND r.name = ANY (t.roles)) held ON true
 WHERE t.token_hash = $1 AND t.expires_at > now()
   AND (t.project_id IS NULL
-       OR (p.enabled AND pd.enabled
-           AND EXISTS (SELECT 1 FROM role_assignments a
-                       WHERE a.user_id = t.user_id AND a.project_id = t.project_id)))"""
+       OR (p.enabled AND pd.enabled AND held.roles IS NOT NULL))"""
 
 _REVOKE = "DELETE FROM tokens WHERE token_hash = $1 RETURNING user_id"
 
@@ -149,7 +162,8 @@ async def issue_token(conn: Executor, *, user_id: str, user_name: str, user_doma
 
 
 async def lookup_token(conn: Executor, token: str | None) -> TokenRecord | None:
-    """The record of a valid token; None if unknown, expired, revoked or disabled."""
+    """The record of a valid token, with the roles it still carries; None if
+    unknown, expired, revoked, disabled, or its user holds none of its roles now."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     row = await conn.fetchrow(_LOOKUP, token_hash(token))
@@ -163,8 +177,10 @@ async def lookup_token(conn: Executor, token: str | None) -> TokenRecord | None:
 
 async def validate_token(pool_or_conn: Executor, token: str | None) -> Principal | None:
     """Who ``token`` (an ``X-Auth-Token`` value) speaks for, or None if it is not
-    a valid token: unknown, expired, revoked, or its user/project disabled or
-    removed. Expiry is compared with the database's clock."""
+    a valid token: unknown, expired, revoked, its user/project disabled or
+    removed, or the user no longer holds any of its roles on the project. The
+    principal's roles are those of the token the user still holds. Expiry is
+    compared with the database's clock."""
     record = await lookup_token(pool_or_conn, token)
     return None if record is None else record.principal()
 
