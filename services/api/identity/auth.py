@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NoReturn
 
+import asyncpg
 import msgspec
 import structlog
 
@@ -36,6 +37,9 @@ class Authenticated(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime | None = None
     """Set when rescoping: the new token expires with the one it came from."""
     audit_chain_id: str | None = None
+    parent_hash: bytes | None = None
+    """Set when rescoping: the stored hash of the token it came from, whose
+    revocation then revokes the new one too."""
 
 
 class Grant(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,8 +82,8 @@ async def by_password(conn: Executor, *, password: str, user_id: str | None = No
 async def by_token(conn: Executor, token: str) -> Authenticated:
     """Authenticate with an existing valid token, to rescope it.
 
-    The new token keeps the old one's expiry and audit chain, and its methods
-    are ``token`` plus the old token's.
+    The new token keeps the old one's expiry and audit chain, its methods are
+    ``token`` plus the old token's, and it is revoked with the old one.
 
     Raises:
         Unauthorized: the token is unknown, expired or revoked.
@@ -96,7 +100,8 @@ async def by_token(conn: Executor, token: str) -> Authenticated:
                          domain_id=record.user_domain_id, domain_name=record.user_domain_name,
                          default_project_id=user.default_project_id, methods=methods,
                          expires_at=record.expires_at,
-                         audit_chain_id=record.audit_chain_id or record.audit_id)
+                         audit_chain_id=record.audit_chain_id or record.audit_id,
+                         parent_hash=tokens.token_hash(token))
 
 
 async def resolve_project(conn: Executor, who: Authenticated, *, project_id: str | None = None,
@@ -142,23 +147,30 @@ async def grant(conn: Executor, settings: IdentitySettings, who: Authenticated,
     """Issue a token for ``who``, scoped to ``project`` (None: unscoped).
 
     Raises:
-        Unauthorized: the user holds no role on the project.
+        Unauthorized: the user holds no role on the project, or the token being
+            rescoped (or the user, or the project) was deleted meanwhile.
     """
     roles: list[Role] = []
     if project is not None:
         roles = await accounts.project_roles(conn, who.user_id, project.id)
         if not roles:
             _no_access(who, project.id)
-    issued = await tokens.issue_token(
-        conn, user_id=who.user_id, user_name=who.user_name, user_domain_id=who.domain_id,
-        user_domain_name=who.domain_name,
-        project_id=None if project is None else project.id,
-        project_name=None if project is None else project.name,
-        project_domain_id=None if project is None else project.domain_id,
-        project_domain_name=None if project is None else project.domain_name,
-        roles=[r.name for r in roles], methods=who.methods, api_version=api_version,
-        ttl_s=settings.token_ttl_s, expires_at=who.expires_at,
-        audit_chain_id=who.audit_chain_id)
+    try:
+        issued = await tokens.issue_token(
+            conn, user_id=who.user_id, user_name=who.user_name, user_domain_id=who.domain_id,
+            user_domain_name=who.domain_name,
+            project_id=None if project is None else project.id,
+            project_name=None if project is None else project.name,
+            project_domain_id=None if project is None else project.domain_id,
+            project_domain_name=None if project is None else project.domain_name,
+            roles=[r.name for r in roles], methods=who.methods, api_version=api_version,
+            ttl_s=settings.token_ttl_s, expires_at=who.expires_at,
+            audit_chain_id=who.audit_chain_id, parent_hash=who.parent_hash)
+    except asyncpg.ForeignKeyViolationError:
+        # A parent revoked between its check and this insert: the key refuses a
+        # child that would outlive it.
+        log.info("identity.auth_failed", user_id=who.user_id, reason="revoked meanwhile")
+        raise Unauthorized() from None
     log.info("identity.token_issued", user_id=who.user_id,
              project_id=None if project is None else project.id,
              audit_id=issued.record.audit_id, api_version=api_version)

@@ -16,6 +16,10 @@ for more than it did when issued); the next token has it.
 :func:`validate_token` is what the compute API calls on every request: one
 query on the ``tokens`` primary key plus primary-key joins, the current roles
 taken from the ``role_assignments`` primary key in the same statement.
+
+A token rescoped from another records its parent (``parent_hash``, migration
+0010); the table's foreign key deletes a token's descendants with it, so
+revoking a token revokes every token rescoped from it, transitively.
 """
 
 from __future__ import annotations
@@ -91,8 +95,8 @@ class IssuedToken(msgspec.Struct, frozen=True, kw_only=True):
 
 _INSERT = """
 INSERT INTO tokens (token_hash, user_id, project_id, roles, methods, api_version,
-                    audit_id, audit_chain_id, issued_at, expires_at)
-VALUES ($1, $2, $3, $4::text[], $5::text[], $6, $7, $8, now(),
+                    audit_id, audit_chain_id, parent_hash, issued_at, expires_at)
+VALUES ($1, $2, $3, $4::text[], $5::text[], $6, $7, $8, $11, now(),
         COALESCE($9::timestamptz, now() + $10 * interval '1 second'))
 RETURNING issued_at, expires_at"""
 
@@ -140,17 +144,24 @@ async def issue_token(conn: Executor, *, user_id: str, user_name: str, user_doma
                       project_domain_name: str | None = None, roles: Sequence[str] = (),
                       methods: Sequence[str], api_version: str, ttl_s: float,
                       expires_at: datetime | None = None,
-                      audit_chain_id: str | None = None) -> IssuedToken:
+                      audit_chain_id: str | None = None,
+                      parent_hash: bytes | None = None) -> IssuedToken:
     """Store a new token and return its id with the record it was stored as.
 
     ``expires_at`` (a rescoped token keeps its parent's) overrides ``ttl_s``;
-    the caller checks that the user may have the scope.
+    ``parent_hash`` (:func:`token_hash` of the token it was rescoped from) ties
+    it to its parent's revocation. The caller checks that the user may have the
+    scope.
+
+    Raises:
+        asyncpg.ForeignKeyViolationError: the parent token, the user or the
+            project was deleted meanwhile.
     """
     token_id = secrets.token_urlsafe(32)
     audit_id = _new_audit_id()
     row = await conn.fetchrow(_INSERT, token_hash(token_id), user_id, project_id, list(roles),
                               list(methods), api_version, audit_id, audit_chain_id,
-                              expires_at, float(ttl_s))
+                              expires_at, float(ttl_s), parent_hash)
     record = TokenRecord(
         user_id=user_id, user_name=user_name, user_domain_id=user_domain_id,
         user_domain_name=user_domain_name, project_id=project_id, project_name=project_name,
@@ -186,7 +197,8 @@ async def validate_token(pool_or_conn: Executor, token: str | None) -> Principal
 
 
 async def revoke_token(conn: Executor, token: str) -> bool:
-    """Delete the token; True if it existed. Tokens rescoped from it stay valid."""
+    """Delete the token and, through the table's foreign key, every token
+    rescoped from it, transitively; True if the token existed."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return False
     return await conn.fetchval(_REVOKE, token_hash(token)) is not None
