@@ -5,10 +5,15 @@ then picks a scope (:func:`resolve_project`), then :func:`grant` checks that
 the user holds a role there and issues the token. Every failure of the first
 step reads the same from outside ("requires authentication"), so the API does
 not tell which user names exist.
+
+A password login passes its :class:`LoginGuard` first: the throttle may refuse
+it (429) before the database or the hash is touched, and the password gate may
+refuse it (503) rather than queue the hash without bound.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
@@ -18,9 +23,10 @@ import structlog
 
 from services.api.identity import accounts, tokens
 from services.api.identity.accounts import Executor, Project, Role
-from services.api.identity.errors import BadRequest, Unauthorized
-from services.api.identity.passwords import verify_password_async
+from services.api.identity.errors import BadRequest, ServiceUnavailable, Unauthorized
+from services.api.identity.password_gate import PasswordGate
 from services.api.identity.settings import IdentitySettings
+from services.api.identity.throttle import LoginThrottle, user_key
 
 log = structlog.get_logger(__name__)
 
@@ -42,38 +48,67 @@ class Authenticated(msgspec.Struct, frozen=True, kw_only=True):
     revocation then revokes the new one too."""
 
 
+@dataclass(frozen=True)
+class LoginGuard:
+    """What stands between one request's password login and scrypt."""
+
+    throttle: LoginThrottle
+    gate: PasswordGate
+    address: str
+    """The client, as ``client_address`` counts it."""
+
+
 class Grant(msgspec.Struct, frozen=True, kw_only=True):
     issued: tokens.IssuedToken
     roles: list[Role]
 
 
-async def by_password(conn: Executor, *, password: str, user_id: str | None = None,
-                      user_name: str | None = None, domain_id: str | None = None,
+async def by_password(conn: Executor, guard: LoginGuard, *, password: str,
+                      user_id: str | None = None, user_name: str | None = None,
+                      domain_id: str | None = None,
                       domain_name: str | None = None) -> Authenticated:
     """Check a password for the user given by id, or by name within a domain.
 
     Raises:
         BadRequest: neither an id nor a name with its domain.
+        TooManyRequests: the client or the user is throttled (nothing checked).
+        ServiceUnavailable: too many password checks under way (nothing checked).
         Unauthorized: no such user, user or domain disabled, or wrong password.
     """
-    if user_id is not None:
-        user = await accounts.find_user_by_id(conn, user_id)
-    elif user_name is not None:
-        if domain_id is None and domain_name is None:
-            raise BadRequest("Expecting to find domain in user. The server could not comply "
-                             "with the request since it is either malformed or otherwise "
-                             "incorrect.")
-        user = await accounts.find_user_by_name(conn, user_name, domain_id=domain_id,
-                                                domain_name=domain_name)
-    else:
+    if user_id is None and user_name is None:
         raise BadRequest("Expecting to find id or name in user.")
-    # Verify even when there is no user, so that timing does not tell.
-    ok = await verify_password_async(password, None if user is None else user.password_hash)
+    if user_id is None and domain_id is None and domain_name is None:
+        raise BadRequest("Expecting to find domain in user. The server could not comply "
+                         "with the request since it is either malformed or otherwise "
+                         "incorrect.")
+    attempt = guard.throttle.begin(guard.address, user_key(user_id=user_id,
+                                                           user_name=user_name))
+    try:
+        if user_id is not None:
+            user = await accounts.find_user_by_id(conn, user_id)
+        else:
+            user = await accounts.find_user_by_name(conn, user_name or "", domain_id=domain_id,
+                                                    domain_name=domain_name)
+    except BaseException:  # the database failed us: no guess was made
+        attempt.cancel()
+        raise
+    if user is not None:
+        attempt.also(user_key(user_name=user.name) if user_id is not None
+                     else user_key(user_id=user.id))
+    # Only a full gate gives the reservation back: a client that hangs up while
+    # its password is hashed keeps the failure's charge, as the hash is done anyway.
+    try:
+        # Verify even when there is no user, so that timing does not tell.
+        ok = await guard.gate.verify(password, None if user is None else user.password_hash)
+    except ServiceUnavailable:
+        attempt.cancel()
+        raise
     if user is None or not ok or not user.enabled:
         log.info("identity.auth_failed", method="password", user_id=user_id, user_name=user_name,
                  reason="unknown user" if user is None else
                  ("wrong password" if not ok else "disabled"))
         raise Unauthorized()
+    attempt.succeeded()
     return Authenticated(user_id=user.id, user_name=user.name, domain_id=user.domain_id,
                          domain_name=user.domain_name,
                          default_project_id=user.default_project_id, methods=("password",))
