@@ -52,7 +52,7 @@ _SCRIPT = """
     var chunk = new Uint8Array(event.data), merged = new Uint8Array(buf.length + chunk.length);
     merged.set(buf); merged.set(chunk, buf.length); buf = merged;
     while (stage !== "running" && stage !== "failed" && buf.length >= need) {
-      var head = buf.subarray(0, need);
+      var head = buf.subarray(0, need), used = need;  // branches below move need on
       if (stage === "version") {
         var banner = String.fromCharCode.apply(null, head);
         if (banner.indexOf("RFB ") !== 0) { stage = "failed"; fail("Not a VNC server."); return; }
@@ -79,7 +79,7 @@ _SCRIPT = """
         send([3, 0, 0, 0, 0, 0, w >> 8, w & 255, h >> 8, h & 255]);
         buf = buf.subarray(24 + len); stage = "running"; return;
       }
-      buf = buf.subarray(need);
+      buf = buf.subarray(used);
     }
   };
   ws.onclose = function (event) {

@@ -5,11 +5,15 @@ page run its own script and nothing else."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
+import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -149,3 +153,58 @@ async def test_every_other_response_allows_nothing_and_no_framing(pool, start_pr
             assert _policy(r.headers["Content-Security-Policy"]) == {
                 "default-src": ["'none'"], "base-uri": ["'none'"], "form-action": ["'none'"],
                 "frame-ancestors": ["'none'"]}, path
+
+
+# A DOM just big enough for the page's script; the WebSocket is node's own, so
+# the script really talks RFB to the fake guest through the proxy.
+_DOM = """
+const elements = {};
+function element(id) {
+  return elements[id] || (elements[id] = {textContent: "", width: 0, height: 0,
+    getContext() { return {fillRect() {}}; }});
+}
+globalThis.location = {protocol: "http:", host: %(host)s, pathname: "/vnc_auto.html"};
+globalThis.document = {getElementById: element};
+element("console-config").textContent = %(config)s;
+const poll = setInterval(() => {
+  const text = element("status").textContent;
+  if (text.startsWith("Connected to ") && !text.includes("proxy")) {
+    console.log(text); clearInterval(poll); process.exit(0);
+  }
+}, 20);
+setTimeout(() => { console.log("gave up: " + element("status").textContent); process.exit(1); },
+           10000);
+"""
+
+
+def _node_with_websocket() -> list[str] | None:
+    """A node command line whose global WebSocket exists (node 22, or 20 with a flag)."""
+    node = shutil.which("node")
+    if node is None:
+        return None
+    for flags in ([], ["--experimental-websocket"]):
+        probe = subprocess.run([node, *flags, "-e", "process.exit(typeof WebSocket === "
+                                "'function' ? 0 : 1)"], capture_output=True)
+        if probe.returncode == 0:
+            return [node, *flags]
+    return None
+
+
+@pytest.mark.skipif(_node_with_websocket() is None, reason="needs node with a WebSocket")
+@pytest.mark.parametrize("public", [True, False], ids=["public_url", "no_public_url"])
+async def test_the_pages_script_reaches_the_guest(pool, vnc, start_proxy, public, tmp_path):
+    base, session = await start_proxy(public=public)
+    token = await _issue(pool, vnc.port)
+    async with session.get(f"{base}/vnc_auto.html?token={token}") as r:
+        doc = lxml_html.fromstring(await r.text())
+    script = doc.xpath("//script[not(@type)]")[0].text
+    config = doc.xpath("//script[@type='application/json']")[0].text
+    program = Path(tmp_path, "page.js")
+    program.write_text(_DOM % {"host": json.dumps(base.removeprefix("http://")),
+                               "config": json.dumps(config)} + script)
+    node = _node_with_websocket() or []
+    done = await asyncio.to_thread(subprocess.run, [*node, str(program)],
+                                   capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == f"Connected to {vnc.name} (640x480)"
+    assert vnc.connections == 1
