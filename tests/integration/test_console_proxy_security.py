@@ -119,7 +119,10 @@ async def test_the_page_may_run_its_own_script_and_nothing_else(pool, vnc, start
     base, session = await start_proxy(public=public)
     port = base.rsplit(":", 1)[1]
     token = await _issue(pool, vnc.port)
-    async with session.get(f"{base}/vnc_auto.html?token={token}&title=vm") as r:
+    # A forged Host changes nothing: the websocket's URL comes from the public URL
+    # or, without one, from where the browser loaded the page.
+    async with session.get(f"{base}/vnc_auto.html?token={token}&title=vm",
+                           headers={"Host": "evil.example:666"}) as r:
         assert r.status == 200
         page = await r.text()
         assert r.headers["X-Frame-Options"] == "DENY"
@@ -142,6 +145,7 @@ async def test_the_page_may_run_its_own_script_and_nothing_else(pool, vnc, start
     config = json.loads(doc.xpath("//script[@type='application/json']")[0].text)
     assert config == {"base": ws_base.format(port=port), "path": f"websockify?token={token}"
                                                                  "&title=vm"}
+    assert "evil" not in page and "evil" not in r.headers["Content-Security-Policy"]
 
 
 async def test_every_other_response_allows_nothing_and_no_framing(pool, start_proxy):
