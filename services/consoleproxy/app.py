@@ -12,6 +12,14 @@ Routes:
 * ``GET /healthz``: ``{"status": "ok", "database": "ok", "broker": "ok"}`` (503 when
   failing).
 
+A token is read from the ``token`` query parameter only (never a cookie, which
+a browser would send on a request another site makes). A websocket whose
+``Origin`` is not the proxy's own is 403 before its token is looked at (see
+``origin``). Every response forbids framing (``X-Frame-Options: DENY``,
+``frame-ancestors 'none'``) and carries a Content-Security-Policy: the console
+page's allows its own script and style and its websocket (see ``page``), any
+other's allows nothing.
+
 A missing, unknown, expired or used token is 401 with a message saying which,
 and no connection to the guest is made. A relay request that is not a
 websocket upgrade is 400 (401 if its token is not usable) and leaves the token
@@ -34,8 +42,8 @@ import asyncpg
 import structlog
 from aiohttp import WSMsgType, web
 
-from services.consoleproxy import tokens
-from services.consoleproxy.page import console_page, refusal_page
+from services.consoleproxy import origin, tokens
+from services.consoleproxy.page import DEFAULT_POLICY, console_page, page_policy, refusal_page
 from services.consoleproxy.settings import Settings
 from services.consoleproxy.validate import (
     ConsoleGone,
@@ -83,8 +91,19 @@ def create_app(settings: Settings, pool: asyncpg.Pool, *, validate: Validator | 
     app.router.add_get("/vnc.html", novnc_page)
     app.router.add_get("/websockify", novnc_relay)
     app.router.add_get("/console", xvpvnc_relay)
+    app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # Every response, refusals and errors included: none of them is to be framed
+    # (clickjacking a console), sniffed as another type, or leak its URL, which
+    # may hold a token, as a Referer.
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.setdefault("Content-Security-Policy", DEFAULT_POLICY)
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -100,15 +119,13 @@ async def novnc_page(request: web.Request) -> web.Response:
         return web.Response(status=exc.status, text=refusal_page(exc.message),
                             content_type="text/html")
     title = request.query.get("title") or "Console"
-    public = request.app[SETTINGS].consoleproxy.public_url.rstrip("/")
-    base = ""
-    if public:
-        base = ("wss://" + public[len("https://"):] if public.startswith("https://")
-                else "ws://" + public.removeprefix("http://")) + "/"
+    public = request.app[SETTINGS].consoleproxy.public_url
     path = "websockify?" + request.query_string  # the token travels as it came
-    return web.Response(text=console_page(title=title, path=path, base=base),
-                        content_type="text/html",
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return web.Response(
+        text=console_page(title=title, path=path, base=origin.websocket_base(public)),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store",
+                 "Content-Security-Policy": page_policy(origin.websocket_source(public))})
 
 
 async def novnc_relay(request: web.Request) -> web.StreamResponse:
@@ -120,6 +137,12 @@ async def xvpvnc_relay(request: web.Request) -> web.StreamResponse:
 
 
 async def _relay(request: web.Request, console_type: str) -> web.StreamResponse:
+    settings = request.app[SETTINGS].consoleproxy
+    if not origin.websocket_allowed(request, settings.public_url):
+        log.info("consoleproxy.refused", reason="foreign origin", type=console_type,
+                 origin=request.headers.get("Origin"))
+        return web.Response(status=403, text="This console cannot be opened from "
+                                             "another site's page.\n")
     ws = web.WebSocketResponse(protocols=("binary", "base64"), heartbeat=30.0)
     try:
         token = tokens.token_of(request)
@@ -138,7 +161,6 @@ async def _relay(request: web.Request, console_type: str) -> web.StreamResponse:
         log.info("consoleproxy.refused", server_id=str(target.server_id), reason=str(exc),
                  type=console_type)
         return web.Response(status=exc.status, text=f"{exc}\n")
-    settings = request.app[SETTINGS].consoleproxy
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(target.host, target.port), settings.connect_timeout_s)

@@ -1,8 +1,9 @@
 """Checking and spending console tokens, with the message a refused browser sees.
 
 The SQL is in ``shared.db.console_tokens`` (the API issues what the proxy spends).
-A token is read from the ``token`` query parameter (noVNC's way) or, failing
-that, from a ``token`` cookie (Nova's noVNC pages set one).
+A token is read from the ``token`` query parameter (noVNC's way) and nowhere
+else: a cookie (Nova's noVNC pages set one) would ride along on requests that
+other sites' pages make, and the console URL already carries the token.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TokenRefused(Exception):
 
 
 def token_of(request: web.Request) -> str:
-    token = request.query.get("token") or request.cookies.get("token") or ""
+    token = request.query.get("token", "")
     if not token:
         raise TokenRefused("This console URL has no token.")
     if len(token) > MAX_TOKEN_LENGTH:

@@ -201,3 +201,22 @@ async def test_a_token_for_a_console_that_went_away_is_refused(demo, cloud):
     await demo.wait_status(sid, lambda s: s is None)
     status, text = await _upgrade_refused(cloud, f"{base}/websockify?token={deleted}")
     assert status == 401 and "no longer exists" in text
+
+
+async def test_a_browser_may_open_the_console_only_from_the_proxys_own_page(demo, cloud, server):
+    url = await _console(demo, server)
+    base = _proxy_base(cloud)
+    async with cloud.session.get(url) as r:
+        assert r.status == 200
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        # The page's websocket goes to the proxy's public URL (make up sets it).
+        assert f"connect-src {base.replace('http://', 'ws://')};" in \
+            r.headers["Content-Security-Policy"]
+    relay = f"{base}/websockify?token={_token(url)}"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await cloud.session.ws_connect(relay, origin="http://attacker.example")
+    assert info.value.status == 403
+    async with cloud.session.ws_connect(relay, origin=base, protocols=("binary",)) as ws:
+        banner, name = await _handshake(ws)
+    assert banner == b"RFB 003.008\n" and name == "console-vm"

@@ -1,5 +1,7 @@
 """The identity application: version discovery, v2.0 and v3 routes, Keystone-style
-errors, and a background purge of expired tokens.
+errors, a background purge of expired tokens, and the login throttle and
+password gate that every password login passes (state of the app, not of the
+module, so that each app, and each test's, has its own).
 
 The caller owns the database pool (the API process shares one pool between the
 compute and identity sites) and runs this app on its own site, port 5000 by
@@ -18,9 +20,12 @@ import structlog
 from aiohttp import web
 
 from services.api.identity import routes_v2, routes_v3, tokens, views
-from services.api.identity.context import POOL, SETTINGS, json_response, settings
+from services.api.identity.context import (GATE, POOL, SETTINGS, THROTTLE, TRUSTED_PROXIES,
+                                           json_response, settings)
 from services.api.identity.errors import IdentityError
-from services.api.identity.settings import IdentitySettings
+from services.api.identity.password_gate import PasswordGate
+from services.api.identity.settings import IdentitySettings, trusted_networks
+from services.api.identity.throttle import LoginThrottle
 from shared.logging import bind_request_id, new_request_id
 
 log = structlog.get_logger(__name__)
@@ -80,7 +85,9 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
     try:
         return await handler(request)
     except IdentityError as exc:
-        return error_response(settings(request), exc.code, exc.title, exc.message)
+        headers = ({} if exc.retry_after_s is None
+                   else {"Retry-After": str(exc.retry_after_s)})
+        return error_response(settings(request), exc.code, exc.title, exc.message, headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -127,8 +134,17 @@ def create_identity_app(pool: asyncpg.Pool, settings: IdentitySettings) -> web.A
                           middlewares=[request_id_mw, error_mw])
     app[POOL] = pool
     app[SETTINGS] = settings
+    app[THROTTLE] = LoginThrottle(settings)
+    app[GATE] = PasswordGate(threads=settings.password_check_threads,
+                             queue=settings.password_check_queue)
+    app[TRUSTED_PROXIES] = trusted_networks(settings.trusted_proxies)
     app.add_routes(versions)
     app.add_routes(routes_v2.routes)
     app.add_routes(routes_v3.routes)
     app.cleanup_ctx.append(token_purge_ctx)
+    app.on_cleanup.append(_close_gate)
     return app
+
+
+async def _close_gate(app: web.Application) -> None:
+    app[GATE].close()

@@ -1,5 +1,6 @@
 """What every identity handler needs: the app's pool and settings, the decoded
-request body, the caller's token, and a JSON response."""
+request body, the caller's token, the guard of a password login, and a JSON
+response."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import msgspec
 from aiohttp import web
 
 from services.api.identity import tokens
+from services.api.identity.auth import LoginGuard
+from services.api.identity.client_address import Network, client_address
 from services.api.identity.errors import BadRequest, Unauthorized
+from services.api.identity.password_gate import PasswordGate
 from services.api.identity.settings import IdentitySettings
+from services.api.identity.throttle import LoginThrottle
 from services.api.identity.tokens import TokenRecord
 
 POOL = web.AppKey("identity_pool", asyncpg.Pool)
 SETTINGS = web.AppKey("identity_settings", IdentitySettings)
+THROTTLE = web.AppKey("identity_login_throttle", LoginThrottle)
+GATE = web.AppKey("identity_password_gate", PasswordGate)
+TRUSTED_PROXIES = web.AppKey("identity_trusted_proxies", tuple[Network, ...])
 
 T = TypeVar("T")
 
@@ -42,6 +50,13 @@ async def decode_body(request: web.Request, decoder: msgspec.json.Decoder[T]) ->
         raise BadRequest(f"Invalid input: {exc}") from None
     except msgspec.DecodeError:
         raise BadRequest("Malformed request body: not valid JSON.") from None
+
+
+def login_guard(request: web.Request) -> LoginGuard:
+    """The throttle and password gate a password login on ``request`` goes through."""
+    app = request.app
+    return LoginGuard(throttle=app[THROTTLE], gate=app[GATE],
+                      address=client_address(request, app[TRUSTED_PROXIES]))
 
 
 async def caller(request: web.Request) -> TokenRecord:

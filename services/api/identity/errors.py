@@ -17,8 +17,10 @@ class IdentityError(Exception):
     default_message: ClassVar[str] = (
         "An unexpected error prevented the server from fulfilling your request.")
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, retry_after_s: int | None = None) -> None:
         self.message = message or self.default_message
+        self.retry_after_s = retry_after_s
+        """Sent as ``Retry-After``: when asking again may succeed."""
         super().__init__(self.message)
 
 
@@ -49,6 +51,22 @@ class NotFound(IdentityError):
 class TokenNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("Could not find token.")
+
+
+class TooManyRequests(IdentityError):
+    """A login refused by the throttle, before any password was checked."""
+
+    code, title = 429, "Too Many Requests"
+
+    def __init__(self, retry_after_s: int) -> None:
+        unit = "second" if retry_after_s == 1 else "seconds"
+        super().__init__("Too many login attempts from this address or for this user; "
+                         f"try again in {retry_after_s} {unit}.", retry_after_s=retry_after_s)
+
+
+class ServiceUnavailable(IdentityError):
+    code, title = 503, "Service Unavailable"
+    default_message = "The service is busy; try again shortly."
 
 
 class Conflict(IdentityError):

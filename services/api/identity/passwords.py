@@ -5,7 +5,9 @@ unpadded URL-safe base64), so the cost can be raised later without breaking
 existing hashes: :func:`verify_password` reads the parameters from the hash.
 
 Hashing costs tens of milliseconds of CPU on purpose; call the ``*_async``
-variants from the event loop so that one login does not stall every request.
+variants from the event loop so that one hash does not stall every request.
+They serve the management commands and bootstrap; logins go through
+``password_gate``, which also bounds how many checks run and wait.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ _SALT_BYTES = 16
 _DIGEST_BYTES = 32
 _MAX_MEMORY = 2**26  # 64 MiB: refuses absurd parameters from a tampered row
 
-# Each hash holds 16 MiB for its duration; a login storm queues here instead of
-# running dozens at once in the default executor. More threads than cores
-# would only add memory, since scrypt releases the GIL and is CPU-bound.
+# Each hash holds 16 MiB for its duration; hashes queue here instead of running
+# dozens at once in the default executor. More threads than cores would only
+# add memory, since scrypt releases the GIL and is CPU-bound.
 _HASHERS = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
                               thread_name_prefix="scrypt")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.api.identity import accounts, auth, tokens, views
-from services.api.identity.context import (caller, decode_body, json_response, pool,
-                                           settings)
+from services.api.identity.context import (caller, decode_body, json_response,
+                                           login_guard, pool, settings)
 from services.api.identity.errors import BadRequest, Forbidden, TokenNotFound
 from services.api.identity.schemas import V2_DECODER
 
@@ -24,7 +24,8 @@ async def create_token(request: web.Request) -> web.Response:
         creds = body.passwordCredentials
         if creds.userId is None and creds.username is None:
             raise BadRequest("Expecting to find username or userId in passwordCredentials.")
-        who = await auth.by_password(db, password=creds.password, user_id=creds.userId,
+        who = await auth.by_password(db, login_guard(request), password=creds.password,
+                                     user_id=creds.userId,
                                      user_name=None if creds.userId else creds.username,
                                      domain_id=accounts.DEFAULT_DOMAIN_ID)
     elif body.token is not None:

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from services.api.identity import accounts, auth, tokens, views
 from services.api.identity.catalog import catalog_v3
-from services.api.identity.context import (caller, decode_body, json_response, pool,
-                                           settings)
+from services.api.identity.context import (caller, decode_body, json_response,
+                                           login_guard, pool, settings)
 from services.api.identity.errors import (BadRequest, Forbidden, NotFound, TokenNotFound,
                                           Unauthorized)
 from services.api.identity.schemas import Scope, V3_DECODER
@@ -45,7 +45,7 @@ async def create_token(request: web.Request) -> web.Response:
         user = body.identity.password.user
         domain = user.domain
         who = await auth.by_password(
-            db, password=user.password, user_id=user.id,
+            db, login_guard(request), password=user.password, user_id=user.id,
             user_name=None if user.id else user.name,
             domain_id=None if domain is None else domain.id,
             domain_name=None if domain is None or domain.id else domain.name)

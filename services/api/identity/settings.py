@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 import msgspec
@@ -47,3 +48,69 @@ class IdentitySettings(msgspec.Struct, frozen=True, kw_only=True):
     admin_password: str = "admin"
     """Password of the bootstrap user ``admin`` (admin and member of project ``admin``).
     Set it to something else anywhere reachable from outside."""
+
+    password_check_threads: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Password checks of logins that run at once, each on its own thread (scrypt:
+    about 50 ms of CPU and 16 MiB); 0 means half the machine's cores, at least
+    one. More serves a burst of logins sooner but leaves less CPU to the compute
+    API, which shares the process."""
+
+    password_check_queue: Annotated[int, msgspec.Meta(ge=0)] = 32
+    """Logins that may wait for a password check beyond those running; one more is
+    refused at once with 503 and ``Retry-After`` instead of queueing. Longer rides
+    out bursts; each waiting login makes those behind it wait about 50 ms divided
+    by the threads longer."""
+
+    login_address_burst: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """Failed logins a client address may make in a row before its logins get 429
+    with ``Retry-After`` (a successful one costs ``login_success_cost`` of a
+    failure); 0 turns the per-address limit off. Higher spares the users behind
+    one NAT address each other's typos; lower stops a guesser sooner."""
+
+    login_address_per_minute: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """How fast an address's allowance refills, in failed logins per minute: the
+    rate one address keeps guessing at once its burst is spent."""
+
+    login_user_burst: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """Failed logins against one user (by name or id), from any address, before
+    its password logins get 429; 0 turns the per-user limit off. This bounds
+    guessing one account from many addresses; the price is that whoever keeps
+    failing against a user keeps its owner from logging in by password meanwhile
+    (tokens already issued, and rescoping them, keep working)."""
+
+    login_user_per_minute: Annotated[float, msgspec.Meta(gt=0)] = 3.0
+    """How fast a user's allowance refills, in failed logins per minute: the rate
+    at which one account can be guessed at, however many addresses try."""
+
+    login_success_cost: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.1
+    """What a successful login counts for, as a share of a failed one (0.1: ten
+    successes weigh one failure). Above 0 so that a client logging in for every
+    request cannot keep the process hashing without end; well below 1 so that
+    users are not throttled by their own normal use."""
+
+    login_throttle_entries: Annotated[int, msgspec.Meta(ge=100)] = 100_000
+    """Addresses, and separately user names, whose spent allowance is remembered
+    (about 200 bytes each). When full, the least recently seen is forgotten, which
+    gives it a fresh allowance: too few lets a flood of other names or addresses
+    wash a throttled one out; more costs memory."""
+
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (``10.0.0.0/8``) of reverse proxies
+    in front of the identity site. Only a request whose peer is one of them has
+    its client address read from ``X-Forwarded-For`` (the rightmost entry that is
+    not itself a trusted proxy). Empty (the default): the peer address is the
+    client, since anyone can write ``X-Forwarded-For``; behind a proxy that is not
+    listed, every client shares the proxy's allowance."""
+
+    def __post_init__(self) -> None:
+        trusted_networks(self.trusted_proxies)  # a typo fails at start, not per login
+
+
+def trusted_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a ``trusted_proxies`` value.
+
+    Raises:
+        ValueError: an entry is not an address or network.
+    """
+    return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                 for part in text.split(",") if part.strip())
