@@ -35,7 +35,7 @@ from shared.contracts.compute import (
 from shared.db import actions, hosts
 from shared.errors import Conflict
 from shared.rpc.server import CallContext
-from shared.states import PowerState, TaskState
+from shared.states import TaskState
 from shared.worker import Worker
 from tests.integration.test_compute_agent import _start_network
 

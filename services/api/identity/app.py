@@ -27,6 +27,7 @@ from services.api.identity.password_gate import PasswordGate
 from services.api.identity.settings import IdentitySettings, trusted_networks
 from services.api.identity.throttle import LoginThrottle
 from shared.logging import bind_request_id, new_request_id
+from shared.retry import describe, is_transient, unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +99,13 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
         # A NUL character or the like in a name: bad input, not a server error.
         return error_response(settings(request), 400, "Bad Request",
                               "The request holds characters that cannot be stored.")
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            # The database is away or too slow: nothing was done; try again shortly.
+            log.warning("identity.unavailable", error=describe(exc), path=request.path)
+            fault = unavailable(exc)
+            return error_response(settings(request), 503, "Service Unavailable", fault.message,
+                                  fault.headers)
         log.exception("identity.unexpected_error", method=request.method, path=request.path)
         return error_response(settings(request), 500, IdentityError.title,
                               IdentityError.default_message)
@@ -110,9 +117,12 @@ async def _purge_loop(pool: asyncpg.Pool, interval_s: float) -> None:
             purged = await tokens.purge_expired_tokens(pool)
             if purged:
                 log.info("identity.tokens_purged", count=purged)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except Exception as exc:
             # The database may be briefly away; the next round tries again.
-            log.warning("identity.token_purge_failed", error=str(exc))
+            if is_transient(exc):
+                log.warning("identity.token_purge_failed", error=describe(exc))
+            else:
+                log.exception("identity.token_purge_failed")
         await asyncio.sleep(interval_s)
 
 
