@@ -4,21 +4,8 @@ It keeps the host's capacity and refuses a guest that does not fit, takes
 configurable time for each operation, and writes a console log of what it
 simulates, so the rest of the system sees what a small hypervisor would show.
 
-With ``state_dir`` set it also keeps, on disk, what each guest was given, so
-tests (and curious developers) can check that injected files, user data and
-the config drive reached the hypervisor::
-
-    <state_dir>/<host>/<server_id>/
-        user_data                 the decoded user data, if any
-        files/<path>              each injected file (no config drive)
-        config_drive/meta.js      the server metadata as JSON (with a config drive)
-        config_drive/files/<path> each injected file (with a config drive)
-        config_drive/public_key   the key pair's public key, if any
-        config_drive/user_data    the user data, if any
-
-The directory appears before the guest boots (as a disk is prepared before
-boot) and goes with the guest on destroy or on a failed spawn; a rebuild
-writes it again for the new disk.
+With ``state_dir`` set it also writes what each guest was given, where a real
+host keeps its disks (``fake_disk``).
 
 Each guest asked for its console gets a real little VNC server on 127.0.0.1
 (``fake_vnc``), closed when the guest is destroyed.
@@ -28,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
-import posixpath
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,10 +29,13 @@ from services.compute_agent.drivers.base import (
     HostResources,
     HypervisorDriver,
 )
+from services.compute_agent.drivers.fake_console import boot_lines, creation_lines
+from services.compute_agent.drivers.fake_disk import disk_usage, guest_relative_path, write_disk
 from services.compute_agent.drivers.fake_vnc import FakeVncServer
 from shared.contracts.common import ImageSpec
-from shared.contracts.compute import InjectedFile
 from shared.states import PowerState
+
+__all__ = ["FakeDriver", "FakeSettings", "guest_relative_path"]
 
 
 class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,22 +75,6 @@ class _Guest(msgspec.Struct, kw_only=True):
     """The guest's VNC server, started the first time its console is asked for."""
     rescued: bool = False
     """Booted from a rescue image, its own disk attached as the second one."""
-
-
-def guest_relative_path(path: str) -> str:
-    """An injected file's path inside the guest's file system, made safe to join.
-
-    The path is taken from the guest's root, as the guest would resolve it:
-    ``..`` cannot climb above the root (``/../../etc/x`` is ``etc/x``), and
-    empty and ``.`` components go. Raises DriverError for a path that names no
-    file (``/``, ``..``) or holds a NUL byte.
-    """
-    if "\x00" in path:
-        raise DriverError(f"injected file path {path!r} holds a NUL byte")
-    relative = posixpath.normpath(posixpath.join("/", path)).lstrip("/")
-    if not relative or relative == ".":
-        raise DriverError(f"injected file path {path!r} names no file")
-    return relative
 
 
 class FakeDriver(HypervisorDriver):
@@ -145,17 +117,12 @@ class FakeDriver(HypervisorDriver):
 
     async def _boot(self, guest: _Guest) -> None:
         spec = guest.spec
-        _log(guest, f"nimbus-fake: creating guest {spec.name} ({spec.flavor.vcpus} vCPU, "
-                    f"{spec.flavor.ram_mb} MB) from image {spec.image.name}")
-        if spec.config_drive is not None:
-            _log(guest, f"nimbus-fake: config drive with {len(spec.config_drive.metadata)} "
-                        f"metadata item(s) and {len(spec.config_drive.files)} file(s)")
-        elif spec.files:
-            _log(guest, f"nimbus-fake: injecting {len(spec.files)} file(s)")
+        for line in creation_lines(spec):
+            _log(guest, line)
         target = self.guest_dir(spec.server_id)
         if target is not None:
             try:
-                await asyncio.to_thread(_write_record, target, spec)
+                await asyncio.to_thread(write_disk, target, spec)
             except OSError as exc:
                 raise DriverError(f"cannot prepare the disks of {spec.server_id}: {exc}") from None
         await asyncio.sleep(self._settings.spawn_delay_s)
@@ -314,7 +281,7 @@ class FakeDriver(HypervisorDriver):
         await asyncio.sleep(self._settings.snapshot_delay_s)
         if self._guests.get(server_id) is not guest:
             raise DriverError(f"guest {server_id} was destroyed while being snapshotted")
-        size = _disk_usage(guest)
+        size = disk_usage(guest.spec, sum(len(line) + 1 for line in guest.console))
         _log(guest, f"nimbus-fake: snapshot of the root disk done ({size} bytes)")
         return size
 
@@ -345,63 +312,12 @@ def _rebuilt_spec(old: GuestSpec, new: GuestSpec) -> GuestSpec:
     return msgspec.structs.replace(new, user_data=user_data, config_drive=drive)
 
 
-def _disk_usage(guest: _Guest) -> int:
-    """Bytes a snapshot of the guest's root disk takes: its image, what was written
-    into it (files, user data) and what the guest wrote (its logs), in 64 KiB
-    blocks, never more than the flavor's disk."""
-    spec = guest.spec
-    written = sum(len(f.contents) for f in spec.files) + len(spec.user_data or b"")
-    written += sum(len(line) + 1 for line in guest.console) * 64  # logs grow faster than the console
-    size = spec.image.size_bytes + written
-    size = -(-size // 65536) * 65536
-    if spec.flavor.disk_gb:
-        size = min(size, spec.flavor.disk_gb * 2**30)
-    return size
-
-
-def _write_record(target: Path, spec: GuestSpec) -> None:
-    """Write what the guest was given under ``target`` (blocking; run in a thread)."""
-    shutil.rmtree(target, ignore_errors=True)  # a leftover of an earlier agent run
-    target.mkdir(parents=True)
-    if spec.user_data is not None:
-        (target / "user_data").write_bytes(spec.user_data)
-    drive = spec.config_drive
-    if drive is None:
-        _write_files(target / "files", spec.files)
-        return
-    root = target / "config_drive"
-    root.mkdir()
-    (root / "meta.js").write_text(json.dumps(drive.metadata, sort_keys=True))
-    _write_files(root / "files", drive.files)
-    if drive.public_key is not None:
-        (root / "public_key").write_text(drive.public_key)
-    if drive.user_data is not None:
-        (root / "user_data").write_bytes(drive.user_data)
-
-
-def _write_files(root: Path, files: tuple[InjectedFile, ...]) -> None:
-    for injected in files:
-        dest = root / guest_relative_path(injected.path)
-        # guest_relative_path already keeps the path below the root; this holds
-        # even if that logic ever changes.
-        if not dest.resolve().is_relative_to(root.resolve()):
-            raise DriverError(f"injected file path {injected.path!r} leaves the guest")
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(injected.contents)
-        except OSError as exc:  # e.g. one file's path is another's directory
-            raise DriverError(f"cannot inject {injected.path!r}: {exc.strerror}") from None
-
-
 def _log_boot(guest: _Guest) -> None:
     """The guest comes up: the kernel boots, the NICs get their addresses, a login
     prompt. Every boot writes these lines, so a reboot shows as a new boot."""
-    spec = guest.spec
     guest.power_state = PowerState.RUNNING
-    _log(guest, "Booting the kernel.")
-    for port in spec.ports:
-        _log(guest, f"eth: {port.mac} got address {port.address}")
-    _log(guest, f"{spec.name} login:")
+    for line in boot_lines(guest.spec):
+        _log(guest, line)
 
 
 def _log(guest: _Guest, line: str) -> None:
