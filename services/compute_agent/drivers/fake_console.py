@@ -1,7 +1,10 @@
 """What the fake host's guests show on their serial console, and the log's line format.
 
-The lines every guest shows as it is created and boots; notes only one driver
-operation writes (``nimbus-fake: soft reboot: ...``) stay with that operation.
+The lines here are written by more than one actor: the driver (spawn, reboot,
+power off/on, rescue) and the operator's out-of-band commands (``fake_host``)
+create, boot and shut down guests alike, so a console log tells the same story
+whoever acted. Notes only the driver writes (``nimbus-fake: soft reboot: ...``)
+stay in the driver.
 """
 
 from __future__ import annotations

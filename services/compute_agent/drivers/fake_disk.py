@@ -14,7 +14,8 @@ that injected files, user data and the config drive reached the hypervisor::
 
 The directory appears before the guest boots (as a disk is prepared before
 boot) and goes with the guest on destroy or on a failed spawn; a rebuild
-writes it again for the new disk.
+writes it again for the new disk. The hypervisor's own record of the guest
+(its state and console) lives apart, in ``fake_host``.
 """
 
 from __future__ import annotations

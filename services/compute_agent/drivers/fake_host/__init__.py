@@ -1,0 +1,11 @@
+"""The fake driver's simulated host: its guests' state, kept apart from the agent.
+
+``FakeHost`` (``host``) is the hypervisor's side: what the driver and an operator
+do to guests. ``store`` is the one home of the on-disk format under
+``state_dir`` and of what it guarantees.
+"""
+
+from services.compute_agent.drivers.fake_host.host import FakeHost
+from services.compute_agent.drivers.fake_host.store import GuestRecord
+
+__all__ = ["FakeHost", "GuestRecord"]
