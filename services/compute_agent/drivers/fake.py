@@ -8,12 +8,13 @@ The host itself is a ``FakeHost`` (``fake_host``). With ``state_dir`` set it liv
 on disk, as a real hypervisor's state does: an agent that restarts finds its guests
 as they were (running, stopped, or caught mid-spawn, which spawning again
 completes), and a guest an operator stopped, crashed or destroyed behind the
-agent's back shows so at once. Without it the host lives in this process and dies
-with it (unit tests, scale runs). The driver keeps nothing of a guest but its VNC
-server (``fake_vnc``, per process: a restarted agent starts a new one when asked)
-and the boots it has in flight; every method reads the host afresh, so each
-post-condition in ``base`` holds across a restart. What each guest was given is
-written as its disk (``fake_disk``).
+agent's back (``python -m services.compute_agent.drivers.fake_host``) shows so at
+once. Without it the host lives in this process and dies with it (unit tests,
+scale runs). The driver keeps nothing of a guest but its VNC server (``fake_vnc``,
+per process: a restarted agent starts a new one when asked) and the boots it has
+in flight; every method reads the host afresh, so each post-condition in ``base``
+holds across a restart. What each guest was given is written as its disk
+(``fake_disk``).
 """
 
 from __future__ import annotations

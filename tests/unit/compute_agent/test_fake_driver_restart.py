@@ -184,7 +184,7 @@ async def test_what_happens_out_of_band_shows_at_once(tmp_path: Path):
     driver = _driver(tmp_path)
     spec = _spec()
     await driver.spawn(spec)
-    host = driver.fake_host  # as an operator would act on it
+    host = driver.fake_host  # or another process: see test_fake_host's CLI test
     host.crash(spec.server_id)
     info = await driver.get_info(spec.server_id)
     assert info is not None and info.power_state is PowerState.CRASHED and info.power_state == 6

@@ -1,10 +1,12 @@
-"""The fake host's own state: FakeHost and its on-disk format, against a real
-temporary directory."""
+"""The fake host's own state: FakeHost, its on-disk format and the operator's CLI,
+against a real temporary directory."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -20,6 +22,7 @@ from shared.states import PowerState
 HOST = "fake-1"
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _spec(**kw) -> GuestSpec:
@@ -214,3 +217,47 @@ def test_changes_wait_for_the_writer_holding_the_host_lock(tmp_path: Path):
         os.close(held)  # and with it the lock
     assert done.wait(10)
     assert host.guest(sid).power_state is PowerState.RUNNING
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.compute_agent.drivers.fake_host",
+                           *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_the_cli_acts_on_the_host_out_of_band(tmp_path: Path):
+    host = FakeHost(tmp_path, HOST)
+    base = ["--state-dir", str(tmp_path), "--host", HOST]
+    sid = uuid.uuid4()
+    done = _cli(tmp_path, *base, "create", str(sid), "--name", "orphan", "--ram-mb", "300")
+    assert done.returncode == 0, done.stderr
+    assert host.guest(sid).power_state is PowerState.RUNNING
+    assert host.guest(sid).spec.flavor.ram_mb == 300
+
+    listed = _cli(tmp_path, *base, "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert rows == [[str(sid), "running", "300", "orphan"]]
+
+    for command, state in (("stop", PowerState.SHUTDOWN), ("start", PowerState.RUNNING),
+                           ("crash", PowerState.CRASHED)):
+        done = _cli(tmp_path, *base, command, str(sid))
+        assert done.returncode == 0, done.stderr
+        assert host.guest(sid).power_state is state
+    assert "Kernel panic" in host.console(sid)
+
+    refused = _cli(tmp_path, *base, "stop", str(sid))
+    assert refused.returncode == 1 and "is crashed" in refused.stderr
+
+    # The agent's own settings name the host's place when the flags are left out.
+    env = {"NIMBUS_FAKE_STATE_DIR": str(tmp_path), "NIMBUS_COMPUTE_HOST": HOST}
+    done = _cli(tmp_path, "destroy", str(sid), env=env)
+    assert done.returncode == 0, done.stderr
+    assert host.guest(sid) is None
+    gone = _cli(tmp_path, "destroy", str(sid), env=env)
+    assert gone.returncode == 1 and "no guest" in gone.stderr
+    assert _cli(tmp_path, *base, "stop", "not-a-uuid").returncode == 2

@@ -2,7 +2,9 @@
 
 ``FakeHost`` (``host``) is the hypervisor's side: what the driver and an operator
 do to guests. ``store`` is the one home of the on-disk format under
-``state_dir`` and of what it guarantees.
+``state_dir`` and of what it guarantees. ``python -m
+services.compute_agent.drivers.fake_host`` (``__main__``) is the operator's
+``virsh``: list, stop, crash, start, destroy and create guests out of band.
 """
 
 from services.compute_agent.drivers.fake_host.host import FakeHost

@@ -4,9 +4,9 @@ It holds what a real hypervisor (libvirt/QEMU) holds apart from its management
 agent: each guest's definition, power state and console. The driver asks it
 (``define``, ``update``, ``undefine``, ``log``), and so does an operator behind the
 control plane's back (``create``, ``stop``, ``crash``, ``start``, ``destroy``, as
-``virsh`` would). Every call is synchronous and reads the store afresh, so what
-one actor did is what the next sees; where the records live and what that
-guarantees is ``store``'s business.
+``virsh`` would), through the CLI in ``__main__`` or, in tests, directly. Every
+call is synchronous and reads the store afresh, so what one actor did is what the
+next sees; where the records live and what that guarantees is ``store``'s business.
 """
 
 from __future__ import annotations
