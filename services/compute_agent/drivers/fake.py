@@ -1,37 +1,28 @@
-"""A real driver of a simulated host: guests live in memory, time passes for real.
+"""A real driver of a simulated host: its guests outlive the agent, time passes for real.
 
 It keeps the host's capacity and refuses a guest that does not fit, takes
 configurable time for each operation, and writes a console log of what it
 simulates, so the rest of the system sees what a small hypervisor would show.
 
-With ``state_dir`` set it also keeps, on disk, what each guest was given, so
-tests (and curious developers) can check that injected files, user data and
-the config drive reached the hypervisor::
-
-    <state_dir>/<host>/<server_id>/
-        user_data                 the decoded user data, if any
-        files/<path>              each injected file (no config drive)
-        config_drive/meta.js      the server metadata as JSON (with a config drive)
-        config_drive/files/<path> each injected file (with a config drive)
-        config_drive/public_key   the key pair's public key, if any
-        config_drive/user_data    the user data, if any
-
-The directory appears before the guest boots (as a disk is prepared before
-boot) and goes with the guest on destroy or on a failed spawn; a rebuild
-writes it again for the new disk.
-
-Each guest asked for its console gets a real little VNC server on 127.0.0.1
-(``fake_vnc``), closed when the guest is destroyed.
+The host itself is a ``FakeHost`` (``fake_host``). With ``state_dir`` set it lives
+on disk, as a real hypervisor's state does: an agent that restarts finds its guests
+as they were (running, stopped, or caught mid-spawn, which spawning again
+completes), and a guest an operator stopped, crashed or destroyed behind the
+agent's back (``python -m services.compute_agent.drivers.fake_host``) shows so at
+once. Without it the host lives in this process and dies with it (unit tests,
+scale runs). The driver keeps nothing of a guest but its VNC server (``fake_vnc``,
+per process: a restarted agent starts a new one when asked) and the boots it has
+in flight; every method reads the host afresh, so each post-condition in ``base``
+holds across a restart. What each guest was given is written as its disk
+(``fake_disk``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
-import posixpath
 import shutil
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from uuid import UUID
 
@@ -44,10 +35,20 @@ from services.compute_agent.drivers.base import (
     HostResources,
     HypervisorDriver,
 )
+from services.compute_agent.drivers.fake_console import (
+    GOING_DOWN,
+    POWER_DOWN,
+    POWERING_ON,
+    boot_lines,
+    creation_lines,
+)
+from services.compute_agent.drivers.fake_disk import disk_usage, guest_relative_path, write_disk
+from services.compute_agent.drivers.fake_host import FakeHost, GuestRecord
 from services.compute_agent.drivers.fake_vnc import FakeVncServer
 from shared.contracts.common import ImageSpec
-from shared.contracts.compute import InjectedFile
 from shared.states import PowerState
+
+__all__ = ["FakeDriver", "FakeSettings", "guest_relative_path"]
 
 
 class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,266 +71,252 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     rescue_delay_s: float = 1.0
     """How long booting into a rescue image, or back out of it, takes."""
     state_dir: str = ""
-    """Directory where each guest's injected files, user data and config drive
-    are written (``<state_dir>/<host>/<server_id>/``, see the module docstring);
-    empty keeps nothing on disk. For tests and development: it costs a few
-    small file writes per spawn."""
+    """Directory where the simulated host keeps its guests (``<state_dir>/<host>/``:
+    each guest's state, console log and disk, see ``fake_host.store``), so they
+    survive an agent restart and can be changed out of band; empty keeps them in
+    the agent's memory only, lost when it stops. Costs one small file write per
+    state change and one append per batch of console lines."""
     snapshot_delay_s: float = 2.0
     """How long copying a guest's root disk into an image takes (createImage);
     real snapshots take tens of seconds to minutes."""
 
 
-class _Guest(msgspec.Struct, kw_only=True):
-    spec: GuestSpec
-    power_state: PowerState
-    console: list[str]
-    vnc: FakeVncServer | None = None
-    """The guest's VNC server, started the first time its console is asked for."""
-    rescued: bool = False
-    """Booted from a rescue image, its own disk attached as the second one."""
-
-
-def guest_relative_path(path: str) -> str:
-    """An injected file's path inside the guest's file system, made safe to join.
-
-    The path is taken from the guest's root, as the guest would resolve it:
-    ``..`` cannot climb above the root (``/../../etc/x`` is ``etc/x``), and
-    empty and ``.`` components go. Raises DriverError for a path that names no
-    file (``/``, ``..``) or holds a NUL byte.
-    """
-    if "\x00" in path:
-        raise DriverError(f"injected file path {path!r} holds a NUL byte")
-    relative = posixpath.normpath(posixpath.join("/", path)).lstrip("/")
-    if not relative or relative == ".":
-        raise DriverError(f"injected file path {path!r} names no file")
-    return relative
-
-
 class FakeDriver(HypervisorDriver):
     def __init__(self, settings: FakeSettings, *, host: str) -> None:
         self._settings = settings
-        self._host = host
-        self._guests: dict[UUID, _Guest] = {}
-        self._lock = asyncio.Lock()
+        self.fake_host = FakeHost(settings.state_dir or None, host)
+        """The simulated host; tests act on it out of band as an operator would."""
+        self._vnc: dict[UUID, FakeVncServer] = {}
+        self._vnc_lock = asyncio.Lock()
+        self._boots: dict[UUID, asyncio.Future[None]] = {}
+        """Guests this process is booting (spawn), done when the boot ends either way."""
 
     async def host_resources(self) -> HostResources:
         s = self._settings
         return HostResources(ram_mb=s.ram_mb, disk_gb=s.disk_gb, vcpus=s.vcpus)
 
-    def _used_ram(self) -> int:
-        return sum(g.spec.flavor.ram_mb for g in self._guests.values())
-
     def guest_dir(self, server_id: UUID) -> Path | None:
-        """Where the guest's record is kept; None without ``state_dir``."""
-        if not self._settings.state_dir:
-            return None
-        return Path(self._settings.state_dir) / self._host / str(server_id)
+        """Where the guest's disk (what it was given) is kept; None without ``state_dir``."""
+        return self.fake_host.disk_dir(server_id)
 
     async def spawn(self, spec: GuestSpec) -> None:
-        async with self._lock:
-            if spec.server_id in self._guests:
-                return
-            if self._used_ram() + spec.flavor.ram_mb > self._settings.ram_mb:
-                raise DriverError(f"host {self._host} has not enough memory for "
-                                  f"{spec.flavor.ram_mb} MB")
-            guest = _Guest(spec=spec, power_state=PowerState.NOSTATE, console=[])
-            self._guests[spec.server_id] = guest
+        sid = spec.server_id
+        booting = self._boots.get(sid)
+        if booting is not None:  # a spawn of this guest is under way here: share its end
+            await asyncio.shield(booting)
+            if self.fake_host.guest(sid) is None:
+                raise DriverError(f"guest {sid} was destroyed while spawning")
+            return
+        record = self.fake_host.guest(sid)
+        if record is not None and record.power_state is not PowerState.NOSTATE:
+            return  # already there
+        if record is None:
+            record = self.fake_host.define(spec, lines=creation_lines(spec),
+                                           ram_limit_mb=self._settings.ram_mb)
+            if record is None:
+                raise DriverError(f"guest {sid} was created by someone else meanwhile")
+        else:
+            # Defined but never booted: the agent that spawned it died mid-boot.
+            self.fake_host.log(sid, "nimbus-fake: guest found half-created: booting it again")
+        self._boots[sid] = booting = asyncio.get_running_loop().create_future()
         try:
-            await self._boot(guest)
+            await self._boot(record, "spawning")
         except BaseException:
-            # A failed spawn leaves nothing: neither the guest nor its record.
-            if self._guests.get(spec.server_id) is guest:
-                del self._guests[spec.server_id]
-            await self._remove_record(spec.server_id)
+            # A failed spawn leaves nothing: neither the guest nor its disk.
+            self.fake_host.undefine(sid, record.incarnation)
+            await self._remove_disk(sid)
             raise
+        finally:
+            del self._boots[sid]
+            booting.set_result(None)
 
-    async def _boot(self, guest: _Guest) -> None:
-        spec = guest.spec
-        _log(guest, f"nimbus-fake: creating guest {spec.name} ({spec.flavor.vcpus} vCPU, "
-                    f"{spec.flavor.ram_mb} MB) from image {spec.image.name}")
-        if spec.config_drive is not None:
-            _log(guest, f"nimbus-fake: config drive with {len(spec.config_drive.metadata)} "
-                        f"metadata item(s) and {len(spec.config_drive.files)} file(s)")
-        elif spec.files:
-            _log(guest, f"nimbus-fake: injecting {len(spec.files)} file(s)")
-        target = self.guest_dir(spec.server_id)
+    async def _boot(self, record: GuestRecord, doing: str) -> None:
+        """Prepare the defined guest's disk, wait for the boot, and log it: RUNNING."""
+        spec = record.spec
+        target = self.fake_host.disk_dir(spec.server_id)
         if target is not None:
             try:
-                await asyncio.to_thread(_write_record, target, spec)
+                await asyncio.to_thread(write_disk, target, spec)
             except OSError as exc:
                 raise DriverError(f"cannot prepare the disks of {spec.server_id}: {exc}") from None
         await asyncio.sleep(self._settings.spawn_delay_s)
-        if self._guests.get(spec.server_id) is not guest:  # destroyed while booting
-            raise DriverError(f"guest {spec.server_id} was destroyed while spawning")
-        _log_boot(guest)
+        self._set(record, doing, power_state=PowerState.RUNNING, lines=boot_lines(spec))
 
     async def destroy(self, server_id: UUID) -> None:
-        guest = self._guests.pop(server_id, None)
-        if guest is not None and guest.vnc is not None:
-            await guest.vnc.close()
-        # The record goes even when the guest is unknown: after an agent restart
-        # the in-memory guests are gone but their records are still on disk.
-        await self._remove_record(server_id)
-        if guest is not None:
-            _log(guest, "nimbus-fake: guest destroyed")
+        vnc = self._vnc.pop(server_id, None)
+        if vnc is not None:
+            await vnc.close()
+        gone = self.fake_host.undefine(server_id)
+        # The disk goes even when the host had no such guest: a destroy cut short
+        # (kill -9) between the two leaves a disk behind.
+        await self._remove_disk(server_id)
+        if gone is not None:
             await asyncio.sleep(self._settings.destroy_delay_s)
 
-    async def _remove_record(self, server_id: UUID) -> None:
-        target = self.guest_dir(server_id)
+    async def _remove_disk(self, server_id: UUID) -> None:
+        target = self.fake_host.disk_dir(server_id)
         if target is not None:
             await asyncio.to_thread(functools.partial(shutil.rmtree, target, ignore_errors=True))
 
     async def get_info(self, server_id: UUID) -> GuestInfo | None:
-        guest = self._guests.get(server_id)
-        if guest is None:
+        record = self.fake_host.guest(server_id)
+        if record is None:
             return None
-        return GuestInfo(server_id=server_id, power_state=guest.power_state,
-                         ram_mb=guest.spec.flavor.ram_mb, vcpus=guest.spec.flavor.vcpus,
-                         rescued=guest.rescued)
+        flavor = record.spec.flavor
+        return GuestInfo(server_id=server_id, power_state=record.power_state,
+                         ram_mb=flavor.ram_mb, vcpus=flavor.vcpus, rescued=record.rescued)
 
     async def list_instances(self) -> list[UUID]:
-        return list(self._guests)
+        return self.fake_host.ids()
 
     async def console_output(self, server_id: UUID) -> str:
-        guest = self._guests.get(server_id)
-        if guest is None:
+        console = self.fake_host.console(server_id)
+        if console is None:
             raise DriverError(f"no guest {server_id} on this host")
-        return "\n".join(guest.console) + "\n"
+        return console
 
     # --- reboot, power off/on, rescue (issue 4) ---
     # Each writes what a guest's serial console would show, so the console log
-    # tells the story: shutdown lines, then the boot lines again.
+    # tells the story: shutdown lines, then the boot lines again. Each reads the
+    # guest when it starts and changes it only if it is still the same guest.
 
-    def _known(self, server_id: UUID) -> _Guest:
-        guest = self._guests.get(server_id)
-        if guest is None:
+    def _known(self, server_id: UUID) -> GuestRecord:
+        record = self.fake_host.guest(server_id)
+        if record is None:
             raise DriverError(f"no guest {server_id} on this host")
-        return guest
+        return record
 
-    def _still_there(self, guest: _Guest, doing: str) -> None:
-        if self._guests.get(guest.spec.server_id) is not guest:
-            raise DriverError(f"guest {guest.spec.server_id} was destroyed while {doing}")
+    def _set(self, record: GuestRecord, doing: str, *, power_state: PowerState | None = None,
+             rescued: bool | None = None, spec: GuestSpec | None = None,
+             lines: Sequence[str] = ()) -> GuestRecord:
+        """Change the guest ``record`` was read from; DriverError if it went meanwhile."""
+        new = self.fake_host.update(record.server_id, record.incarnation, power_state=power_state,
+                                    rescued=rescued, spec=spec, lines=lines)
+        if new is None:
+            raise DriverError(f"guest {record.server_id} was destroyed while {doing}")
+        return new
 
     async def reboot(self, server_id: UUID, *, hard: bool) -> None:
-        guest = self._known(server_id)
+        record = self._known(server_id)
         delay = self._settings.reboot_delay_s
-        if not hard and guest.power_state is not PowerState.RUNNING:
+        if not hard and record.power_state is not PowerState.RUNNING:
             # A guest that is not running cannot shut itself down: as libvirt's
             # driver does, a soft reboot falls back to a hard one.
-            _log(guest, "nimbus-fake: guest not running, soft reboot falls back to hard")
+            self.fake_host.log(server_id,
+                               "nimbus-fake: guest not running, soft reboot falls back to hard")
             hard = True
         if hard:
-            _log(guest, "nimbus-fake: hard reboot: resetting the guest")
-            guest.power_state = PowerState.SHUTDOWN
+            self._set(record, "rebooting", power_state=PowerState.SHUTDOWN,
+                      lines=["nimbus-fake: hard reboot: resetting the guest"])
             await asyncio.sleep(delay)
         else:
-            _log(guest, "nimbus-fake: soft reboot: ACPI reboot request sent to the guest")
-            _log(guest, "The system is going down for reboot NOW!")
-            _log(guest, " * Stopping all remaining processes")
+            self.fake_host.log(server_id,
+                               "nimbus-fake: soft reboot: ACPI reboot request sent to the guest",
+                               "The system is going down for reboot NOW!",
+                               " * Stopping all remaining processes")
             await asyncio.sleep(delay / 2)
-            self._still_there(guest, "rebooting")
-            _log(guest, "reboot: Restarting system")
-            guest.power_state = PowerState.SHUTDOWN
+            self._set(record, "rebooting", power_state=PowerState.SHUTDOWN,
+                      lines=["reboot: Restarting system"])
             await asyncio.sleep(delay / 2)
-        self._still_there(guest, "rebooting")
-        _log_boot(guest)
+        self._set(record, "rebooting", power_state=PowerState.RUNNING,
+                  lines=boot_lines(record.spec))
 
     async def power_off(self, server_id: UUID) -> None:
-        guest = self._known(server_id)
-        if guest.power_state is PowerState.SHUTDOWN:
+        record = self._known(server_id)
+        if record.power_state is PowerState.SHUTDOWN:
             return
-        _log(guest, "nimbus-fake: ACPI power button pressed")
-        _log(guest, "The system is going down for power off NOW!")
+        if record.power_state is PowerState.CRASHED:  # nothing left in it to answer ACPI
+            self._set(record, "powering off", power_state=PowerState.SHUTDOWN,
+                      lines=["nimbus-fake: the guest had crashed: powered off"])
+            return
+        self.fake_host.log(server_id, "nimbus-fake: ACPI power button pressed", GOING_DOWN)
         await asyncio.sleep(self._settings.power_off_delay_s)
-        self._still_there(guest, "powering off")
-        _log(guest, "reboot: Power down")
-        guest.power_state = PowerState.SHUTDOWN
+        self._set(record, "powering off", power_state=PowerState.SHUTDOWN, lines=[POWER_DOWN])
 
     async def power_on(self, server_id: UUID) -> None:
-        guest = self._known(server_id)
-        if guest.power_state is PowerState.RUNNING:
+        record = self._known(server_id)
+        if record.power_state is PowerState.RUNNING:
             return
-        _log(guest, "nimbus-fake: powering on")
-        guest.power_state = PowerState.SHUTDOWN
+        self._set(record, "powering on", power_state=PowerState.SHUTDOWN, lines=[POWERING_ON])
         await asyncio.sleep(self._settings.power_on_delay_s)
-        self._still_there(guest, "powering on")
-        _log_boot(guest)
+        self._set(record, "powering on", power_state=PowerState.RUNNING,
+                  lines=boot_lines(record.spec))
 
     async def rescue(self, server_id: UUID, *, admin_pass: str, image: ImageSpec | None) -> None:
-        # The password is set inside the rescue system; it never reaches the console.
-        guest = self._known(server_id)
-        if guest.rescued:
+        # The password is set inside the rescue system; it never reaches the console
+        # (nor the host's record).
+        record = self._known(server_id)
+        if record.rescued:
             return
         rescue_image = image.name if image is not None else "the default rescue image"
-        _log(guest, "nimbus-fake: rescue: stopping the guest")
-        guest.power_state = PowerState.SHUTDOWN
-        _log(guest, f"nimbus-fake: rescue: booting {rescue_image}, the guest's own disk "
-                    "attached as the second disk")
+        self._set(record, "rescuing", power_state=PowerState.SHUTDOWN, lines=[
+            "nimbus-fake: rescue: stopping the guest",
+            f"nimbus-fake: rescue: booting {rescue_image}, the guest's own disk "
+            "attached as the second disk"])
         await asyncio.sleep(self._settings.rescue_delay_s)
-        self._still_there(guest, "rescuing")
-        guest.rescued = True
-        _log_boot(guest)
+        self._set(record, "rescuing", rescued=True, power_state=PowerState.RUNNING,
+                  lines=boot_lines(record.spec))
 
     async def unrescue(self, server_id: UUID) -> None:
-        guest = self._known(server_id)
-        if not guest.rescued:
+        record = self._known(server_id)
+        if not record.rescued:
             return
-        _log(guest, "nimbus-fake: unrescue: stopping the rescue system")
-        guest.power_state = PowerState.SHUTDOWN
-        _log(guest, "nimbus-fake: unrescue: booting from the guest's own disk")
+        self._set(record, "unrescuing", power_state=PowerState.SHUTDOWN, lines=[
+            "nimbus-fake: unrescue: stopping the rescue system",
+            "nimbus-fake: unrescue: booting from the guest's own disk"])
         await asyncio.sleep(self._settings.rescue_delay_s)
-        self._still_there(guest, "unrescuing")
-        guest.rescued = False
-        _log_boot(guest)
+        self._set(record, "unrescuing", rescued=False, power_state=PowerState.RUNNING,
+                  lines=boot_lines(record.spec))
 
     # --- rebuild, snapshot, VNC console (issue 4) ---
 
     async def rebuild(self, spec: GuestSpec) -> None:
-        guest = self._guests.get(spec.server_id)
-        if guest is None:
-            # After an agent restart the guest is unknown here: rebuilding
-            # creates it afresh from the new image.
+        record = self.fake_host.guest(spec.server_id)
+        if record is None:
+            # A guest the host does not have (destroyed out of band, or an
+            # in-memory host that restarted): rebuilding creates it afresh.
             await self.spawn(spec)
             return
-        old = guest.spec
+        old = record.spec
         spec = _rebuilt_spec(old, spec)
-        _log(guest, f"nimbus-fake: rebuilding guest {old.name} from image {spec.image.name} "
-                    f"(was {old.image.name})")
-        guest.power_state = PowerState.SHUTDOWN
-        _log(guest, "nimbus-fake: guest powered off, root disk re-imaged")
+        self._set(record, "rebuilding", power_state=PowerState.SHUTDOWN, lines=[
+            f"nimbus-fake: rebuilding guest {old.name} from image {spec.image.name} "
+            f"(was {old.image.name})", "nimbus-fake: guest powered off, root disk re-imaged"])
         await asyncio.sleep(self._settings.destroy_delay_s)
-        if self._guests.get(spec.server_id) is not guest:
-            raise DriverError(f"guest {spec.server_id} was destroyed while rebuilding")
-        guest.spec = spec
-        guest.power_state = PowerState.NOSTATE
-        await self._boot(guest)  # rewrites the record (files, config drive) for the new disk
+        record = self._set(record, "rebuilding", spec=spec, power_state=PowerState.NOSTATE,
+                           lines=creation_lines(spec))
+        await self._boot(record, "rebuilding")  # writes the disk (files, config drive) anew
 
     async def snapshot(self, server_id: UUID) -> int:
-        guest = self._guests.get(server_id)
-        if guest is None:
-            raise DriverError(f"no guest {server_id} on this host")
-        spec = guest.spec
-        _log(guest, f"nimbus-fake: snapshot of the root disk started (image {spec.image.name}, "
-                    f"{spec.flavor.disk_gb} GB disk)")
+        record = self._known(server_id)
+        spec = record.spec
+        self.fake_host.log(server_id, f"nimbus-fake: snapshot of the root disk started "
+                                      f"(image {spec.image.name}, {spec.flavor.disk_gb} GB disk)")
         await asyncio.sleep(self._settings.snapshot_delay_s)
-        if self._guests.get(server_id) is not guest:
+        now = self.fake_host.guest(server_id)
+        console = self.fake_host.console(server_id)
+        if now is None or now.incarnation != record.incarnation or console is None:
             raise DriverError(f"guest {server_id} was destroyed while being snapshotted")
-        size = _disk_usage(guest)
-        _log(guest, f"nimbus-fake: snapshot of the root disk done ({size} bytes)")
+        size = disk_usage(now.spec, len(console))
+        self.fake_host.log(server_id, f"nimbus-fake: snapshot of the root disk done ({size} bytes)")
         return size
 
     async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
-        guest = self._guests.get(server_id)
-        if guest is None or guest.power_state is not PowerState.RUNNING:
+        record = self.fake_host.guest(server_id)
+        if record is None or record.power_state is not PowerState.RUNNING:
+            if record is None and (vnc := self._vnc.pop(server_id, None)) is not None:
+                await vnc.close()  # the guest went behind the driver's back
             return None
-        async with self._lock:  # two requests at once get one server
-            if guest.vnc is None:
-                vnc = FakeVncServer(guest.spec.name)
+        async with self._vnc_lock:  # two requests at once get one server
+            vnc = self._vnc.get(server_id)
+            if vnc is None:
+                vnc = FakeVncServer(record.spec.name)
                 await vnc.start("127.0.0.1")
-                guest.vnc = vnc
-                _log(guest, f"nimbus-fake: VNC server listening on 127.0.0.1:{vnc.port}")
-        assert guest.vnc.port is not None
-        return ("127.0.0.1", guest.vnc.port)
+                self._vnc[server_id] = vnc
+                self.fake_host.log(server_id,
+                                   f"nimbus-fake: VNC server listening on 127.0.0.1:{vnc.port}")
+        assert vnc.port is not None
+        return ("127.0.0.1", vnc.port)
 
 
 def _rebuilt_spec(old: GuestSpec, new: GuestSpec) -> GuestSpec:
@@ -343,67 +330,3 @@ def _rebuilt_spec(old: GuestSpec, new: GuestSpec) -> GuestSpec:
             drive, public_key=drive.public_key or old.config_drive.public_key,
             user_data=drive.user_data if drive.user_data is not None else old.config_drive.user_data)
     return msgspec.structs.replace(new, user_data=user_data, config_drive=drive)
-
-
-def _disk_usage(guest: _Guest) -> int:
-    """Bytes a snapshot of the guest's root disk takes: its image, what was written
-    into it (files, user data) and what the guest wrote (its logs), in 64 KiB
-    blocks, never more than the flavor's disk."""
-    spec = guest.spec
-    written = sum(len(f.contents) for f in spec.files) + len(spec.user_data or b"")
-    written += sum(len(line) + 1 for line in guest.console) * 64  # logs grow faster than the console
-    size = spec.image.size_bytes + written
-    size = -(-size // 65536) * 65536
-    if spec.flavor.disk_gb:
-        size = min(size, spec.flavor.disk_gb * 2**30)
-    return size
-
-
-def _write_record(target: Path, spec: GuestSpec) -> None:
-    """Write what the guest was given under ``target`` (blocking; run in a thread)."""
-    shutil.rmtree(target, ignore_errors=True)  # a leftover of an earlier agent run
-    target.mkdir(parents=True)
-    if spec.user_data is not None:
-        (target / "user_data").write_bytes(spec.user_data)
-    drive = spec.config_drive
-    if drive is None:
-        _write_files(target / "files", spec.files)
-        return
-    root = target / "config_drive"
-    root.mkdir()
-    (root / "meta.js").write_text(json.dumps(drive.metadata, sort_keys=True))
-    _write_files(root / "files", drive.files)
-    if drive.public_key is not None:
-        (root / "public_key").write_text(drive.public_key)
-    if drive.user_data is not None:
-        (root / "user_data").write_bytes(drive.user_data)
-
-
-def _write_files(root: Path, files: tuple[InjectedFile, ...]) -> None:
-    for injected in files:
-        dest = root / guest_relative_path(injected.path)
-        # guest_relative_path already keeps the path below the root; this holds
-        # even if that logic ever changes.
-        if not dest.resolve().is_relative_to(root.resolve()):
-            raise DriverError(f"injected file path {injected.path!r} leaves the guest")
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(injected.contents)
-        except OSError as exc:  # e.g. one file's path is another's directory
-            raise DriverError(f"cannot inject {injected.path!r}: {exc.strerror}") from None
-
-
-def _log_boot(guest: _Guest) -> None:
-    """The guest comes up: the kernel boots, the NICs get their addresses, a login
-    prompt. Every boot writes these lines, so a reboot shows as a new boot."""
-    spec = guest.spec
-    guest.power_state = PowerState.RUNNING
-    _log(guest, "Booting the kernel.")
-    for port in spec.ports:
-        _log(guest, f"eth: {port.mac} got address {port.address}")
-    _log(guest, f"{spec.name} login:")
-
-
-def _log(guest: _Guest, line: str) -> None:
-    stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
-    guest.console.append(f"[{stamp}] {line}")

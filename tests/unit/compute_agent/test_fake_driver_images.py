@@ -166,7 +166,7 @@ async def test_vnc_endpoint_of_a_missing_or_stopped_guest_is_none():
     driver, spec = _driver(), _spec()
     assert await driver.vnc_endpoint(spec.server_id) is None
     await driver.spawn(spec)
-    driver._guests[spec.server_id].power_state = PowerState.SHUTDOWN
+    driver.fake_host.stop(spec.server_id)  # the guest shuts itself down
     assert await driver.vnc_endpoint(spec.server_id) is None
     await driver.destroy(spec.server_id)
 

@@ -1,0 +1,47 @@
+"""What the fake host's guests show on their serial console, and the log's line format.
+
+The lines here are written by more than one actor: the driver (spawn, reboot,
+power off/on, rescue) and the operator's out-of-band commands (``fake_host``)
+create, boot and shut down guests alike, so a console log tells the same story
+whoever acted. Notes only the driver writes (``nimbus-fake: soft reboot: ...``)
+stay in the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from services.compute_agent.drivers.base import GuestSpec
+
+BOOTING = "Booting the kernel."
+GOING_DOWN = "The system is going down for power off NOW!"
+POWER_DOWN = "reboot: Power down"
+POWERING_ON = "nimbus-fake: powering on"
+KERNEL_PANIC = ("Kernel panic - not syncing: Fatal exception",
+                "---[ end Kernel panic - not syncing: Fatal exception ]---")
+
+
+def creation_lines(spec: GuestSpec) -> list[str]:
+    """The hypervisor notes that a guest is being created (spawn, rebuild)."""
+    lines = [f"nimbus-fake: creating guest {spec.name} ({spec.flavor.vcpus} vCPU, "
+             f"{spec.flavor.ram_mb} MB) from image {spec.image.name}"]
+    if spec.config_drive is not None:
+        lines.append(f"nimbus-fake: config drive with {len(spec.config_drive.metadata)} "
+                     f"metadata item(s) and {len(spec.config_drive.files)} file(s)")
+    elif spec.files:
+        lines.append(f"nimbus-fake: injecting {len(spec.files)} file(s)")
+    return lines
+
+
+def boot_lines(spec: GuestSpec) -> list[str]:
+    """The guest comes up: the kernel boots, the NICs get their addresses, a login
+    prompt. Every boot writes these lines, so a reboot shows as a new boot."""
+    return [BOOTING, *(f"eth: {p.mac} got address {p.address}" for p in spec.ports),
+            f"{spec.name} login:"]
+
+
+def stamped(lines: Iterable[str]) -> str:
+    """``lines`` as the console log keeps them: ``[HH:MM:SS.mmm] line``, one per line."""
+    stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
+    return "".join(f"[{stamp}] {line}\n" for line in lines)
