@@ -547,6 +547,26 @@ def stop_rabbitmq(root: Path, *, graceful: bool = True) -> None:
     sweep(root / "rabbitmq")
 
 
+def kill_rabbitmq(root: Path) -> None:
+    """SIGKILL the node under `root` (not its epmd): a broker crash, for fault tests.
+    `start_rabbitmq` with the same ports brings it back with its durable data."""
+    pid = _rabbit_server_pid(root.resolve())
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def rabbitmq_ports(root: Path) -> tuple[int, int, int]:
+    """(port, dist_port, epmd_port) of the node under `root`."""
+    node = _rabbit_node(root.resolve())
+    return node["port"], node["dist_port"], node["epmd_port"]
+
+
 def add_vhosts(root: Path, names: list[str], user: str = "guest") -> None:
     """Create vhosts on the private node, with full permissions for `user`.
 

@@ -414,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(h for _, h in status.values()) else 1
 
     try:
-        env = {**os.environ, **infra.read_env(run)}
+        # The fake hypervisors keep their guests under the run directory, so they
+        # outlive an agent restart as a real host's guests do.
+        env = {"NIMBUS_FAKE_STATE_DIR": str(run / "guests"), **os.environ, **infra.read_env(run)}
     except OSError:
         print(f"no {run / 'infra.env'}: run `python3 -m deploy.local.infra up --root {args.run}` first",
               file=sys.stderr)
