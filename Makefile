@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up down clean test bench venv
+.PHONY: up down clean test faults bench venv
 
 venv: $(STAMP)
 
@@ -36,6 +36,12 @@ clean: down
 test: venv
 	python3 -m deploy.local.infra ensure
 	$(PY) -m pytest -q
+
+# The fault suite at the issue's scale (make test runs it short): 10 s outages of
+# PostgreSQL and RabbitMQ, killed agents, scheduler and network service, under load.
+faults: venv
+	python3 -m deploy.local.infra ensure
+	NIMBUS_FAULTS_SCALE=full $(PY) -m pytest -q -p no:warnings tests/faults
 
 bench: venv
 	@if [ -d benchmarks ]; then \

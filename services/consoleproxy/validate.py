@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import structlog
 
 from shared.contracts.compute import ComputeClient, GetVncConsole
 from shared.db import servers
 from shared.db.console_tokens import ConsoleTarget
 from shared.errors import ComputeError
+
+log = structlog.get_logger(__name__)
 
 Validator = Callable[[ConsoleTarget], Awaitable[None]]
 """Returns quietly for a console that may be opened; raises ConsoleGone or
@@ -47,8 +50,12 @@ def agent_validator(pool: asyncpg.Pool, compute: ComputeClient, *,
             endpoint = await compute.vnc_console(
                 row["host"], GetVncConsole(server_id=target.server_id), timeout=timeout_s)
         except ComputeError as exc:  # RpcTimeout, the agent's own errors
+            # What failed stays in the log: its text names hosts and queues, which a
+            # tenant's browser has no business seeing.
+            log.warning("consoleproxy.agent_unreachable", server_id=str(target.server_id),
+                        error=exc.message)
             raise ConsoleUnreachable(f"The compute host of server {target.server_id} did "
-                                     f"not answer: {exc.message}") from None
+                                     "not answer; try again in a moment.") from None
         if endpoint is None or (endpoint.host, endpoint.port) != (target.host, target.port):
             raise ConsoleGone("This console is no longer available (the server stopped or "
                               "moved); ask for a new console URL.")

@@ -158,10 +158,19 @@ async def _manage(cloud: Cloud, *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+TENANTS = 2
+"""Projects per scenario: each has one /24 default network (253 servers), and a
+full-scale scenario makes about 300 servers."""
+
+
 @pytest.fixture
-async def tenant(fault_cloud: Cloud, request: pytest.FixtureRequest) -> Api:
-    """A project of the scenario's own with no quota and no rate limit in the way."""
-    name = f"f-{request.node.callspec.id if hasattr(request.node, 'callspec') else 'x'}"
+async def tenants(fault_cloud: Cloud, request: pytest.FixtureRequest) -> list[Api]:
+    """Projects of the scenario's own with no quota and no rate limit in the way."""
+    scenario = request.node.callspec.id if hasattr(request.node, "callspec") else "x"
+    return [await _tenant(fault_cloud, f"f-{scenario}-{i}") for i in range(TENANTS)]
+
+
+async def _tenant(fault_cloud: Cloud, name: str) -> Api:
     await _manage(fault_cloud, "create-project", name)
     await _manage(fault_cloud, "create-user", name, "--password", "pw", "--project", name)
     for key in ("maxTotalInstances", "maxTotalCores", "maxTotalRAMSize"):

@@ -65,10 +65,12 @@ class Answer:
 
 
 class Load:
-    """Creates at a steady rate, each answer recorded, until ``stop()``."""
+    """Creates at a steady rate, spread over the given projects' users in turn (a
+    project's default network holds 253 servers), each answer recorded, until
+    ``stop()``."""
 
-    def __init__(self, api: Api, scale: Scale, prefix: str) -> None:
-        self._api, self._scale, self._prefix = api, scale, prefix
+    def __init__(self, apis: list[Api], scale: Scale, prefix: str) -> None:
+        self._apis, self._scale, self._prefix = apis, scale, prefix
         self.answers: list[Answer] = []
         self.started = time.monotonic()
         self._stop = asyncio.Event()
@@ -89,15 +91,16 @@ class Load:
     async def _run(self) -> None:
         from services.api.catalog import CIRROS_IMAGE_ID
         timeout = aiohttp.ClientTimeout(total=self._scale.request_timeout_s)
-        url = f"{self._api.cloud.api_url}{self._api.path('/servers')}"
-        headers = {"X-Auth-Token": self._api.token}
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async def one(i: int) -> None:
+                api = self._apis[i % len(self._apis)]
+                url = f"{api.cloud.api_url}{api.path('/servers')}"
                 at = self.now()
                 body = {"server": {"name": f"{self._prefix}-{i}", "flavorRef": "100",
                                    "imageRef": str(CIRROS_IMAGE_ID)}}
                 try:
-                    async with session.post(url, json=body, headers=headers) as r:
+                    async with session.post(url, json=body,
+                                            headers={"X-Auth-Token": api.token}) as r:
                         data = await r.read()
                         sid = None
                         if r.status == 202:
@@ -132,6 +135,8 @@ class Outcome:
     answers: list[Answer]
     fault_at: float
     back_at: float
+    settled_s: float = 0.0
+    """Seconds from the end of the load until nothing was transient any more."""
     rows: dict[str, dict] = field(default_factory=dict)
     """server id -> its row, for every server of the project."""
     problems: list[str] = field(default_factory=list)
@@ -180,23 +185,25 @@ def _status(row: dict | None) -> str:
     return row["vm_state"]
 
 
-async def settle(cloud: Cloud, project_id: str, timeout: float) -> None:
-    """Wait until no server of the project is in a transient state (or the timeout)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def settle(cloud: Cloud, project_ids: list[str], timeout: float) -> float:
+    """Wait until no server of the projects is in a transient state (or the timeout);
+    how long that took."""
+    started = time.monotonic()
+    while time.monotonic() < started + timeout:
         if not await cloud.fetchval(
-                f"SELECT count(*) FROM servers WHERE project_id = $1 AND {TRANSIENT}",
-                project_id):
-            return
+                f"SELECT count(*) FROM servers WHERE project_id = ANY($1) AND {TRANSIENT}",
+                project_ids):
+            break
         await asyncio.sleep(0.5)
+    return round(time.monotonic() - started, 1)
 
 
-async def check(cloud: Cloud, outcome: Outcome, project_id: str) -> None:
-    """Read every server of the project and record each inconsistency in ``problems``."""
+async def check(cloud: Cloud, outcome: Outcome, project_ids: list[str]) -> None:
+    """Read every server of the projects and record each inconsistency in ``problems``."""
     conn = await cloud.db()
     try:
         rows = await conn.fetch("SELECT id, name, vm_state, task_state, host FROM servers "
-                                "WHERE project_id = $1", project_id)
+                                "WHERE project_id = ANY($1)", project_ids)
         outcome.rows = {str(r["id"]): dict(r) for r in rows}
         p = outcome.problems
         for name, n in Counter(r["name"] for r in rows).items():
@@ -204,10 +211,10 @@ async def check(cloud: Cloud, outcome: Outcome, project_id: str) -> None:
                 p.append(f"{n} servers named {name}")
         ports = Counter(str(r["server_id"]) for r in await conn.fetch(
             "SELECT p.server_id FROM ports p JOIN servers s ON s.id = p.server_id "
-            "WHERE s.project_id = $1", project_id))
+            "WHERE s.project_id = ANY($1)", project_ids))
         claims = {str(r["server_id"]): r["host"] for r in await conn.fetch(
             "SELECT c.server_id, c.host FROM host_claims c JOIN servers s ON s.id = c.server_id "
-            "WHERE s.project_id = $1", project_id)}
+            "WHERE s.project_id = ANY($1)", project_ids)}
         for sid, row in outcome.rows.items():
             active = row["vm_state"] == "active"
             if ports[sid] != (1 if active else 0):
@@ -224,8 +231,8 @@ async def check(cloud: Cloud, outcome: Outcome, project_id: str) -> None:
                 p.append(f"host {r['host']} counts {r['used_ram_mb']} MB used, claims hold "
                          f"{r['claimed']} MB")
         open_actions = await conn.fetchval(
-            "SELECT count(*) FROM instance_actions WHERE project_id = $1 AND action = 'create' "
-            "AND finish_time IS NULL", project_id)
+            "SELECT count(*) FROM instance_actions WHERE project_id = ANY($1) "
+            "AND action = 'create' AND finish_time IS NULL", project_ids)
         if open_actions:
             p.append(f"{open_actions} create action(s) never finished")
         if waiting := await conn.fetchval("SELECT count(*) FROM outbox"):
@@ -266,7 +273,7 @@ class Table:
     """The suite's summary, one row per scenario (printed at the end of the session)."""
 
     HEAD = ("scenario", "accepted (202)", "ACTIVE", "ERROR", "stuck", "lost", "503",
-            "other answers", "ghosts", "problems", "back in")
+            "other answers", "ghosts", "problems", "202 again after", "all settled after")
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, ...]] = []
@@ -276,7 +283,8 @@ class Table:
         back = f"{o.recovered_in} s" if o.recovered_in is not None else "-"
         self.rows.append((o.scenario, str(len(o.accepted)), str(o.count("active")),
                           str(o.count("error")), str(o.stuck), str(o.lost), str(o.unavailable),
-                          other, str(o.ghosts), str(len(o.problems)), back))
+                          other, str(o.ghosts), str(len(o.problems)), back,
+                          f"{o.settled_s} s"))
 
     def render(self) -> str:
         cells = [self.HEAD, *self.rows]

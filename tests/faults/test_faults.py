@@ -84,8 +84,9 @@ SCENARIOS = [
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"s{i}" for i in range(len(SCENARIOS))])
 async def test_fault(scenario: Scenario, fault_infra: FaultInfra, fault_cloud: Cloud,
-                     tenant: Api, scale: Scale) -> None:
-    load = Load(tenant, scale, prefix=f"s-{scenario.name.split()[0].lower()}")
+                     tenants: list[Api], scale: Scale) -> None:
+    projects = [t.project_id for t in tenants]
+    load = Load(tenants, scale, prefix=f"s-{scenario.name.split()[0].lower()}")
     load.start()
     await _pause(scale.lead_s)
     fault_at = load.now()
@@ -99,9 +100,9 @@ async def test_fault(scenario: Scenario, fault_infra: FaultInfra, fault_cloud: C
 
     await _thread(fault_cloud.stack.wait_healthy, 120,
                   [n for n in fault_cloud.stack.services if n not in scenario.restart_after])
-    await settle(fault_cloud, tenant.project_id, scale.settle_s)
-    outcome = Outcome(scenario.name, answers, fault_at, back_at)
-    await check(fault_cloud, outcome, tenant.project_id)
+    settled_s = await settle(fault_cloud, projects, scale.settle_s)
+    outcome = Outcome(scenario.name, answers, fault_at, back_at, settled_s=settled_s)
+    await check(fault_cloud, outcome, projects)
 
     for name in scenario.restart_after:  # back for the next scenarios, and to reap its guests
         await _restart(fault_cloud, name)
