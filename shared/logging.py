@@ -2,7 +2,8 @@
 
 ``X-Compute-Request-Id`` travels with every RPC (see ``shared.rpc``) and is bound
 with :func:`bind_request_id`, so every log line of every service that worked on one
-request carries the same ``request_id``.
+request carries the same ``request_id``. The binding is for logs only: code that
+needs the request id (to name an instance action) is handed it explicitly.
 """
 
 from __future__ import annotations
@@ -52,6 +53,3 @@ def bind_request_id(request_id: str | None) -> None:
     if request_id:
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
-
-def current_request_id() -> str | None:
-    return structlog.contextvars.get_contextvars().get("request_id")
