@@ -19,6 +19,7 @@ from services.api.identity import IdentitySettings, bootstrap_identity, create_i
 from services.api.settings import ApiSettings, Settings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
 from shared.db.pool import create_pool
+from shared.outbox import Relay
 from shared.rpc import RpcClient, connect
 
 FORGED = {"Host": "evil.example:666", "X-Forwarded-Host": "evil.example",
@@ -67,7 +68,7 @@ async def compute(pool: asyncpg.Pool, rpc: RpcClient, db_url: str,
                             amqp=AmqpSettings(url=amqp_url), log=LogSettings(),
                             api=ApiSettings(public_url=public_url),
                             identity=IdentitySettings())
-        client = TestClient(TestServer(create_compute_app(settings, pool, rpc)))
+        client = TestClient(TestServer(create_compute_app(settings, pool, rpc, Relay(pool, rpc))))
         await client.start_server()
         clients.append(client)
         return client, access["token"]["id"], access["token"]["tenant"]["id"]
