@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
 
+from services.api.resources.common import parse_digits
 from shared.errors import BadRequest, OverLimit
 
 # The defaults of section 4.4.1.4; create passes the project's own limits
@@ -134,9 +134,6 @@ def _b64(text: str, message: str) -> bytes:
 
 # ---- os-multiple-create ---------------------------------------------------
 
-_DIGITS = re.compile(r"\+?[0-9]+")
-
-
 def counts(req: CreateServerBody) -> tuple[int, int]:
     """``(min_count, max_count)``: positive integers, min <= max; max defaults to min.
 
@@ -150,11 +147,13 @@ def counts(req: CreateServerBody) -> tuple[int, int]:
 
 
 def _count(value: object, name: str) -> int:
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
-    else:
+    elif isinstance(value, str):
+        text = value.strip()
+        number = parse_digits(text.removeprefix("+"), ceiling=MAX_COUNT_VALUE + 1)
+    if number is None:
         raise BadRequest(f"{name} must be an integer")
     if number < 1:
         raise BadRequest(f"{name} must be >= 1")
