@@ -50,3 +50,60 @@ def test_bad_counts(field: str, value: object, message: str) -> None:
     with pytest.raises(BadRequest) as info:
         body.counts(req)
     assert info.value.message == message
+
+
+@pytest.mark.parametrize("field", ["key_name", "availability_zone"])
+def test_names_are_at_most_255_characters(field: str) -> None:
+    assert getattr(body.parse(create(**{field: "k" * 255})), field) == "k" * 255
+    with pytest.raises(BadRequest, match=field):
+        body.parse(create(**{field: "k" * 256}))
+
+
+def test_security_group_names_are_at_most_255_characters() -> None:
+    with pytest.raises(BadRequest, match="security_groups"):
+        body.parse(create(security_groups=[{"name": "g" * 256}]))
+
+
+@pytest.mark.parametrize("name", ["", "   ", "n" * 256, 5, None])
+def test_bad_server_names(name: object) -> None:
+    with pytest.raises(BadRequest, match="Server name"):
+        body.server_name(name)
+
+
+def test_server_name_is_trimmed() -> None:
+    assert body.server_name("  web  ") == "web"
+    assert body.parse(create(name=" web ")).name == "web"
+
+
+def test_admin_pass() -> None:
+    assert body.admin_pass(None) is None
+    assert body.admin_pass("p" * 255) == "p" * 255
+    for bad in ("", "p" * 256, 12, ["p"], {"p": 1}):
+        with pytest.raises(BadRequest, match="adminPass"):
+            body.admin_pass(bad)
+
+
+def test_check_text() -> None:
+    assert body.check_text("abc", "name", 3) == "abc"
+    with pytest.raises(BadRequest, match="name: it is longer than 3 characters"):
+        body.check_text("abcd", "name", 3)
+    with pytest.raises(BadRequest, match="name: it must be a string"):
+        body.check_text(["abc"], "name", 3)
+
+
+@pytest.mark.parametrize("hints", [
+    {"k" * 256: "v"},
+    {"query": "v" * 256},
+    {"query": ["ok", "v" * 256]},
+    {"query": {"a": {"b": "v" * 256}}},
+    {"query": {"k" * 256: 1}},
+])
+def test_scheduler_hints_are_bounded(hints: dict) -> None:
+    with pytest.raises(BadRequest, match="Scheduler hint"):
+        body.scheduler_hints({**create(), "OS-SCH-HNT:scheduler_hints": hints})
+
+
+def test_scheduler_hints_up_to_the_limit_pass_through() -> None:
+    hints = {"k" * 255: "v" * 255, "query": ["a", {"b": "c" * 255}], "n": 10**30}
+    got = body.scheduler_hints({**create(), "OS-SCH-HNT:scheduler_hints": hints})
+    assert got.hints == hints and got.servers == ()
