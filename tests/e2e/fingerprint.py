@@ -10,6 +10,7 @@ and console tokens are left out: a refused action records none, and reads
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,43 +22,46 @@ from tests.e2e.client import Cloud
 _QUERIES = {
     "servers": """
         SELECT id, name, vm_state, task_state, power_state, updated_at, deleted_at,
-               image_id, metadata::text, security_groups::text, key_name, availability_zone
-        FROM servers WHERE project_id = $1 ORDER BY id""",
+               image_id, metadata, security_groups, key_name, availability_zone
+        FROM servers WHERE project_id = $1""",
     "images": """
-        SELECT id, name, status, metadata::text, updated_at, deleted_at
-        FROM images WHERE owner_project_id = $1 ORDER BY id""",
+        SELECT id, name, status, metadata, updated_at, deleted_at
+        FROM images WHERE owner_project_id = $1""",
     "keypairs": """
-        SELECT user_id, name, fingerprint, public_key
-        FROM keypairs WHERE project_id = $1 ORDER BY user_id, name""",
+        SELECT user_id, name, fingerprint, public_key FROM keypairs WHERE project_id = $1""",
     "security_groups": """
-        SELECT id, name, description FROM security_groups WHERE project_id = $1 ORDER BY id""",
+        SELECT id, name, description FROM security_groups WHERE project_id = $1""",
     "security_group_rules": """
-        SELECT r.id, r.parent_group_id, r.ip_protocol, r.from_port, r.to_port, r.cidr::text,
+        SELECT r.id, r.parent_group_id, r.ip_protocol, r.from_port, r.to_port, r.cidr,
                r.group_id
         FROM security_group_rules r JOIN security_groups g ON g.id = r.parent_group_id
-        WHERE g.project_id = $1 ORDER BY r.id""",
+        WHERE g.project_id = $1""",
     "floating_ips": """
-        SELECT id, address::text, server_id, fixed_address::text
-        FROM floating_ips WHERE project_id = $1 ORDER BY id""",
+        SELECT id, address, server_id, fixed_address FROM floating_ips WHERE project_id = $1""",
 }
 
-Fingerprint = dict[str, list[tuple[Any, ...]]]
+# One statement, so one round trip and one snapshot: a change in flight is seen whole.
+_FINGERPRINT = "SELECT " + ", ".join(
+    f"(SELECT coalesce(json_agg(t ORDER BY t::text), '[]') FROM ({sql}) t) AS {name}"
+    for name, sql in _QUERIES.items())
+
+Fingerprint = dict[str, list[dict[str, Any]]]
 
 
 async def fingerprint(conn: asyncpg.Connection, project_id: str) -> Fingerprint:
-    """The project's state, read in one snapshot (so a change in flight is seen whole)."""
-    async with conn.transaction(readonly=True, isolation="repeatable_read"):
-        return {name: [tuple(row) for row in await conn.fetch(sql, project_id)]
-                for name, sql in _QUERIES.items()}
+    """The project's state: each table's rows as JSON objects, in a stable order."""
+    row = await conn.fetchrow(_FINGERPRINT, project_id)
+    return {name: json.loads(row[name]) for name in _QUERIES}
 
 
 def in_flight(state: Fingerprint) -> list[str]:
     """What in ``state`` is still moving on its own: servers building or with a task,
     images being saved. Empty when the project is settled."""
-    moving = [f"server {row[0]} {row[2]}/{row[3]}" for row in state["servers"]
-              if row[6] is None and (row[3] is not None or row[2] == "building")]
-    moving += [f"image {row[0]} SAVING" for row in state["images"]
-               if row[5] is None and row[2] == "SAVING"]
+    moving = [f"server {s['id']} {s['vm_state']}/{s['task_state']}" for s in state["servers"]
+              if s["deleted_at"] is None
+              and (s["task_state"] is not None or s["vm_state"] == "building")]
+    moving += [f"image {i['id']} SAVING" for i in state["images"]
+               if i["deleted_at"] is None and i["status"] == "SAVING"]
     return moving
 
 

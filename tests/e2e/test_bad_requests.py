@@ -203,7 +203,8 @@ async def test_long_digit_strings_in_counts_are_400(cloud, target):
     api = target.api
     async with unchanged(cloud, api.project_id):
         for field in ("min_count", "max_count"):
-            document = f'<server name="n" imageRef="{IMAGE}" flavorRef="100" {field}="{LONG_DIGITS}"/>'
+            document = (f'<server name="n" imageRef="{IMAGE}" flavorRef="100" '
+                        f'{field}="{LONG_DIGITS}"/>')
             messages = await _refused(api, "POST", "/servers", _create(**{field: LONG_DIGITS}),
                                       document)
             assert messages == [f"{field} must be <= 2147483647"] * 4
