@@ -4,7 +4,15 @@ The media type comes from ``Content-Type`` (section 4.2: application/json or
 application/xml; we also take text/xml and the vnd.openstack.compute types).
 A body sent without ``Content-Type`` is sniffed: ``<`` is XML, ``{`` JSON.
 Any other media type is a 415 badMediaType; a body that does not parse, is
-empty, or is not an object is a 400 "Malformed request body".
+empty, is not an object, or nests deeper than ``MAX_DEPTH`` is a 400
+"Malformed request body".
+
+Text in a body never holds a NUL character: PostgreSQL text and jsonb cannot
+store one, and no field of this API needs one. Whichever field it is in, a key
+or a value, the body is refused here (400 badRequest) before any handler
+reads it, so no handler has to think of it and nothing is changed half-way.
+XML cannot carry NUL at all (``&#0;`` does not parse), so in practice this is
+JSON's ``\u0000``.
 """
 
 from __future__ import annotations
@@ -16,9 +24,17 @@ from aiohttp import hdrs, web
 
 from services.api.representation.formats import Fmt
 from services.api.representation.xml_reader import parse_xml
-from shared.errors import BadMediaType, MalformedBody
+from shared.errors import BadMediaType, BadRequest, MalformedBody
 
 _JSON_DECODER = msgspec.json.Decoder()
+
+MAX_DEPTH = 32
+"""How deeply objects and lists may nest in a body, the root object counting one.
+The deepest body this API reads nests four levels (``server`` > ``networks`` >
+an item > its fields); without a bound, a few thousand brackets exhaust the
+decoder's recursion (XML's parser stops at 256 levels by itself)."""
+
+NUL_MESSAGE = "Invalid input: text in the request body must not hold a NUL character (\\u0000)."
 
 
 def body_format(content_type: str | None, data: bytes) -> Fmt:
@@ -56,13 +72,44 @@ def decode_body(data: bytes, content_type: str | None, root: str | None = None) 
             body = _JSON_DECODER.decode(data)
         except msgspec.DecodeError as exc:
             raise MalformedBody(details=str(exc)) from None
+        except RecursionError:
+            raise MalformedBody(details=_TOO_DEEP) from None
         if not isinstance(body, dict):
             raise MalformedBody()
     else:
         body = parse_xml(data)
+    check_tree(body)
     if root is not None and root not in body:
         raise MalformedBody()
     return body
+
+
+_TOO_DEEP = f"Objects and lists nest more than {MAX_DEPTH} levels deep."
+
+
+def check_tree(body: dict[str, Any]) -> None:
+    """Refuse a decoded body that nests deeper than MAX_DEPTH or holds a NUL anywhere.
+
+    Iterative, so that the check itself cannot run out of stack.
+    """
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise BadRequest(NUL_MESSAGE)
+            continue
+        if isinstance(value, dict):
+            items: Any = value.values()
+            if any("\x00" in key for key in value):
+                raise BadRequest(NUL_MESSAGE)
+        elif isinstance(value, list):
+            items = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise MalformedBody(details=_TOO_DEEP)
+        stack.extend((item, depth + 1) for item in items)
 
 
 async def parse_body(request: web.Request, root: str | None = None) -> dict[str, Any]:

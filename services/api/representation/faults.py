@@ -23,6 +23,7 @@ from lxml import etree
 from services.api.representation.formats import Fmt, negotiate
 from services.api.representation.responses import JSON_CONTENT_TYPE, XML_CONTENT_TYPE
 from services.api.representation.xml_rules import XMLNS_V2
+from services.api.representation.xml_writer import xml_safe
 from shared.retry import describe, is_transient, unavailable
 from shared.errors import (
     BadMediaType,
@@ -169,7 +170,6 @@ def _http_fault(exc: web.HTTPException, fmt: Fmt) -> web.Response:
 
 
 def _text(elem: etree._Element, text: str) -> None:
-    try:
-        elem.text = text
-    except ValueError:  # control characters in a message
-        elem.text = "".join(c for c in text if c in "\t\n\r" or c >= " ")
+    # A message may echo what the client sent; what XML cannot hold (control
+    # characters, U+FFFE, U+FFFF) is dropped, as the XML writer drops it.
+    elem.text = xml_safe(text)

@@ -278,7 +278,7 @@ def _add_links(parent: etree._Element, links: Any) -> None:
         try:
             etree.SubElement(parent, _ATOM_LINK, link)
         except (TypeError, ValueError):  # a None, a number, a character XML cannot hold
-            attrib = {k: _clean(_scalar(v, "")) for k, v in link.items() if v is not None}
+            attrib = {k: xml_safe(_scalar(v, "")) for k, v in link.items() if v is not None}
             etree.SubElement(parent, _ATOM_LINK, attrib)
 
 
@@ -331,9 +331,9 @@ def _make(
     odd: list[tuple[str, str]] = []
     for attr, value in (attrib or {}).items():
         if _is_name(attr):
-            clean[attr] = _clean(value)
+            clean[attr] = xml_safe(value)
         else:
-            odd.append((attr, _clean(value)))
+            odd.append((attr, xml_safe(value)))
     if not _is_name(tag):
         clean["key"] = name
         tag = ctx.tag("entry")
@@ -347,7 +347,7 @@ def _attributed(parent: etree._Element, tag: str, attrib: dict[str, str]) -> etr
     try:
         return etree.SubElement(parent, tag, attrib)
     except ValueError:
-        return etree.SubElement(parent, tag, {k: _clean(v) for k, v in attrib.items()})
+        return etree.SubElement(parent, tag, {k: xml_safe(v) for k, v in attrib.items()})
 
 
 def _scalar(value: Any, none: str | None) -> str:
@@ -366,13 +366,19 @@ def _scalar(value: Any, none: str | None) -> str:
 
 
 def _set_text(elem: etree._Element, text: str) -> None:
+    # lxml refuses control characters (ValueError) but takes U+FFFE and U+FFFF,
+    # which XML cannot hold either: the document would not parse.
+    if "\ufffe" in text or "\uffff" in text:
+        elem.text = xml_safe(text)
+        return
     try:
         elem.text = text
     except ValueError:
-        elem.text = _clean(text)
+        elem.text = xml_safe(text)
 
 
-def _clean(text: str) -> str:
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold."""
     return _NOT_XML_CHAR.sub("", text)
 
 

@@ -1,7 +1,8 @@
-"""What every resource handler needs: the caller, the base URL, id parsing."""
+"""What every resource handler needs: the caller, the base URL, id and number parsing."""
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from aiohttp import web
@@ -24,6 +25,27 @@ def parse_uuid(value: str) -> UUID | None:
         return UUID(value)
     except ValueError:
         return None
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def parse_digits(text: str, *, ceiling: int) -> int | None:
+    """The whole number ``text`` writes in ASCII digits (blanks around it allowed),
+    or None when it is anything else; any number above ``ceiling`` reads as ``ceiling``.
+
+    Callers that refuse large numbers pass a ceiling one above their largest.
+    The digits never reach ``int()`` when there are more than the ceiling has:
+    past 4,300 digits ``int()`` raises ValueError (CPython's guard against
+    quadratic conversion), which would answer 500 to a long digit string.
+    """
+    stripped = text.strip()
+    if not _DIGITS.fullmatch(stripped):
+        return None
+    significant = stripped.lstrip("0") or "0"
+    if len(significant) > len(str(ceiling)):
+        return ceiling
+    return min(int(significant), ceiling)
 
 
 def ref_id(ref: object) -> str:

@@ -7,7 +7,8 @@ as its hypervisor driver recorded it, or all of it when ``length`` is absent or
 null (``{"os-getConsoleOutput": {}}``, ``{"length": null}`` as novaclient sends,
 ``<os-getConsoleOutput/>``). ``length`` must be a whole number, given as a JSON
 integer or a string of digits (XML values are strings); anything else, or a
-negative number, is 400. 0 gives an empty output, as in Nova.
+negative number, is 400. 0 gives an empty output, as in Nova. A length above
+``MAX_LENGTH`` asks for the whole log, as any length longer than the log does.
 
 The log lives with the guest, so this is a call to the agent that owns the
 server (``GetConsoleOutput``), with a short timeout (``CALL_TIMEOUT_S``): the
@@ -43,6 +44,10 @@ log = structlog.get_logger(__name__)
 CALL_TIMEOUT_S = 10.0
 """Longest wait for the agent's answer (bounded again by the broker's RPC timeout)."""
 
+MAX_LENGTH = 2**31 - 1
+"""Larger lengths read as this one: the agent's message carries a 64-bit integer
+at most, and a bigger number would leave it unreadable (and the caller waiting)."""
+
 
 def console_length(value: Any) -> int | None:
     """The ``length`` asked for (None: the whole log); 400 if it is no whole number >= 0."""
@@ -58,11 +63,11 @@ def console_length(value: Any) -> int | None:
         raise BadRequest("Length in request body must be an integer value")
     try:
         number = int(str(length).strip())
-    except ValueError:
+    except ValueError:  # not a number, or over the 4,300 digits int() converts
         raise BadRequest("Length in request body must be an integer value") from None
     if number < 0:
         raise BadRequest("Length in request body must be 0 or greater")
-    return number
+    return min(number, MAX_LENGTH)
 
 
 def _not_ready(row: asyncpg.Record) -> str | None:

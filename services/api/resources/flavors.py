@@ -11,7 +11,6 @@ a user, and Nova sorted them by flavor id. ``changes-since`` does not apply.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
@@ -19,12 +18,11 @@ from aiohttp import web
 from services.api.keys import POOL
 from services.api.queries import flavors as q
 from services.api.representation import View, represented, route
-from services.api.resources.common import base_url, principal
+from services.api.resources.common import base_url, parse_digits, principal
 from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import flavors as views
 from shared.errors import BadRequest, FlavorNotFound
 
-_DIGITS = re.compile(r"\d+")
 _PG_INT_MAX = 2**31 - 1
 
 
@@ -32,9 +30,11 @@ def _minimum(request: web.Request, name: str) -> int:
     raw = request.query.get(name)
     if raw is None:
         return 0
-    if not _DIGITS.fullmatch(raw.strip()):
+    # Larger than any flavor's (an integer column): the same as the largest.
+    value = parse_digits(raw, ceiling=_PG_INT_MAX)
+    if value is None:
         raise BadRequest(f"Invalid {name} filter [{raw}]")
-    return min(int(raw.strip()), _PG_INT_MAX)
+    return value
 
 
 async def _page(request: web.Request) -> tuple[list[Any], Page]:

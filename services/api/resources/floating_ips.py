@@ -33,7 +33,7 @@ from services.api import quotas
 from services.api.keys import POOL, RPC
 from services.api.queries import floating_ips as q
 from services.api.representation import View, decode_body, represented, route
-from services.api.resources.common import principal
+from services.api.resources.common import parse_digits, principal
 from services.api.views import floating_ips as views
 from shared.contracts.floating_ips import (
     AllocateFloatingIp,
@@ -51,9 +51,10 @@ _MAX_ID = 2**63 - 1
 
 def _floating_ip_id(request: web.Request) -> int:
     raw = request.match_info["floating_ip_id"]
-    if not (raw.isascii() and raw.isdigit() and 0 < int(raw) <= _MAX_ID):
+    fid = parse_digits(raw, ceiling=_MAX_ID + 1)
+    if fid is None or not 0 < fid <= _MAX_ID:
         raise FloatingIpNotFound(f"Floating IP not found for ID {raw}.")
-    return int(raw)
+    return fid
 
 
 async def _pool(request: web.Request) -> str | None:

@@ -38,13 +38,12 @@ from urllib.parse import urlencode
 import msgspec
 from aiohttp import web
 
-from services.api.resources.common import base_url, principal
+from services.api.resources.common import base_url, parse_digits, principal
 from shared.errors import BadRequest
 
 MAX_LIMIT = 1000
 """At most this many items a page (section 3.6)."""
 
-_DIGITS = re.compile(r"\d+")
 # The spec writes a zone as "Z+01:00" (2011-01-24T17:08:00Z+01:00): the offset counts.
 _Z_THEN_OFFSET = re.compile(r"Z(?=[+-]\d{2}(?::?\d{2})?$)")
 # A "+" that a client did not escape in the query string arrives as a space.
@@ -71,13 +70,12 @@ def parse_limit(raw: str | None) -> int:
     """The page size: ``raw`` as a positive integer, at most MAX_LIMIT; MAX_LIMIT if absent."""
     if raw is None:
         return MAX_LIMIT
-    text = raw.strip()
-    if not _DIGITS.fullmatch(text):
+    value = parse_digits(raw, ceiling=MAX_LIMIT)
+    if value is None:
         raise BadRequest(f"limit param must be an integer: {raw!r}")
-    value = int(text)
     if value <= 0:
         raise BadRequest("limit param must be positive")
-    return min(value, MAX_LIMIT)
+    return value
 
 
 def parse_marker(raw: str | None) -> str | None:

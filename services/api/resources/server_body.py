@@ -1,17 +1,24 @@
 """The body of create server (section 4.4.1.6), checked before anything is written:
 the server itself, the count of servers (os-multiple-create, 4.4.15) and the
-scheduler hints beside it (OS-SCH-HNT, 4.4.10)."""
+scheduler hints beside it (OS-SCH-HNT, 4.4.10); and the checks of text fields
+that other server bodies share (``server_name``, ``admin_pass``, ``check_text``).
+
+Every text field has a length limit, so that nothing the API stores, logs or
+hands to another service is unbounded: Nova's where it had one (names, key
+names and availability zones: 255 characters), 255 where it had none. NUL
+characters never reach this module (``representation.bodies`` refuses them).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from uuid import UUID
 
 import msgspec
 
+from services.api.resources.common import parse_digits
 from shared.errors import BadRequest, OverLimit
 
 # The defaults of section 4.4.1.4; create passes the project's own limits
@@ -24,6 +31,23 @@ MAX_USER_DATA = 65535
 # min_count/max_count beyond this are refused as not sane, whatever the quota.
 MAX_COUNT_VALUE = 2**31 - 1
 
+MAX_NAME_LENGTH = 255
+"""Longest server name, ``key_name``, ``availability_zone`` and security group
+name, in characters (Nova's ``parameter_types.name``)."""
+
+MAX_ADMIN_PASS_LENGTH = 255
+"""Longest ``adminPass`` (rebuild, rescue). Nova set no limit, as it never stored
+the password; it still travels to the agent and into the guest, and no
+password a person types or a tool generates comes near 255 characters."""
+
+MAX_HINT_LENGTH = 255
+"""Longest scheduler hint name, and longest text anywhere in a hint's value.
+Nova bounded only the hints it knew; the others are passed through to the
+scheduler and logged, and the ones it knows (server UUIDs, cell names, IP
+addresses, CIDRs) all fit."""
+
+_Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
+
 
 class PersonalityFile(msgspec.Struct, kw_only=True):
     path: str
@@ -31,7 +55,7 @@ class PersonalityFile(msgspec.Struct, kw_only=True):
 
 
 class NamedRef(msgspec.Struct, kw_only=True):
-    name: str
+    name: _Name
 
 
 class NetworkRef(msgspec.Struct, kw_only=True):
@@ -46,11 +70,11 @@ class CreateServerBody(msgspec.Struct, kw_only=True):
     flavorRef: str | int
     metadata: dict[str, str] = {}
     security_groups: list[NamedRef] = []
-    availability_zone: str | None = None
+    availability_zone: _Name | None = None
     personality: list[PersonalityFile] = []
     user_data: str | None = None
     config_drive: bool | str = False
-    key_name: str | None = None
+    key_name: _Name | None = None
     networks: list[NetworkRef] = []
     # JSON ints or strings, XML strings: checked by counts().
     min_count: Any = 1
@@ -70,11 +94,43 @@ def parse(body: dict[str, Any], *, max_meta: int = MAX_SERVER_META) -> CreateSer
         req = msgspec.convert(server, CreateServerBody, strict=False)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"Invalid input for field/attribute server: {exc}") from None
-    name = req.name.strip()
-    if not name or len(name) > 255:
-        raise BadRequest("Server name must be a string of 1 to 255 characters, not all blank.")
+    req.name = server_name(req.name)
     check_metadata(req.metadata, max_meta)
     return req
+
+
+def check_text(value: object, field: str, max_len: int) -> str:
+    """``value`` if it is a string of at most ``max_len`` characters; else 400 badRequest.
+
+    Args:
+        field: the body's name for it, for the message (``adminPass``).
+    """
+    if not isinstance(value, str):
+        raise BadRequest(f"Invalid input for field/attribute {field}: it must be a string.")
+    if len(value) > max_len:
+        raise BadRequest(f"Invalid input for field/attribute {field}: it is longer than "
+                         f"{max_len} characters.")
+    return value
+
+
+def server_name(value: object) -> str:
+    """A server's name (create, rebuild): trimmed, 1 to MAX_NAME_LENGTH characters."""
+    name = value.strip() if isinstance(value, str) else ""
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(f"Server name must be a string of 1 to {MAX_NAME_LENGTH} characters, "
+                         "not all blank.")
+    return name
+
+
+def admin_pass(value: object) -> str | None:
+    """The ``adminPass`` a body gives, None when it gives none (one is generated);
+    400 for anything but a string of 1 to MAX_ADMIN_PASS_LENGTH characters."""
+    if value is None:
+        return None
+    password = check_text(value, "adminPass", MAX_ADMIN_PASS_LENGTH)
+    if not password:
+        raise BadRequest("Invalid input for field/attribute adminPass: it must not be empty.")
+    return password
 
 
 def check_metadata(metadata: dict[str, str], max_items: int = MAX_SERVER_META) -> None:
@@ -134,9 +190,6 @@ def _b64(text: str, message: str) -> bytes:
 
 # ---- os-multiple-create ---------------------------------------------------
 
-_DIGITS = re.compile(r"\+?[0-9]+")
-
-
 def counts(req: CreateServerBody) -> tuple[int, int]:
     """``(min_count, max_count)``: positive integers, min <= max; max defaults to min.
 
@@ -150,11 +203,13 @@ def counts(req: CreateServerBody) -> tuple[int, int]:
 
 
 def _count(value: object, name: str) -> int:
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
-    else:
+    elif isinstance(value, str):
+        text = value.strip()
+        number = parse_digits(text.removeprefix("+"), ceiling=MAX_COUNT_VALUE + 1)
+    if number is None:
         raise BadRequest(f"{name} must be an integer")
     if number < 1:
         raise BadRequest(f"{name} must be >= 1")
@@ -199,6 +254,7 @@ def scheduler_hints(body: dict[str, Any]) -> SchedulerHints:
     hints: dict[str, object] = {}
     servers: list[tuple[str, UUID]] = []
     for key, value in raw.items():
+        _check_hint(key, value)
         if key in _ONE_SERVER_HINTS:
             items = value if isinstance(value, list) else [value]
             if len(items) != 1:
@@ -214,6 +270,23 @@ def scheduler_hints(body: dict[str, Any]) -> SchedulerHints:
         else:
             hints[key] = value
     return SchedulerHints(hints, tuple(servers))
+
+
+def _check_hint(key: str, value: object) -> None:
+    """The hint's name and every text in its value fit MAX_HINT_LENGTH."""
+    if len(key) > MAX_HINT_LENGTH:
+        raise BadRequest(f"Scheduler hint names are at most {MAX_HINT_LENGTH} characters.")
+    # A body nests at most representation.bodies.MAX_DEPTH levels: no deep recursion.
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_hint(key, name)
+            _check_hint(key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_hint(key, item)
+    elif isinstance(value, str) and len(value) > MAX_HINT_LENGTH:
+        raise BadRequest(f"Scheduler hint {key}: its values are at most {MAX_HINT_LENGTH} "
+                         "characters.")
 
 
 def _server_uuid(hint: str, value: object) -> UUID:

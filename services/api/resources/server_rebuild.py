@@ -51,7 +51,7 @@ class RebuildBody(msgspec.Struct, kw_only=True):
     name: str | None = None
     metadata: dict[str, str] | None = None
     personality: list[body.PersonalityFile] = []
-    adminPass: str | None = None
+    adminPass: object = None
 
 
 def parse(value: Any) -> RebuildBody:
@@ -64,10 +64,8 @@ def parse(value: Any) -> RebuildBody:
     if req.imageRef is None or not str(req.imageRef).strip():
         raise BadRequest("Could not parse imageRef from request.")
     if req.name is not None:
-        name = req.name.strip()
-        if not name or len(name) > 255:
-            raise BadRequest("Server name must be a string of 1 to 255 characters, not all blank.")
-        req.name = name
+        req.name = body.server_name(req.name)
+    req.adminPass = body.admin_pass(value.get("adminPass"))
     return req
 
 

@@ -29,6 +29,7 @@ from aiohttp import web
 from services.api.keys import POOL
 from services.api.queries import images as image_q
 from services.api.representation import View
+from services.api.resources import server_body as body
 from services.api.resources.common import principal
 from services.api.resources.server_create import admin_password as generate_password
 from services.api.resources.server_tasks import cast_action
@@ -40,18 +41,13 @@ from shared.states import RESCUE, UNRESCUE
 
 def rescue_password(value: Any) -> str | None:
     """The adminPass the rescue body asks for, None to have one generated; 400 for
-    a body that is neither null nor an object, or a password that is not a
-    non-empty string."""
+    a body that is neither null nor an object, or a password that is not a string
+    of 1 to 255 characters (``server_body.admin_pass``)."""
     if value is None or value == "":  # <rescue/>, or an element with only blanks
         return None
     if not isinstance(value, dict):
         raise BadRequest("The rescue body must be null or an object.")
-    password = value.get("adminPass")
-    if password is None:
-        return None
-    if not isinstance(password, str) or not password:
-        raise BadRequest("adminPass must be a non-empty string.")
-    return password
+    return body.admin_pass(value.get("adminPass"))
 
 
 async def _rescue_image(request: web.Request, row: asyncpg.Record) -> ImageSpec | None:

@@ -6,7 +6,7 @@ service writes the server's list of groups under a lock on the group, so a
 concurrent delete of the group cannot leave the server naming it. Both answer
 202 with no body. Faults, Nova's:
 
-* no ``name``, or a blank one: 400;
+* no ``name``, a blank one, or one longer than a group's name can be (255): 400;
 * the project has no group of that name (another project's group counts as
   none): 404 "Security group NAME not found for project P.";
 * add a group the server has, or remove one it does not have: 400.
@@ -25,7 +25,7 @@ from aiohttp import web
 
 from services.api.representation import View
 from services.api.resources.common import principal
-from services.api.resources.security_groups import client
+from services.api.resources.security_groups import MAX_LENGTH, client
 from services.api.resources.server_tasks import record_action
 from shared.contracts.security_groups import (
     AddServerSecurityGroup,
@@ -42,6 +42,8 @@ def _group_name(value: Any) -> str:
     name = value["name"]
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("Security group name cannot be empty")
+    if len(name.strip()) > MAX_LENGTH:
+        raise BadRequest(f"Security group name has more than {MAX_LENGTH} characters.")
     return name.strip()
 
 

@@ -8,7 +8,8 @@ expires (``[api] console_token_ttl_s``, only its SHA-256 is kept, see
 (``services.consoleproxy`` at ``[api] console_proxy_url``) holding the token:
 ``<proxy>/vnc_auto.html?token=...`` for ``novnc`` (a page whose websocket,
 ``/websockify?token=...``, the proxy relays to the guest), and
-``<proxy>/console?token=...`` for ``xvpvnc``. Any other type is 400.
+``<proxy>/console?token=...`` for ``xvpvnc``. Any other type (a list or an
+object too) is 400.
 
 A server that is not running (not ACTIVE or RESCUE, or its guest is not
 powered on) has no console: 409. Asking for a console changes nothing on the
@@ -50,8 +51,8 @@ async def get_vnc_console(request: web.Request, row: asyncpg.Record, value: Any)
     kind = value.get("type") if isinstance(value, dict) else None
     if kind is None:
         raise BadRequest("Missing type specification")
-    if kind not in CONSOLE_PATHS:
-        raise BadRequest(f"Invalid type specification: {kind!r} (novnc or xvpvnc)")
+    if not isinstance(kind, str) or kind not in CONSOLE_PATHS:  # a list is unhashable
+        raise BadRequest("Invalid type specification: the console type is novnc or xvpvnc.")
     sid = row["id"]
     if row["vm_state"] not in _RUNNING or row["host"] is None:
         raise Conflict(f"Instance {sid} is not ready: its console is available while it "

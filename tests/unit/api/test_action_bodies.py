@@ -78,3 +78,15 @@ def test_console_length(value, length):
 def test_bad_console_length(value):
     with pytest.raises(BadRequest):
         console_length(value)
+
+
+@pytest.mark.parametrize("value", [10**30, str(10**30), " 99999999999999999999 "])
+def test_huge_console_length_reads_as_the_largest(value):
+    from services.api.resources.console_output import MAX_LENGTH
+
+    assert console_length({"length": value}) == MAX_LENGTH
+
+
+def test_console_length_longer_than_int_converts_is_400():
+    with pytest.raises(BadRequest, match="integer"):
+        console_length({"length": "9" * 5000})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.api.representation import decode_body, parse_xml
-from shared.errors import BadMediaType, MalformedBody
+from shared.errors import BadMediaType, BadRequest, MalformedBody
 
 XML = "application/xml"
 V2 = 'xmlns="http://docs.openstack.org/compute/api/v2"'
@@ -319,3 +319,52 @@ def test_comments_and_processing_instructions_are_ignored() -> None:
     body = parse_xml(b'<server name="x"><!-- note --><?pi data?><metadata><!-- c --><meta key="a">b</meta>'
                      b"</metadata></server>")
     assert body == {"server": {"name": "x", "metadata": {"a": "b"}}}
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 5000, 200_000])
+@pytest.mark.parametrize("opener", ["[", '{"a": '])
+def test_deep_json_nesting_is_malformed(depth: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    data = ('{"server": ' + opener * (depth - 1) + "1" + closer * (depth - 1) + "}").encode()
+    with pytest.raises(MalformedBody) as info:
+        decode_body(data, "application/json")
+    assert info.value.http_status == 400
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    from services.api.representation.bodies import MAX_DEPTH
+
+    data = ('{"a": ' * MAX_DEPTH + "1" + "}" * MAX_DEPTH).encode()
+    assert decode_body(data, "application/json")["a"]["a"]
+
+
+@pytest.mark.parametrize("depth", [33, 300, 5000])
+def test_deep_xml_nesting_is_malformed(depth: int) -> None:
+    data = ("<server>" + "<a>" * depth + "</a>" * depth + "</server>").encode()
+    with pytest.raises(MalformedBody):
+        decode_body(data, XML)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        rb'{"server": {"name": "a\u0000b"}}',
+        rb'{"server": {"metadata": {"k\u0000": "v"}}}',
+        rb'{"addSecurityGroup": {"name": "\u0000"}}',
+        rb'{"server": {"networks": [{"uuid": "x"}, {"uuid": "\u0000"}]}}',
+        rb'{"\u0000": 1}',
+    ],
+    ids=["value", "metadata-key", "action", "in-a-list", "root-key"],
+)
+def test_nul_anywhere_in_json_text_is_bad_request(data: bytes) -> None:
+    with pytest.raises(BadRequest) as info:
+        decode_body(data, "application/json")
+    assert info.value.http_status == 400 and info.value.fault_name == "badRequest"
+    assert "NUL" in info.value.message
+
+
+@pytest.mark.parametrize("data", [b'<server name="a&#0;b"/>', b'<server name="a\x00b"/>'])
+def test_nul_cannot_reach_an_xml_body(data: bytes) -> None:
+    with pytest.raises(BadRequest) as info:
+        decode_body(data, XML)
+    assert info.value.http_status == 400
