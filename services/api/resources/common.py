@@ -48,6 +48,17 @@ def parse_digits(text: str, *, ceiling: int) -> int | None:
     return min(int(significant), ceiling)
 
 
+INT_MAX_DIGITS = 4300
+"""CPython's default ``sys.get_int_max_str_digits()``: ``int()`` refuses longer."""
+
+
+def beyond_int(text: str) -> bool:
+    """Whether ``text`` holds a number with more digits than ``int()`` converts. Nova
+    parsed query numbers with ``int()``, which on today's Python answers those
+    with its "must be an integer" 400; lists refuse them so too."""
+    return len(text.strip().lstrip("+-").lstrip("0")) > INT_MAX_DIGITS
+
+
 def ref_id(ref: object) -> str:
     """The id in an ``imageRef``/``flavorRef``: a bare id or a link ending with it."""
     text = str(ref).strip()

@@ -18,7 +18,7 @@ from aiohttp import web
 from services.api.keys import POOL
 from services.api.queries import flavors as q
 from services.api.representation import View, represented, route
-from services.api.resources.common import base_url, parse_digits, principal
+from services.api.resources.common import base_url, beyond_int, parse_digits, principal
 from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import flavors as views
 from shared.errors import BadRequest, FlavorNotFound
@@ -31,9 +31,9 @@ def _minimum(request: web.Request, name: str) -> int:
     if raw is None:
         return 0
     # Larger than any flavor's (an integer column): the same as the largest.
-    value = parse_digits(raw, ceiling=_PG_INT_MAX)
+    value = None if beyond_int(raw) else parse_digits(raw, ceiling=_PG_INT_MAX)
     if value is None:
-        raise BadRequest(f"Invalid {name} filter [{raw}]")
+        raise BadRequest(f"Invalid {name} filter [{raw[:40]}]")
     return value
 
 

@@ -38,7 +38,7 @@ from urllib.parse import urlencode
 import msgspec
 from aiohttp import web
 
-from services.api.resources.common import base_url, parse_digits, principal
+from services.api.resources.common import base_url, beyond_int, parse_digits, principal
 from shared.errors import BadRequest
 
 MAX_LIMIT = 1000
@@ -70,9 +70,9 @@ def parse_limit(raw: str | None) -> int:
     """The page size: ``raw`` as a positive integer, at most MAX_LIMIT; MAX_LIMIT if absent."""
     if raw is None:
         return MAX_LIMIT
-    value = parse_digits(raw, ceiling=MAX_LIMIT)
+    value = None if beyond_int(raw) else parse_digits(raw, ceiling=MAX_LIMIT)
     if value is None:
-        raise BadRequest(f"limit param must be an integer: {raw!r}")
+        raise BadRequest(f"limit param must be an integer: {raw[:40]!r}")
     if value <= 0:
         raise BadRequest("limit param must be positive")
     return value
