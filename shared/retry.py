@@ -16,7 +16,9 @@ and the outbox relay republishes (``shared.outbox``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
+import socket
 import time
 from collections.abc import Iterator
 
@@ -33,8 +35,9 @@ from shared.errors import BrokerUnavailable, ComputeError, DatabaseUnavailable, 
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    OSError,                      # refused, reset, unreachable (AMQPConnectionError too)
-    asyncio.TimeoutError,         # pool acquire, command_timeout, publish timeout
+    ConnectionError,              # refused, reset, aborted (AMQPConnectionError too)
+    TimeoutError,                 # pool acquire, command_timeout, publish timeout
+    socket.gaierror,              # a name that did not resolve (DNS is away)
     amqp.AMQPConnectionError,
     amqp.ChannelInvalidStateError,  # a channel closed under us by a broker restart
     amqp.ChannelClosed,
@@ -42,18 +45,36 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     amqp.DeliveryError,           # nack or return: the broker could not take it now
 )
 
+# Other OSErrors count only when they are about reaching a peer: a full disk, a
+# permission or a missing file is no better a moment later.
+_TRANSIENT_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
+                     errno.ECONNREFUSED, errno.ECONNRESET, errno.ETIMEDOUT, errno.EPIPE}
+
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` may go away by itself, so the work is worth trying again."""
     if isinstance(exc, ComputeError):
         return exc.retryable
+    return is_outage(exc)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database or the broker (or the way to them) is away
+    or stuck: what the ``OutageClock`` records. A service that is merely slow to
+    answer a call, or a host that has not reported yet, is transient but not this."""
+    if isinstance(exc, (DatabaseUnavailable, BrokerUnavailable)):
+        return True
+    if isinstance(exc, ComputeError):
+        return False
     if isinstance(exc, asyncpg.PostgresError):
         return (exc.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
     if isinstance(exc, asyncpg.InterfaceError):
         # asyncpg says "connection is closed" / "pool is closing" for a connection
         # lost under it; its other interface errors are misuse, i.e. bugs.
         return "closed" in str(exc) or "closing" in str(exc)
-    return isinstance(exc, _TRANSIENT_TYPES)
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
 
 
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):

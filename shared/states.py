@@ -134,6 +134,14 @@ class Transition(NamedTuple):
     """The instance action event the compute agent records (Nova's names)."""
     stays_stopped: bool = False
     """It ends STOPPED again when it began STOPPED (rebuild, as in Nova)."""
+    label: str = ""
+    """How faults name it when the name alone would not say which request it was
+    (``stop (os-stop)``); the name when empty."""
+
+    @property
+    def called(self) -> str:
+        """What a fault calls it."""
+        return self.label or self.name
 
     def end_state(self, began: VmState) -> VmState:
         """The vm_state it ends in, having begun in ``began``."""
@@ -158,9 +166,9 @@ REBOOT = Transition("reboot", "reboot", TaskState.REBOOTING, (_A,), _A, Failure.
 HARD_REBOOT = Transition("hard reboot", "reboot", TaskState.REBOOTING_HARD, (_A, _S, _E), _A,
                          Failure.ERROR, "compute_reboot_instance")
 STOP = Transition("stop", "stop", TaskState.POWERING_OFF, (_A, _E), _S, Failure.ERROR,
-                  "compute_stop_instance")
+                  "compute_stop_instance", label="stop (os-stop)")
 START = Transition("start", "start", TaskState.POWERING_ON, (_S,), _A, Failure.ERROR,
-                   "compute_start_instance")
+                   "compute_start_instance", label="start (os-start)")
 RESCUE = Transition("rescue", "rescue", TaskState.RESCUING, (_A, _S), _R, Failure.ERROR,
                     "compute_rescue_instance")
 UNRESCUE = Transition("unrescue", "unrescue", TaskState.UNRESCUING, (_R,), _A, Failure.ERROR,
@@ -168,7 +176,7 @@ UNRESCUE = Transition("unrescue", "unrescue", TaskState.UNRESCUING, (_R,), _A, F
 REBUILD = Transition("rebuild", "rebuild", TaskState.REBUILDING, (_A, _S, _E), _A, Failure.ERROR,
                      "compute_rebuild_instance", stays_stopped=True)
 SNAPSHOT = Transition("snapshot", "createImage", TaskState.IMAGE_SNAPSHOT, (_A, _S), None,
-                      Failure.KEEP, "compute_snapshot_instance")
+                      Failure.KEEP, "compute_snapshot_instance", label="snapshot (createImage)")
 
 TRANSITIONS: tuple[Transition, ...] = (BUILD, DELETE, REBOOT, HARD_REBOOT, STOP, START, RESCUE,
                                        UNRESCUE, REBUILD, SNAPSHOT)

@@ -24,11 +24,14 @@ from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import broker_check, database_check, start_health_server
 from shared.outbox import Relay
-from shared.retry import OutageClock, describe, is_transient
+from shared.retry import OutageClock, describe, is_outage, is_transient
 from shared.rpc import RpcClient, RpcServer, connect
 from shared.rpc.server import GiveUp, Handler
 
 log = structlog.get_logger(__name__)
+
+OUTAGE_PROBE_S = 2.0
+"""Seconds between two checks that the database answers (see ``Worker.outages``)."""
 
 
 class Worker:
@@ -47,6 +50,8 @@ class Worker:
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._health_extra: dict[str, object] = {}
         self._stopping = asyncio.Event()
+        self.started = asyncio.Event()
+        """Set once every queue is served (for whoever starts a worker in-process)."""
         self.relay: Relay | None = None
         self.outages = OutageClock()
         """When this worker last failed to reach the database or broker (its
@@ -59,13 +64,21 @@ class Worker:
         self.rpc = RpcClient(self.connection, timeout=self._amqp.rpc_timeout_s,
                              publish_timeout=self._amqp.publish_timeout_s)
         await self.rpc.start()
+        # A lost broker connection is an outage this worker saw, even when no
+        # message happened to fail meanwhile.
+        self.connection.close_callbacks.add(lambda *_: self.outages.note())
+        self.connection.reconnect_callbacks.add(lambda *_: self.outages.note())
+        # So is a database blip between two of its periodic tasks: a probe every
+        # OUTAGE_PROBE_S sees it (a view of heartbeats must not outlive one).
+        self.every(OUTAGE_PROBE_S, self._probe_database, "database-probe")
 
     def serve(self, queue: str, messages: Any, handler: Handler, *, prefetch: int = 16,
               give_up: GiveUp | None = None) -> None:
         """Serve ``queue`` with the shared delivery rules (``shared.rpc.server``)."""
         self._servers.append(RpcServer(self.connection, queue, messages, handler,
                                        prefetch=prefetch, policy=self._amqp.retry_policy(),
-                                       give_up=give_up, on_transient=self.outages.note))
+                                       give_up=give_up, on_transient=self.outages.note,
+                                       publish_timeout_s=self._amqp.publish_timeout_s))
 
     def with_outbox(self, *, lease_s: float = 15.0) -> Relay:
         """Run an outbox relay in this worker (for a service that writes outbox rows)."""
@@ -76,6 +89,10 @@ class Worker:
     def every(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
         """Run ``fn`` every ``interval_s`` seconds; a failure is logged and retried next time."""
         self._periodic.append((interval_s, fn, name))
+
+    async def _probe_database(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
 
     def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._on_stop.append(fn)
@@ -88,8 +105,9 @@ class Worker:
             try:
                 await fn()
             except Exception as exc:
-                if is_transient(exc):
+                if is_outage(exc):
                     self.outages.note()
+                if is_transient(exc):
                     log.warning("worker.periodic_failed", task=name, error=describe(exc))
                 else:
                     log.exception("worker.periodic_failed", task=name)
@@ -119,6 +137,7 @@ class Worker:
                            "broker": broker_check(self.connection)},
             service=self.name, **extra)
         log.info("worker.started", worker=self.name)
+        self.started.set()
         await self._stopping.wait()
         log.info("worker.stopping", worker=self.name)
         for server in self._servers:

@@ -28,8 +28,8 @@ _LIVE_SERVERS = """
 SELECT count(*) FROM servers WHERE host = $1 AND deleted_at IS NULL"""
 
 _HELD = """
-SELECT DISTINCT s.id FROM servers s JOIN ports p ON p.server_id = s.id
- WHERE s.host = $1 AND s.deleted_at IS NOT NULL"""
+SELECT DISTINCT p.server_id AS id FROM ports p JOIN servers s ON s.id = p.server_id
+ WHERE p.host = $1 AND s.deleted_at IS NOT NULL"""
 
 _FREE = """
 WITH gone AS (DELETE FROM ports WHERE server_id = $1 RETURNING network_id, address)

@@ -102,6 +102,7 @@ async def run(settings: Settings) -> None:
     # Servers left mid-operation by an earlier run of this agent are not touched
     # at start: their messages, never acked, come again. The reconcile loop runs
     # at once (worker.every) and deals with what the hypervisor did meanwhile.
+    worker.with_outbox()  # the reconcile loop's stops go out through the outbox
     reconciler = Reconciler(agent, settings.reconcile)
     worker.serve(host_queue(agent.host), ComputeMessage, agent.handle, give_up=agent.give_up)
     worker.every(settings.compute.heartbeat_interval_s, agent.report, "heartbeat")

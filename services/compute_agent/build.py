@@ -7,8 +7,8 @@ failure, or after this agent died) picks up where the server's task state says
 it stopped.
 
 A build that fails for good ends in ERROR with a fault, holding nothing: its
-claim is released, and its guest and ports go (best effort: the ports also go
-with the server's delete). A build whose server was moved on meanwhile (deleted,
+claim is released, and its guest and ports go (best effort, before the fault is
+recorded: the ports also go with the server's delete). A build whose server was moved on meanwhile (deleted,
 or scheduled again elsewhere because this host was taken for dead) only
 removes its own guest here: the ports then belong to the new build.
 """
@@ -20,11 +20,10 @@ import structlog
 
 from services.compute_agent.drivers import GuestSpec
 from services.compute_agent.drivers.base import ConfigDrive
-from services.compute_agent.runner import Fault, Operation, Run
+from services.compute_agent.runner import Fault, Operation, Run, close_action
 from shared.contracts.compute import BuildServer
 from shared.contracts.network import AllocatePorts, DeallocatePorts
 from shared.db import hosts, servers
-from shared.retry import describe
 from shared.states import BUILD, BUILD_SEQUENCE, TaskState, VmState, next_build_task
 
 log = structlog.get_logger(__name__)
@@ -65,17 +64,18 @@ class Build(Operation):
             user_data=msg.user_data, config_drive=drive))
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
-        return await servers.finish_build(conn, run.server_id, await run.power_state(),
+        return await servers.finish_build(conn, run.server_id, run.power, host=run.agent.host,
                                           request_id=run.action.request_id)
+
+    async def cleanup(self, run: Run) -> None:
+        # What the build made: the guest here, and the ports, unless the server
+        # went to another host meanwhile (its ports are that build's then).
+        await run.agent.driver.destroy(run.server_id)
+        if await _still_here(run):
+            await run.network.deallocate_ports(DeallocatePorts(server_id=run.server_id))
 
     async def fail(self, run: Run, conn: asyncpg.Connection, fault: Fault) -> bool:
         sid = run.server_id
-        try:  # what the build made here; the fault below matters more
-            await run.agent.driver.destroy(sid)
-            await run.network.deallocate_ports(DeallocatePorts(server_id=sid))
-            await servers.set_addresses(conn, sid, [])
-        except Exception as exc:
-            log.warning("compute.build_cleanup_failed", server_id=str(sid), error=describe(exc))
         if not await servers.set_error(conn, sid, code=fault.code, message=fault.message,
                                        details=fault.details, expect=BUILD_SEQUENCE,
                                        host=run.agent.host,
@@ -89,12 +89,15 @@ class Build(Operation):
         async with run.pool.acquire() as conn:
             row = await servers.get(conn, sid)
         await run.agent.driver.destroy(sid)
-        if row is None or row["task_state"] == TaskState.DELETING or row["host"] != run.agent.host:
-            # A delete cleans up after itself; a build gone elsewhere owns the ports.
-            log.info("compute.build_aborted", server_id=str(sid),
-                     reason="deleted meanwhile" if row is not None and row["host"] == run.agent.host
-                     else "scheduled elsewhere")
+        if row is not None and row["host"] != run.agent.host:
+            # Scheduled again elsewhere: the ports and the create action are that
+            # build's now; only the guest here was this one's.
+            log.info("compute.build_aborted", server_id=str(sid), reason="scheduled elsewhere")
             return
+        await close_action(run)
+        if row is None or row["task_state"] == TaskState.DELETING:
+            log.info("compute.build_aborted", server_id=str(sid), reason="deleted meanwhile")
+            return  # the delete cleans up after itself
         # Failed by a sweep meanwhile: nothing may stay held for it here.
         log.warning("compute.build_aborted", server_id=str(sid), reason="server moved on",
                     vm_state=row["vm_state"])
@@ -103,10 +106,17 @@ class Build(Operation):
             await servers.set_addresses(conn, sid, [])
 
 
+async def _still_here(run: Run) -> bool:
+    async with run.pool.acquire() as conn:
+        row = await servers.get(conn, run.server_id)
+    return row is not None and row["host"] == run.agent.host
+
+
 async def _advance(run: Run, task: TaskState) -> TaskState:
     """Move the build to its next step (guarded: a delete meanwhile stops it)."""
     nxt = next_build_task(task)
     assert nxt is not None
     async with run.pool.acquire() as conn:
-        await servers.set_task(conn, run.server_id, VmState.BUILDING, nxt, task)
+        await servers.set_task(conn, run.server_id, VmState.BUILDING, nxt, task,
+                               host=run.agent.host)
     return nxt

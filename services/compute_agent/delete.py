@@ -15,7 +15,7 @@ import structlog
 
 from services.compute_agent.runner import Fault, Operation, Run
 from shared.contracts.network import DeallocatePorts
-from shared.db import hosts, servers
+from shared.db import hosts, images, servers
 from shared.states import DELETE, TaskState, VmState
 
 log = structlog.get_logger(__name__)
@@ -37,6 +37,8 @@ class Delete(Operation):
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
         await hosts.release(conn, run.server_id)
+        # A snapshot cut short by this delete will never be saved.
+        await images.fail_saving_of_server(conn, run.server_id)
         deleted = await servers.mark_deleted(conn, run.server_id,
                                              request_id=run.action.request_id)
         log.info("compute.deleted", server_id=str(run.server_id), ports_freed=run.result,

@@ -46,5 +46,5 @@ class Rebuild(Operation):
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
         end = self.transition.end_state(VmState(run.row["vm_state"]))
-        return await servers.finish_rebuild(conn, run.server_id, end, await run.power_state(),
+        return await servers.finish_rebuild(conn, run.server_id, end, run.power,
                                             request_id=run.action.request_id)

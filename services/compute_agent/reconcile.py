@@ -8,7 +8,10 @@ its servers and, for each pair, the pure :func:`plan` says what to do:
   skipped: its operation will settle it;
 * an ACTIVE server whose guest stopped or crashed on its own is stopped
   through the stop operation (it shows SHUTOFF, with an instance action saying
-  why), as Nova's ``_sync_power_states`` stops it through its API;
+  why), as Nova's ``_sync_power_states`` stops it through its API: the task is
+  begun and the StopServer message written to the outbox in one transaction, as
+  the API's ``cast_action`` does, so the stop is delivered, retried and given up
+  on by the same rules as a user's;
 * a STOPPED server whose guest runs is powered off again;
 * a server whose guest vanished from the hypervisor goes to ERROR with a fault
   saying so: nothing can explain it but an operator or a crash;
@@ -21,9 +24,10 @@ its servers and, for each pair, the pure :func:`plan` says what to do:
 * otherwise only a drifted power state is recorded.
 
 The executor re-reads each server under its lock and plans again before acting
-(the first read may be stale), acts through the same operations as a message
-from the API would (``runner``), logs a failure and tries that server again a
-later period, backing off per server.
+(the first read may be stale); its writes are guarded (a server that began a
+task meanwhile is left alone); a stop and a delete go through their operations
+(``runner``), as a message from the API would. A failure is logged and that
+server tried again a later period, backing off per server.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ import structlog
 from services.compute_agent import runner
 from services.compute_agent.delete import Delete
 from services.compute_agent.drivers import GuestInfo
-from services.compute_agent.power import Stop
-from shared.contracts.compute import DeleteServer, StopServer
+from shared import outbox
+from shared.contracts.compute import DeleteServer, StopServer, host_queue
 from shared.contracts.network import DeallocatePorts
 from shared.db import actions, servers
 from shared.retry import describe
@@ -155,19 +159,20 @@ def plan(row: Known | None, seen: GuestInfo | None, *, host: str, busy: bool = F
 # ---- the executor -----------------------------------------------------------
 
 _MINE = """
-SELECT id, vm_state, task_state, power_state, host,
+SELECT id, vm_state, task_state, power_state, host, task_request_id,
        extract(epoch FROM now() - updated_at)::float8 AS stale_s
   FROM servers WHERE host = $1 AND deleted_at IS NULL"""
 
 _BY_ID = """
-SELECT id, vm_state, task_state, power_state, host,
+SELECT id, vm_state, task_state, power_state, host, task_request_id,
        extract(epoch FROM now() - updated_at)::float8 AS stale_s
   FROM servers WHERE id = ANY($1::uuid[])"""
 
-# Deleted servers of this host whose fixed addresses were kept for their guest.
+# Deleted servers whose fixed addresses were kept for a guest on this host (the
+# ports say where: a build scheduled again elsewhere may have no host any more).
 _HELD_ADDRESSES = """
-SELECT DISTINCT s.id FROM servers s JOIN ports p ON p.server_id = s.id
- WHERE s.host = $1 AND s.deleted_at IS NOT NULL"""
+SELECT DISTINCT p.server_id AS id FROM ports p JOIN servers s ON s.id = p.server_id
+ WHERE p.host = $1 AND s.deleted_at IS NOT NULL"""
 
 
 def _known(r: asyncpg.Record) -> Known:
@@ -209,9 +214,14 @@ class Reconciler:
             if kind not in ("NoOp", "Skip"):
                 counts[kind] = counts.get(kind, 0) + 1
         for sid in held:
-            if sid not in guest_ids and not agent.busy(sid):
+            if sid in guest_ids or agent.busy(sid) or self._backing_off(sid):
+                continue
+            try:
                 await self._free_addresses(sid)
-                counts["FreeAddresses"] = counts.get("FreeAddresses", 0) + 1
+            except Exception as exc:
+                self._failed(sid, exc)
+                continue
+            counts["FreeAddresses"] = counts.get("FreeAddresses", 0) + 1
         self.passes += 1
         if counts:
             log.info("compute.reconciled", **counts)
@@ -226,6 +236,7 @@ class Reconciler:
             async with agent.worker.pool.acquire() as conn:
                 rows = await conn.fetch(_BY_ID, [sid])
             row = _known(rows[0]) if rows else None
+            task_request_id = rows[0]["task_request_id"] if rows else None
             seen = await agent.driver.get_info(sid)
             step = plan(row, seen, host=agent.host, stuck_delete_s=self._settings.stuck_delete_s)
             if not isinstance(step, (NoOp, Skip, RecordPower)):
@@ -241,11 +252,13 @@ class Reconciler:
                     async with agent.worker.pool.acquire() as conn:
                         await servers.record_power(conn, sid, int(PowerState.SHUTDOWN))
                 case MarkLost(why=why):
+                    assert row is not None
                     async with agent.worker.pool.acquire() as conn:
+                        # Guarded: a task the API began meanwhile (a delete) wins.
                         await servers.set_error(
-                            conn, sid, code=500, host=agent.host,
-                            message=f"Instance {sid} is in ERROR: {why} (host {agent.host}).",
-                            details="reconcile: no guest on the hypervisor")
+                            conn, sid, code=500, host=agent.host, idle_in=row.vm_state,
+                            message=f"Instance {sid} is in ERROR: {why}.",
+                            details=f"reconcile: no guest on the hypervisor of {agent.host}")
                 case DestroyOrphan(free_addresses=free):
                     await agent.driver.destroy(sid)
                     if free:
@@ -256,32 +269,33 @@ class Reconciler:
         if isinstance(step, MarkStopped):
             await self._stop(sid, step.why)
         elif isinstance(step, RetryDelete):
-            await self._retry_delete(sid)
+            await runner.run(agent, Delete(), DeleteServer(server_id=sid),
+                             CallContext(request_id=task_request_id))
         return type(step).__name__
 
     async def _stop(self, sid: UUID, why: str) -> None:
-        """Begin the stop task as the API would, then run the stop operation."""
+        """Begin the stop as the API's ``cast_action`` does: the task, the instance
+        action and the StopServer message (to this host's own queue, through the
+        outbox) in one transaction."""
         agent = self._agent
         rid = f"req-{uuid.uuid4()}"
+        relay = agent.worker.relay
+        assert relay is not None, "the agent runs an outbox relay"
         async with agent.worker.pool.acquire() as conn, conn.transaction():
             row = await servers.get(conn, sid)
             if row is None:
                 return
-            started, _ = await servers.begin_task(conn, sid, row["project_id"], STOP)
+            started, _ = await servers.begin_task(conn, sid, row["project_id"], STOP,
+                                                  request_id=rid)
             if not started:
                 return  # something else began meanwhile: next pass looks again
             await actions.start_action(conn, server_id=sid, project_id=row["project_id"],
                                        user_id=row["user_id"], action=STOP.action,
                                        request_id=rid,
                                        message=f"Stopped by its compute host: {why}.")
-        await runner.run(agent, Stop(), StopServer(server_id=sid), CallContext(request_id=rid))
-
-    async def _retry_delete(self, sid: UUID) -> None:
-        agent = self._agent
-        async with agent.worker.pool.acquire() as conn:
-            rid = await actions.open_request_id(conn, sid)
-        await runner.run(agent, Delete(), DeleteServer(server_id=sid),
-                         CallContext(request_id=rid))
+            item = await outbox.put(conn, host_queue(agent.host), StopServer(server_id=sid),
+                                    request_id=rid, lease_s=relay.lease_s)
+        relay.send(item)
 
     async def _free_addresses(self, sid: UUID) -> None:
         freed = await self._agent.network_client(None).deallocate_ports(

@@ -7,25 +7,30 @@ through :func:`run`, so the reliability rules hold the same for all of them:
 1. **one at a time**: operations on one server are serialised
    (``ComputeAgent.serialized``);
 2. **the guard**: the server is read fresh and the operation goes ahead only if
-   it is in the operation's task on this host (``Operation.applies``): a
-   message delivered twice, or one whose server was deleted or failed
-   meanwhile, finds nothing to do;
+   it is in the operation's task on this host (``Operation.applies``), begun by
+   the request the message carries (``task_request_id``): a message delivered
+   twice, one whose server was deleted or failed meanwhile, or a late copy of an
+   older request's message, finds nothing to do;
 3. **the work**, recorded as the instance action's event (``Operation.work``);
-4. **the end**: one guarded update, to the state the transitions table
-   (``shared.states``) gives, with the power state the driver now reports
-   (``Operation.complete``); if the update finds the server moved on (deleted
-   meanwhile), whoever moved it owns it now;
+4. **the end**: the power state the driver reports, then one guarded update
+   (``Operation.complete``, in a transaction that calls nothing else) to the
+   state the transitions table (``shared.states``) gives; if the update finds
+   the server moved on (deleted meanwhile), whoever moved it owns it now
+   (``Operation.moved_on``);
 5. **failures**: a transient one (database, broker or network service
    unreachable) goes up to the RPC layer, which handles the message again
    after a backoff (``shared.rpc.server``); the guard and idempotent steps make
    that safe. Anything else ends the operation as the table says (ERROR, or
-   the state kept) with a fault worded by :func:`fault_for`
-   (``Operation.fail``). When the retries run out, :func:`give_up` ends it
-   the same way, with a fault naming the outage.
+   the state kept) with a fault worded by :func:`fault_for`: first
+   ``Operation.cleanup`` undoes what the work made (calls to the driver and other
+   services, with no connection held), then ``Operation.fail`` records it. When
+   the retries run out, :func:`give_up` ends it the same way, with a fault
+   saying a service stayed unavailable.
 
 Each operation module (``build``, ``delete``, ``power``, ``rescue``, ``rebuild``,
 ``snapshot``) defines one :class:`Operation`; ``operations`` maps messages to
-them.
+them. The reconcile loop starts what it needs (a stop) as the API does, with a
+message through the outbox, so its fixes run here too.
 """
 
 from __future__ import annotations
@@ -74,16 +79,19 @@ def fault_for(transition: Transition, server_id: UUID, exc: BaseException) -> Fa
         return Fault(exc.http_status, exc.message, exc.details)
     what = f"The {transition.name} of instance {server_id} failed"
     if isinstance(exc, DriverError):
+        # Drivers word their errors for users (what the hypervisor refused), never
+        # with the text of an exception from below them.
         return Fault(500, f"{what}: {exc}", f"{type(exc).__name__}: {exc}")
     return Fault(500, f"{what}: an internal error occurred.", type(exc).__name__)
 
 
 def gave_up_fault(transition: Transition, server_id: UUID, exc: BaseException,
                   deadline_s: float) -> Fault:
-    """The fault of an operation whose retries ran out (see ``shared.rpc.server``)."""
-    reason = describe(exc).rstrip(".")
-    return Fault(503, f"The {transition.name} of instance {server_id} could not be completed: "
-                      f"{reason} (still failing after {deadline_s:g} s).", type(exc).__name__)
+    """The fault of an operation whose retries ran out (see ``shared.rpc.server``);
+    what failed goes to the details, shown to admins only."""
+    return Fault(500, f"The {transition.name} of instance {server_id} could not be "
+                      f"completed: a service it needs stayed unavailable for {deadline_s:g} s.",
+                 f"{type(exc).__name__}: {describe(exc)}")
 
 
 @dataclass
@@ -99,6 +107,8 @@ class Run:
     """The network service, with this run's request id."""
     result: Any = None
     """What the work hands to ``complete`` (a snapshot's size...)."""
+    power: int = 0
+    """The guest's power state as the driver reported it after the work."""
 
     @property
     def server_id(self) -> UUID:
@@ -121,7 +131,8 @@ class Operation(abc.ABC):
     transition: Transition
 
     def applies(self, row: asyncpg.Record | None, host: str) -> bool:
-        """Whether the server is in this operation's task on ``host``."""
+        """Whether the server is in this operation's task on ``host`` (the runner
+        also checks the task is the message's request's)."""
         return (row is not None and row["deleted_at"] is None and row["host"] == host
                 and row["task_state"] == self.transition.task)
 
@@ -135,7 +146,7 @@ class Operation(abc.ABC):
         t = self.transition
         return await servers.complete_task(
             conn, run.server_id, t.task, vm_state=t.end_state(VmState(run.row["vm_state"])),
-            power_state=await run.power_state(), request_id=run.action.request_id)
+            power_state=run.power, request_id=run.action.request_id)
 
     async def fail(self, run: Run, conn: asyncpg.Connection, fault: Fault) -> bool:
         """Record the failure as the table says; False if the server moved on."""
@@ -144,12 +155,18 @@ class Operation(abc.ABC):
         return await end(conn, run.server_id, t.task, code=fault.code, message=fault.message,
                          details=fault.details, request_id=run.action.request_id)
 
+    async def cleanup(self, run: Run) -> None:
+        """Before a failure is recorded: undo what the work made outside the database
+        (nothing, by default: a user action leaves the guest as the driver left it).
+        Best effort; no connection is held meanwhile."""
+
     async def skipped(self, agent: ComputeAgent, msg: Any, row: asyncpg.Record | None) -> None:
         """The guard said no (nothing to do, by default)."""
 
     async def moved_on(self, run: Run) -> None:
-        """Someone else moved the server during the work (nothing to do, by default:
-        a delete cleans up after itself)."""
+        """Someone else moved the server during the work: by default only this run's
+        action is closed (a delete cleans up after itself)."""
+        await close_action(run)
 
 
 async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) -> bool:
@@ -162,7 +179,7 @@ async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) ->
     async with agent.serialized(sid):
         async with agent.worker.pool.acquire() as conn:
             row = await servers.get(conn, sid)
-        if not op.applies(row, agent.host):
+        if not (op.applies(row, agent.host) and _same_request(row, ctx)):
             log.info("compute.operation_skipped", server_id=str(sid), operation=name,
                      vm_state=row["vm_state"] if row else None,
                      task_state=row["task_state"] if row else None)
@@ -178,12 +195,12 @@ async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) ->
             async with actions.event(agent.worker.pool, action, op.transition.event,
                                      host=agent.host):
                 await op.work(current)
+                current.power = await current.power_state()
                 async with agent.worker.pool.acquire() as conn, conn.transaction():
                     if not await op.complete(current, conn):
                         raise TaskStateConflict(f"Instance {sid} moved on during its {name}.")
         except TaskStateConflict:
             log.info("compute.operation_superseded", server_id=str(sid), operation=name)
-            await _close_action(agent, action)
             await op.moved_on(current)
             return True
         except Exception as exc:
@@ -203,7 +220,7 @@ async def give_up(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext
     async with agent.serialized(sid):
         async with agent.worker.pool.acquire() as conn:
             row = await servers.get(conn, sid)
-        if not op.applies(row, agent.host):
+        if not (op.applies(row, agent.host) and _same_request(row, ctx)):
             return
         assert row is not None
         current = Run(agent=agent, msg=msg, row=row, action=ActionRef(sid, ctx.request_id),
@@ -211,11 +228,23 @@ async def give_up(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext
         await _fail(op, current, gave_up_fault(op.transition, sid, exc, deadline_s), exc)
 
 
+def _same_request(row: asyncpg.Record | None, ctx: CallContext) -> bool:
+    """The message belongs to the request that began the server's task (either side
+    may not know its request: work started before request ids were kept)."""
+    return (row is None or ctx.request_id is None or row["task_request_id"] is None
+            or row["task_request_id"] == ctx.request_id)
+
+
 async def _fail(op: Operation, current: Run, fault: Fault, exc: BaseException) -> None:
     expected = isinstance(exc, (ComputeError, DriverError)) or is_transient(exc)
     log.error("compute.operation_failed", server_id=str(current.server_id),
               operation=op.transition.name, error=f"{type(exc).__name__}: {exc}",
               exc_info=not expected)
+    try:
+        await op.cleanup(current)
+    except Exception as again:  # the fault below matters more
+        log.warning("compute.cleanup_failed", server_id=str(current.server_id),
+                    operation=op.transition.name, error=describe(again))
     async with current.pool.acquire() as conn, conn.transaction():
         if not await op.fail(current, conn, fault):
             # Deleted meanwhile (the guest went with it, hence the failure): the
@@ -223,9 +252,9 @@ async def _fail(op: Operation, current: Run, fault: Fault, exc: BaseException) -
             await actions.finish(conn, current.action, fault.message)
 
 
-async def _close_action(agent: ComputeAgent, action: ActionRef) -> None:
+async def close_action(run: Run) -> None:
     """Finish the action of a run that was superseded (its server moved on)."""
-    if action.request_id is None:
+    if run.action.request_id is None:
         return
-    async with agent.worker.pool.acquire() as conn:
-        await actions.finish(conn, action)
+    async with run.pool.acquire() as conn:
+        await actions.finish(conn, run.action)

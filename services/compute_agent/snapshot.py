@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
-from services.compute_agent.runner import Fault, Operation, Run
+from services.compute_agent.runner import Fault, Operation, Run, close_action
 from shared.contracts.compute import SnapshotServer
 from shared.db import images, servers
 from shared.states import SNAPSHOT
@@ -44,6 +44,13 @@ class Snapshot(Operation):
     async def fail(self, run: Run, conn: asyncpg.Connection, fault: Fault) -> bool:
         await images.fail_snapshot(conn, run.msg.image_id)
         return await super().fail(run, conn, fault)
+
+    async def moved_on(self, run: Run) -> None:
+        # Deleted while the disk was copied: the image can never be the server's
+        # snapshot now (the delete does not know about it).
+        async with run.pool.acquire() as conn:
+            await images.fail_snapshot(conn, run.msg.image_id)
+        await close_action(run)
 
     async def skipped(self, agent: ComputeAgent, msg: Any, row: asyncpg.Record | None) -> None:
         # Deleted (or moved on) before its snapshot started: the image can never be made.

@@ -17,7 +17,10 @@ Every ``sweep_interval_s`` a scheduler looks for work that can no longer finish:
 
 "Down" is never judged from a stale view: after the database or this scheduler
 comes back, every host first gets a full ``service_down_time_s`` to heartbeat
-(``OutageClock``). Every move is a guarded update on the state the sweep saw,
+(``OutageClock``). Likewise the timeouts: work is failed for taking too long only
+once this scheduler has been up, and has reached the database and the broker,
+for the whole timeout; an outage (during which the API goes on accepting work
+into its outbox) restarts every clock. Every move is a guarded update on the state the sweep saw,
 so work that finishes meanwhile is left alone, and several schedulers may sweep
 at once.
 """
@@ -73,9 +76,7 @@ SELECT id FROM servers
 
 def action_label(task: TaskState) -> str:
     """How a fault names the action of ``task`` (``reboot``, ``stop (os-stop)``...)."""
-    t = ACTIONS_BY_TASK[task]
-    api = {"stop": "os-stop", "start": "os-start", "snapshot": "createImage"}.get(t.name)
-    return f"{t.name} ({api})" if api else t.name
+    return ACTIONS_BY_TASK[task].called
 
 
 class BuildSweeper:
@@ -102,16 +103,20 @@ class BuildSweeper:
             if down:
                 dealt += await self._reschedule_builds(conn, down)
                 dealt += await self._fail_actions_on(conn, down)
-            dealt += await self._fail_timed_out_actions(conn)
-            for row in await conn.fetch(_LOST_IN_SCHEDULING, s.scheduling_timeout_s):
-                dealt += await self._fail_build(
-                    conn, row["id"], row["task_state"],
-                    "Build timed out while scheduling: no scheduler placed the server within "
-                    f"{s.scheduling_timeout_s:g} s.")
-            for row in await conn.fetch(_BUILD_TIMED_OUT, s.build_timeout_s, _BUILD_TASKS):
-                dealt += await self._fail_build(
-                    conn, row["id"], row["task_state"],
-                    f"Build did not finish within {s.build_timeout_s:g} s.")
+            healthy_for = self._healthy_for()
+            if healthy_for >= s.action_timeout_s:
+                dealt += await self._fail_timed_out_actions(conn)
+            if healthy_for >= s.scheduling_timeout_s:
+                for row in await conn.fetch(_LOST_IN_SCHEDULING, s.scheduling_timeout_s):
+                    dealt += await self._fail_build(
+                        conn, row["id"], row["task_state"],
+                        "Build timed out while scheduling: no scheduler placed the server "
+                        f"within {s.scheduling_timeout_s:g} s.")
+            if healthy_for >= s.build_timeout_s:
+                for row in await conn.fetch(_BUILD_TIMED_OUT, s.build_timeout_s, _BUILD_TASKS):
+                    dealt += await self._fail_build(
+                        conn, row["id"], row["task_state"],
+                        f"Build did not finish within {s.build_timeout_s:g} s.")
             stuck_deletes = ([r["id"] for r in await conn.fetch(_DELETING_ON, down)]
                              if down else [])
         if self._network is not None:

@@ -111,15 +111,18 @@ ON CONFLICT (host) DO UPDATE SET
     last_heartbeat = now()"""
 
 # ``alive`` and ``down`` are computed by PostgreSQL with its own clock, so the
-# scheduler's and the agents' clocks never need to agree. $1 is the down time,
-# $3 how long the observer has reached the database without a failure.
-_DOWN = """(last_heartbeat < now() - make_interval(secs => $1::double precision)
-    AND pg_postmaster_start_time() < now() - make_interval(secs => $1::double precision)
-    AND $3::double precision >= $1::double precision)"""
+# scheduler's and the agents' clocks never need to agree.
+def _down(down_s: str, healthy_for_s: str) -> str:
+    """The one rule for "this host is down", over the parameters named."""
+    return (f"(last_heartbeat < now() - make_interval(secs => {down_s}::double precision) "
+            f"AND pg_postmaster_start_time() < now() - make_interval(secs => "
+            f"{down_s}::double precision) "
+            f"AND {healthy_for_s}::double precision >= {down_s}::double precision)")
+
 
 _HOSTS = f"""
 SELECT *, last_heartbeat >= now() - make_interval(secs => $1::double precision) AS alive,
-       {_DOWN} AS down
+       {_down("$1", "$3")} AS down
   FROM compute_hosts
  WHERE ($2 OR (NOT disabled AND last_heartbeat >= now() - make_interval(secs => $1::double precision)))
  ORDER BY host"""
@@ -236,14 +239,10 @@ async def release(conn: asyncpg.Connection, server_id: UUID) -> bool:
         return await conn.fetchval(_RELEASE, server_id) is not None
 
 
-_IS_DOWN = """
-SELECT last_heartbeat < now() - make_interval(secs => $2::double precision)
-   AND pg_postmaster_start_time() < now() - make_interval(secs => $2::double precision)
-   AND $3::double precision >= $2::double precision
-  FROM compute_hosts WHERE host = $1"""
+_IS_DOWN = f"SELECT {_down('$2', '$3')} FROM compute_hosts WHERE host = $1"
 
 
-_DOWN_HOSTS = f"SELECT host FROM compute_hosts WHERE {_DOWN.replace('$3', '$2')} ORDER BY host"
+_DOWN_HOSTS = f"SELECT host FROM compute_hosts WHERE {_down('$1', '$2')} ORDER BY host"
 
 
 async def down_hosts(conn: asyncpg.Connection, max_age_s: float, *,

@@ -15,13 +15,13 @@ import asyncpg
 from shared.db import actions
 from shared.db.actions import ActionRef
 from shared.errors import TaskStateConflict
-from shared.states import TaskState, Transition, VmState
+from shared.states import DELETE, TaskState, Transition, VmState
 
 _GET = "SELECT * FROM servers WHERE id = $1"
 
 _SET_TASK = """
 UPDATE servers SET task_state = $2, updated_at = now()
- WHERE id = $1 AND vm_state = $3 AND task_state IS NOT DISTINCT FROM $4
+ WHERE id = $1 AND vm_state = $3 AND task_state IS NOT DISTINCT FROM $4 AND host = $5
 RETURNING id"""
 
 _PLACE = """
@@ -32,7 +32,7 @@ RETURNING id"""
 _FINISH_BUILD = """
 UPDATE servers SET vm_state = 'active', task_state = NULL, power_state = $2,
        launched_at = now(), updated_at = now()
- WHERE id = $1 AND vm_state = 'building' AND task_state = 'spawning'
+ WHERE id = $1 AND vm_state = 'building' AND task_state = 'spawning' AND host = $3
 RETURNING id"""
 
 _SET_ADDRESSES = "UPDATE servers SET addresses = $2, updated_at = now() WHERE id = $1"
@@ -42,6 +42,7 @@ UPDATE servers SET vm_state = 'error', task_state = NULL, updated_at = now()
  WHERE id = $1 AND vm_state <> 'deleted'
    AND ($2::text[] IS NULL OR task_state = ANY($2::text[]))
    AND ($3::text IS NULL OR host = $3)
+   AND ($4::text IS NULL OR (vm_state = $4 AND task_state IS NULL))
 RETURNING id"""
 
 _DROP_BUILD_REQUEST = "DELETE FROM build_requests WHERE server_id = $1"
@@ -62,9 +63,9 @@ UPDATE servers SET task_state = $2, updated_at = now()
 # A delete already under way is not started twice, unless it has been stuck for
 # longer than the caller's patience ($3 seconds): then it may be handed out again.
 _START_DELETE = """
-UPDATE servers s SET task_state = 'deleting', updated_at = now()
+UPDATE servers s SET task_state = 'deleting', task_request_id = $4, updated_at = now()
   FROM (SELECT id, task_state FROM servers WHERE id = $1 FOR UPDATE) AS before
- WHERE s.id = before.id AND s.project_id = $2 AND s.vm_state <> 'deleted'
+ WHERE s.id = before.id AND s.project_id = $2 AND s.vm_state = ANY($5::text[])
    AND (s.task_state IS DISTINCT FROM 'deleting'
         OR s.updated_at < now() - make_interval(secs => $3))
 RETURNING s.host, before.task_state AS previous_task"""
@@ -75,9 +76,10 @@ async def get(conn: asyncpg.Connection, server_id: UUID) -> asyncpg.Record | Non
 
 
 async def set_task(conn: asyncpg.Connection, server_id: UUID, vm_state: VmState,
-                   new: TaskState | None, expect: TaskState | None) -> None:
-    """Move the task state from ``expect`` to ``new``; raise TaskStateConflict otherwise."""
-    if await conn.fetchval(_SET_TASK, server_id, new, vm_state, expect) is None:
+                   new: TaskState | None, expect: TaskState | None, *, host: str) -> None:
+    """Move the task state of a server on ``host`` from ``expect`` to ``new``; raise
+    TaskStateConflict otherwise (another host has it now, or it moved on)."""
+    if await conn.fetchval(_SET_TASK, server_id, new, vm_state, expect, host) is None:
         raise TaskStateConflict(f"Instance {server_id} is not in task state {expect}.")
 
 
@@ -87,10 +89,11 @@ async def place(conn: asyncpg.Connection, server_id: UUID, host: str, zone: str)
 
 
 async def finish_build(conn: asyncpg.Connection, server_id: UUID, power_state: int, *,
-                       request_id: str | None) -> bool:
-    """BUILD(spawning) -> ACTIVE; the build request is spent. False if the server moved on."""
+                       host: str, request_id: str | None) -> bool:
+    """BUILD(spawning) on ``host`` -> ACTIVE; the build request is spent. False if the
+    server moved on (deleted, or scheduled again on another host)."""
     async with conn.transaction():
-        if await conn.fetchval(_FINISH_BUILD, server_id, power_state) is None:
+        if await conn.fetchval(_FINISH_BUILD, server_id, power_state, host) is None:
             return False
         await conn.execute(_DROP_BUILD_REQUEST, server_id)
         await actions.finish(conn, ActionRef(server_id, request_id))
@@ -104,14 +107,17 @@ async def set_addresses(conn: asyncpg.Connection, server_id: UUID, ports: list[A
 async def set_error(conn: asyncpg.Connection, server_id: UUID, *, code: int, message: str,
                     details: str | None = None,
                     expect: TaskState | Sequence[TaskState] | None = None,
-                    host: str | None = None, request_id: str | None = None) -> bool:
+                    host: str | None = None, idle_in: VmState | None = None,
+                    request_id: str | None = None) -> bool:
     """Put the server in ERROR with a fault saying why and finish the action of
     ``request_id`` (the newest open one if None) with that message; False if it
-    was gone or moved on (out of task ``expect``, or off ``host``, when given)."""
+    was gone or moved on (out of task ``expect``, off ``host``, or no longer idle in
+    vm_state ``idle_in``, when given)."""
     tasks = None if expect is None else (
         [expect.value] if isinstance(expect, TaskState) else [t.value for t in expect])
     async with conn.transaction():
-        if await conn.fetchval(_SET_ERROR, server_id, tasks, host) is None:
+        if await conn.fetchval(_SET_ERROR, server_id, tasks, host,
+                               idle_in.value if idle_in else None) is None:
             return False
         await conn.execute(_ADD_FAULT, server_id, code, message, details)
         await conn.execute(_DROP_BUILD_REQUEST, server_id)
@@ -138,9 +144,11 @@ class DeleteClaim(NamedTuple):
 
 
 async def start_delete(conn: asyncpg.Connection, server_id: UUID, project_id: str,
-                       *, stale_after_s: float = 300.0) -> DeleteClaim:
-    """Claim the delete of a server: whether claimed, its host, and the task it had."""
-    row = await conn.fetchrow(_START_DELETE, server_id, project_id, stale_after_s)
+                       *, request_id: str | None, stale_after_s: float = 300.0) -> DeleteClaim:
+    """Claim the delete of a server (from any state ``DELETE.allowed_from`` names) for
+    ``request_id``: whether claimed, its host, and the task it had."""
+    row = await conn.fetchrow(_START_DELETE, server_id, project_id, stale_after_s, request_id,
+                              [v.value for v in DELETE.allowed_from])
     if row is None:
         return DeleteClaim(False, None, None)
     previous = row["previous_task"]
@@ -160,18 +168,19 @@ async def undo_delete(conn: asyncpg.Connection, server_id: UUID,
 
 
 _BEGIN_TASK = """
-UPDATE servers SET task_state = $3, updated_at = now()
+UPDATE servers SET task_state = $3, task_request_id = $5, updated_at = now()
  WHERE id = $1 AND project_id = $2 AND vm_state = ANY($4::text[]) AND task_state IS NULL
    AND deleted_at IS NULL
 RETURNING host"""
 
 
 async def begin_task(conn: asyncpg.Connection, server_id: UUID, project_id: str,
-                     transition: Transition) -> tuple[bool, str | None]:
+                     transition: Transition, *, request_id: str) -> tuple[bool, str | None]:
     """Start ``transition``'s task on a server in one of its allowed vm_states with no
-    task in flight: (started, host). Two actions racing cannot both start."""
+    task in flight, for ``request_id`` (only its message may act on the task):
+    (started, host). Two actions racing cannot both start."""
     row = await conn.fetchrow(_BEGIN_TASK, server_id, project_id, transition.task.value,
-                              [v.value for v in transition.allowed_from])
+                              [v.value for v in transition.allowed_from], request_id)
     return (row is not None, row["host"] if row else None)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from shared.errors import ComputeError, RemoteError, error_class
-from shared.retry import is_transient
+from shared.retry import is_transient, unavailable
 
 REQUEST_ID_HEADER = "x-compute-request-id"
 
@@ -38,8 +38,8 @@ def fault_from(exc: BaseException) -> RemoteFault:
     if isinstance(exc, ComputeError):
         return RemoteFault(type=type(exc).__name__, message=exc.message, details=exc.details)
     if is_transient(exc):
-        return RemoteFault(type="ServiceUnavailable",
-                           message="A service is temporarily unavailable; try again later.")
+        fault = unavailable(exc)
+        return RemoteFault(type=type(fault).__name__, message=fault.message)
     return RemoteFault(type="RemoteError", message=RemoteError.default_message)
 
 

@@ -11,13 +11,17 @@ handler raises depends on what it raised (``shared.retry.is_transient``):
   ``retry_deadline_s`` has passed since its first failure. Then the service's
   ``give_up`` hook ends the work in ERROR with a fault saying why (if the
   database lets it), and the message goes to ``<queue>.dead-letter``, where an
-  operator can read it (``python -m services.api.manage dead-letters``).
+  operator can read it (``python -m services.api.manage dead-letters``) and,
+  where the give-up could not be recorded (the database still away), send it
+  back once the cause is fixed; the scheduler's timeouts are the backstop.
   A call is not retried here: its caller is waiting, and gets a
   ``ServiceUnavailable`` fault at once to retry or answer 503 with;
 * **permanent** (anything else that escaped the handler: a bug, bad data): no
   retry. A call's caller gets the fault; a cast goes to the dead-letter queue,
-  with the error, for an operator to look at. Business outcomes ("no valid
-  host") are not exceptions here: handlers record them as the server's fault;
+  with the error, for an operator to look at. Most permanent failures never get
+  here: handlers record them as the server's fault themselves (the agent's
+  runner, the scheduler's "no valid host") and return; what reaches this layer
+  is a failure to record them;
 * **undecodable**: dead-lettered at once; no retry can make it valid.
 
 A worker that stops (SIGTERM) stops consuming, lets handlers in flight finish
@@ -40,7 +44,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from shared.errors import ComputeError
 from shared.logging import bind_request_id
-from shared.retry import RetryPolicy, describe, is_transient
+from shared.retry import RetryPolicy, describe, is_outage, is_transient
 from shared.rpc.envelope import REQUEST_ID_HEADER, Reply, encoder, fault_from
 
 log = structlog.get_logger(__name__)
@@ -77,7 +81,10 @@ class RpcServer:
     def __init__(self, connection: AbstractConnection, queue: str, messages: Any,
                  handler: Handler, *, prefetch: int = 16, policy: RetryPolicy | None = None,
                  give_up: GiveUp | None = None,
-                 on_transient: Callable[[], None] | None = None) -> None:
+                 on_transient: Callable[[], None] | None = None,
+                 publish_timeout_s: float = 5.0) -> None:
+        """``on_transient`` is told of each failure that says the database or broker
+        is away (``shared.retry.is_outage``)."""
         self._connection = connection
         self.queue = queue
         self._decoder = msgspec.json.Decoder(messages)
@@ -86,6 +93,7 @@ class RpcServer:
         self._policy = policy or RetryPolicy()
         self._give_up = give_up
         self._on_transient = on_transient
+        self._publish_timeout_s = publish_timeout_s
         self._channel: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer_tag: str | None = None
@@ -148,17 +156,17 @@ class RpcServer:
             result = await self._handler(msg, ctx)
             reply = Reply(result=msgspec.Raw(encoder.encode(result)))
         except Exception as exc:  # the caller decides what to do with it
-            if is_transient(exc) and self._on_transient is not None:
+            if is_outage(exc) and self._on_transient is not None:
                 self._on_transient()
             _log_failure(self.queue, msg, exc)
             reply = Reply(error=fault_from(exc))
         try:
             assert self._channel is not None
-            await self._channel.default_exchange.publish(
+            await asyncio.wait_for(self._channel.default_exchange.publish(
                 aio_pika.Message(encoder.encode(reply), correlation_id=message.correlation_id,
                                  content_type="application/json"),
-                routing_key=message.reply_to or "")
-        except Exception as exc:  # the caller went away; nothing to tell
+                routing_key=message.reply_to or ""), self._publish_timeout_s)
+        except Exception as exc:  # the caller went away (or the broker blocks); it times out
             log.warning("rpc.reply_failed", error=str(exc))
         await _settle(message.ack())
 
@@ -174,7 +182,7 @@ class RpcServer:
                     _log_failure(self.queue, msg, exc)
                     await self._dead_letter(message, f"permanent error: {_name(exc)}")
                     return
-                if self._on_transient is not None:
+                if self._on_transient is not None and is_outage(exc):
                     self._on_transient()
                 now = time.monotonic()
                 first_failure = first_failure or now
@@ -219,26 +227,26 @@ class RpcServer:
         message is left unacked for redelivery: it is never dropped.
         """
         target = dead_letter_queue(self.queue)
+        headers = dict(message.headers or {})
+        headers.update({"x-nimbus-dead-reason": reason[:1000], "x-nimbus-dead-queue": self.queue,
+                        "x-nimbus-dead-at": datetime.now(UTC).isoformat()})
+        letter = aio_pika.Message(message.body, content_type=message.content_type,
+                                  headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         try:
-            assert self._channel is not None
-            if not self._dead_declared:
-                await self._channel.declare_queue(target, durable=True)
-                self._dead_declared = True
-            headers = dict(message.headers or {})
-            headers.update({"x-nimbus-dead-reason": reason[:1000],
-                            "x-nimbus-dead-queue": self.queue,
-                            "x-nimbus-dead-at": datetime.now(UTC).isoformat()})
-            await self._channel.default_exchange.publish(
-                aio_pika.Message(message.body, content_type=message.content_type,
-                                 headers=headers,
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=target)
+            await asyncio.wait_for(self._publish_dead(target, letter), self._publish_timeout_s)
         except Exception as exc:
             log.error("rpc.dead_letter_failed", queue=self.queue, error=describe(exc))
             return
         log.warning("rpc.dead_lettered", queue=self.queue, dead_letter_queue=target,
                     reason=reason)
         await _settle(message.ack())
+
+    async def _publish_dead(self, target: str, letter: aio_pika.Message) -> None:
+        assert self._channel is not None
+        if not self._dead_declared:
+            await self._channel.declare_queue(target, durable=True)
+            self._dead_declared = True
+        await self._channel.default_exchange.publish(letter, routing_key=target)
 
 
 async def _settle(ack: Awaitable[Any]) -> None:

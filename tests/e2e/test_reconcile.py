@@ -1,6 +1,7 @@
 """The compute agent's reconcile loop, end to end: the fake host is changed behind
 the control plane's back with its CLI (as an operator would with ``virsh``), and
-the API shows what the hypervisor did within one reconcile period (2 s here)."""
+the API shows what the hypervisor did within a reconcile period (2 s here), plus
+the stop it starts, with slack for a loaded machine."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import Api, Cloud
+from tests.e2e.client import Api, Cloud, eventually
 from tests.faults.conftest import TABLE, FaultInfra
 from tests.faults.harness import (
     Load,
@@ -58,6 +58,8 @@ class Scenario:
     """Services brought back after the checks (left dead during the scenario)."""
     immediate_undo: bool = False
     """Undo at once (a crashed process restarted by its supervisor), not after the outage."""
+    victim_host: str | None = None
+    """The compute host killed: the builds in flight on it are the ones to watch."""
 
 
 SCENARIOS = [
@@ -69,10 +71,11 @@ SCENARIOS = [
     Scenario("RabbitMQ killed -9, then started",
              lambda i, c: _thread(i.kill_rabbitmq), lambda i, c: _thread(i.start_rabbitmq)),
     Scenario("compute agent killed -9 mid-build, never restarted",
-             lambda i, c: _kill(c, "compute-az1"), _nothing, restart_after=("compute-az1",)),
+             lambda i, c: _kill(c, "compute-az1"), _nothing, restart_after=("compute-az1",),
+             victim_host="compute-az1"),
     Scenario("compute agent killed -9 mid-build, restarted",
              lambda i, c: _kill(c, "compute-az2"), lambda i, c: _restart(c, "compute-az2"),
-             immediate_undo=True),
+             immediate_undo=True, victim_host="compute-az2"),
     Scenario("scheduler killed -9 mid-build, restarted",
              lambda i, c: _kill(c, "scheduler"), lambda i, c: _restart(c, "scheduler"),
              immediate_undo=True),
@@ -89,6 +92,9 @@ async def test_fault(scenario: Scenario, fault_infra: FaultInfra, fault_cloud: C
     load = Load(tenants, scale, prefix=f"s-{scenario.name.split()[0].lower()}")
     load.start()
     await _pause(scale.lead_s)
+    # The fault must hit work in flight, or the scenario proves nothing.
+    in_flight = await eventually(lambda: _building(fault_cloud, projects, scenario.victim_host),
+                                 timeout=30)
     fault_at = load.now()
     await scenario.fault(fault_infra, fault_cloud)
     if not scenario.immediate_undo:
@@ -118,6 +124,22 @@ async def test_fault(scenario: Scenario, fault_infra: FaultInfra, fault_cloud: C
     assert not outcome.other, f"answers other than 202/503: {dict(outcome.other)}"
     assert all(a.retry_after for a in answers if a.status == 503), "a 503 without Retry-After"
     assert outcome.problems == []
+    # The builds the fault hit all finished, off the dead host if it stayed dead.
+    assert all(outcome.rows[sid]["vm_state"] == "active" for sid in in_flight)
+    if scenario.restart_after and scenario.victim_host:
+        assert all(outcome.rows[sid]["host"] != scenario.victim_host for sid in in_flight)
+
+
+async def _building(cloud: Cloud, projects: list[str], host: str | None) -> list[str]:
+    """The servers of the projects building right now (on ``host`` if given)."""
+    conn = await cloud.db()
+    try:
+        rows = await conn.fetch(
+            "SELECT id FROM servers WHERE project_id = ANY($1) AND vm_state = 'building' "
+            "AND ($2::text IS NULL OR host = $2)", projects, host)
+        return [str(r["id"]) for r in rows]
+    finally:
+        await conn.close()
 
 
 async def _pause(seconds: float) -> None:

@@ -136,3 +136,18 @@ async def test_build_that_stopped_moving_times_out(pool, db):
     assert "did not finish within 600 s" in (await faults(db, stalled))[0]["message"]
     assert await hosts.claim_of(db, stalled) is None
     assert (await server_row(db, moving))["vm_state"] == "building"
+
+
+async def test_timeouts_count_only_time_since_the_sweepers_last_outage(pool, db):
+    # A build waiting out a long broker outage (its message in the outbox) must not
+    # be failed for having waited: the clock restarts at the sweeper's last outage.
+    await hosts.report(db, capacity("slow-2"), starting=True)
+    stalled = await _place(db, "slow-2", "spawning")
+    await db.execute("UPDATE servers SET updated_at = now() - interval '20 minutes' WHERE id = $1",
+                     stalled)
+    settings = SchedulerSettings(build_timeout_s=600)
+
+    assert await BuildSweeper(pool, settings, outages=OutageClock()).sweep() == 0
+    assert (await server_row(db, stalled))["vm_state"] == "building"
+    assert await BuildSweeper(pool, settings, outages=_Healthy()).sweep() == 1
+    assert (await server_row(db, stalled))["vm_state"] == "error"

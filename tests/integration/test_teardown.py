@@ -33,18 +33,18 @@ async def test_a_delete_given_back_restores_the_build_in_flight(db_url):
     conn = await connect(db_url)
     try:
         sid = await _server(conn, "building", "spawning")
-        claim = await servers.start_delete(conn, sid, "p")
+        claim = await servers.start_delete(conn, sid, "p", request_id=None)
         assert claim.claimed and claim.previous_task == "spawning"
         await servers.undo_delete(conn, sid, claim.previous_task)
         row = await servers.get(conn, sid)
         assert (row["vm_state"], row["task_state"]) == ("building", "spawning")
         # An idle server gets no task back.
         idle = await _server(conn, "active", None)
-        claim = await servers.start_delete(conn, idle, "p")
+        claim = await servers.start_delete(conn, idle, "p", request_id=None)
         await servers.undo_delete(conn, idle, claim.previous_task)
         assert (await servers.get(conn, idle))["task_state"] is None
         # Another project's server cannot be claimed.
-        assert not (await servers.start_delete(conn, sid, "other")).claimed
+        assert not (await servers.start_delete(conn, sid, "other", request_id=None)).claimed
     finally:
         await conn.close()
 

@@ -24,8 +24,9 @@ _GET = f"SELECT {_COLUMNS} FROM servers s WHERE s.id = $1 AND s.project_id = $2 
 _INSERT = """
 INSERT INTO servers (id, project_id, user_id, name, image_id, flavor_id, flavor, vm_state,
                      task_state, availability_zone, metadata, security_groups, key_name,
-                     config_drive, reservation_id, request_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'building', 'scheduling', $8, $9, $10, $11, $12, $13, $14)
+                     config_drive, reservation_id, request_id, task_request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'building', 'scheduling', $8, $9, $10, $11, $12, $13, $14,
+        $14)
 RETURNING *"""
 
 _ZONE_KNOWN = "SELECT EXISTS (SELECT 1 FROM compute_hosts WHERE availability_zone = $1)"
@@ -174,6 +175,15 @@ async def insert(conn: asyncpg.Connection, **v: Any) -> asyncpg.Record:
         _INSERT, v["id"], v["project_id"], v["user_id"], v["name"], v["image_id"], v["flavor_id"],
         v["flavor"], v["availability_zone"], v["metadata"], v["security_groups"], v["key_name"],
         v["config_drive"], v["reservation_id"], v["request_id"])
+
+
+_HOLDS_PORTS = "SELECT EXISTS (SELECT 1 FROM ports WHERE server_id = $1)"
+
+
+async def holds_ports(conn: asyncpg.Connection, server_id: UUID) -> bool:
+    """Whether the network service still holds ports for the server (one taken off a
+    dead host keeps them, with no host, until it is deleted)."""
+    return await conn.fetchval(_HOLDS_PORTS, server_id)
 
 
 async def zone_known(conn: asyncpg.Connection, zone: str) -> bool:

@@ -60,7 +60,8 @@ async def cast_action(request: web.Request, row: asyncpg.Record, transition: Tra
             raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
                                      f"cannot '{name}' it now, try again later.")
         async with conn.transaction():
-            started, host = await server_db.begin_task(conn, sid, who.project_id, transition)
+            started, host = await server_db.begin_task(conn, sid, who.project_id, transition,
+                                                       request_id=request["request_id"])
             if not started or host is None:
                 raise Conflict(conflict_message(name, sid, await server_db.get(conn, sid)))
             await actions.start_action(conn, server_id=sid, project_id=who.project_id,

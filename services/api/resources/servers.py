@@ -212,36 +212,38 @@ async def update_server(request: web.Request) -> View:
 
 @represented
 async def delete_server(request: web.Request) -> View:
-    """Claim the delete, then: a server never placed is DELETED here; one on a live
-    host is handed to its agent through the outbox (accepted even while the
-    broker is down); one whose host counts as down is deleted without it
-    (``shared.teardown``), which needs the network service: 503 (and the delete
-    given back) if that cannot be reached."""
+    """Claim the delete, then: a server that holds nothing anywhere (never placed)
+    is DELETED here; one on a live host is handed to its agent through the outbox
+    (accepted even while the broker is down); one whose host counts as down, or
+    that was taken off a dead host and still keeps its ports, is deleted without
+    a host (``shared.teardown``), which needs the network service: 503 (and the
+    delete given back) if that cannot be reached."""
     who = principal(request)
     row = await _load(request)
     sid, rid = row["id"], request["request_id"]
     pool, relay = request.app[POOL], request.app[RELAY]
     api = request.app[SETTINGS].api
-    item = None
+    item, without_host = None, False
     async with pool.acquire() as conn, conn.transaction():
         claimed, host, previous_task = await server_db.start_delete(
-            conn, sid, who.project_id, stale_after_s=api.stale_delete_s)
-        host_down = host is not None and await hosts.is_down(conn, host,
-                                                             api.service_down_time_s)
+            conn, sid, who.project_id, request_id=rid, stale_after_s=api.stale_delete_s)
         if claimed:
             await actions.start_action(conn, server_id=sid, project_id=who.project_id,
                                        user_id=who.user_id, action="delete", request_id=rid)
-            if host is None:
+            if host is not None and not await hosts.is_down(conn, host,
+                                                             api.service_down_time_s):
+                item = await outbox.put(conn, host_queue(host), DeleteServer(server_id=sid),
+                                        request_id=rid, lease_s=relay.lease_s)
+            elif host is not None or await q.holds_ports(conn, sid):
+                without_host = True
+            else:
                 # Never placed (still scheduling, or no host fitted): nothing is held
                 # anywhere, and the scheduler drops a build whose server left
                 # BUILD(scheduling).
                 await server_db.mark_deleted(conn, sid, request_id=rid)
-            elif not host_down:
-                item = await outbox.put(conn, host_queue(host), DeleteServer(server_id=sid),
-                                        request_id=rid, lease_s=relay.lease_s)
     if item is not None:
         relay.send(item)
-    elif claimed and host is not None:
+    elif without_host:
         try:
             await delete_without_host(pool, NetworkClient(request.app[RPC], request_id=rid), sid,
                                       request_id=rid)

@@ -27,6 +27,7 @@ from pathlib import Path
 from uuid import UUID
 
 import msgspec
+import structlog
 
 from services.compute_agent.drivers.base import (
     DriverError,
@@ -47,6 +48,8 @@ from services.compute_agent.drivers.fake_host import FakeHost, GuestRecord
 from services.compute_agent.drivers.fake_vnc import FakeVncServer
 from shared.contracts.common import ImageSpec
 from shared.states import PowerState
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["FakeDriver", "FakeSettings", "guest_relative_path"]
 
@@ -138,7 +141,10 @@ class FakeDriver(HypervisorDriver):
             try:
                 await asyncio.to_thread(write_disk, target, spec)
             except OSError as exc:
-                raise DriverError(f"cannot prepare the disks of {spec.server_id}: {exc}") from None
+                # The OS's words name the host's paths: they go to the log, not the fault.
+                log.error("fake.disk_failed", server_id=str(spec.server_id), error=str(exc))
+                raise DriverError(f"the host could not prepare the disks of {spec.server_id} "
+                                  f"({exc.strerror or type(exc).__name__})") from None
         await asyncio.sleep(self._settings.spawn_delay_s)
         self._set(record, doing, power_state=PowerState.RUNNING, lines=boot_lines(spec))
 

@@ -19,10 +19,19 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_claimed_idx ON outbox (claimed_until);
 
+-- The request whose task the server is in (the create's while it builds): the
+-- compute agent acts on a message only if it carries that request's id, so a copy
+-- of an older message delivered late (at-least-once) cannot act on a newer task of
+-- the same kind (a second rebuild, a second snapshot).
+ALTER TABLE servers ADD COLUMN task_request_id text;
+
 -- The build request of a server still building (Nova's build_requests): the
 -- ScheduleBuild message it was created with, and every host tried so far with why
 -- it failed, so that a build whose host died can be scheduled again elsewhere.
--- Dropped when the server leaves BUILD (ACTIVE, ERROR or DELETED).
+-- Dropped when the server leaves BUILD (ACTIVE, ERROR or DELETED). Like the
+-- outbox's, its body holds the admin password and user data the server was
+-- created with, for as long as the build lasts (seconds), as Nova's request
+-- spec and the broker's persistent messages do.
 CREATE TABLE build_requests (
     server_id   uuid PRIMARY KEY,
     body        bytea NOT NULL,

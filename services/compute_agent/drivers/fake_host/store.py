@@ -142,9 +142,10 @@ class DiskStore:
         try:
             record = _DECODER.decode(data)
         except msgspec.DecodeError as exc:
-            raise DriverError(f"{path} is not a guest record: {exc}") from None
+            raise DriverError(f"guest {name}'s state on the host is damaged: {exc}") from None
         if record.format != FORMAT:
-            raise DriverError(f"{path} has format {record.format}; this version reads {FORMAT}")
+            raise DriverError(f"guest {name}'s state on the host has format {record.format}; "
+                              f"this version reads {FORMAT}")
         return record
 
     def _look(self) -> tuple[int, int, int] | None:
