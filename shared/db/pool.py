@@ -11,6 +11,7 @@ the pool and replaced on the next acquire, so services recover by themselves.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ import asyncpg
 import msgspec
 
 from shared.config import DatabaseSettings
+from shared.errors import DatabaseUnavailable
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -38,14 +40,34 @@ async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
 
 
 class Pool(asyncpg.Pool):
-    """An asyncpg pool whose ``acquire`` waits at most ``acquire_timeout_s`` by default."""
+    """An asyncpg pool whose ``acquire`` waits at most ``acquire_timeout_s`` by default,
+    and says ``DatabaseUnavailable`` when it cannot get a connection (the database
+    refuses, is unreachable, or the wait ran out)."""
 
     def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.acquire_timeout_s = acquire_timeout_s
 
-    def acquire(self, *, timeout: float | None = None):  # type: ignore[override]
-        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+    def acquire(self, *, timeout: float | None = None) -> _Acquire:  # type: ignore[override]
+        return _Acquire(super().acquire(
+            timeout=self.acquire_timeout_s if timeout is None else timeout))
+
+
+class _Acquire:
+    """``async with pool.acquire() as conn`` with connection failures named for what
+    they are (a raw ConnectionRefusedError does not say it was the database)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._inner.__aenter__()
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise DatabaseUnavailable() from exc
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._inner.__aexit__(*exc_info)
 
 
 async def create_pool(settings: DatabaseSettings) -> Pool:

@@ -33,7 +33,7 @@ from shared.contracts.compute import (
     UnrescueServer,
 )
 from shared.db import actions, hosts
-from shared.errors import Conflict
+from shared.errors import Conflict, DatabaseUnavailable
 from shared.rpc.server import CallContext
 from shared.states import TaskState
 from shared.worker import Worker
@@ -337,7 +337,7 @@ async def test_an_action_whose_database_is_away_is_left_for_a_retry(agent, db_ur
     good_pool = agent.worker.pool
     agent.worker.pool = await _unreachable_pool()
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(DatabaseUnavailable):
             await broken.handle(StopServer(server_id=sid), ctx)
     finally:
         await agent.worker.pool.close()
