@@ -278,15 +278,20 @@ def _from_docker() -> Infra:
     return Infra("docker", pg_url, amqp, _HttpVhosts(mgmt, "guest"), close)
 
 
-def _from_local() -> Infra:
-    local_infra.ensure_packages()
-    root = Path(tempfile.mkdtemp(prefix="nimbus-test-"))
-    # Clean up after us even if this process is killed outright.
-    watchdog = subprocess.Popen(
+def start_watchdog(root: Path) -> subprocess.Popen[bytes]:
+    """A process that removes the servers under ``root`` once this one is gone, even
+    if it is killed outright; kill it when the servers were cleaned up normally."""
+    return subprocess.Popen(
         [sys.executable, "-m", "deploy.local.infra", "watchdog", "--pid", str(os.getpid()),
          "--root", str(root)],
         cwd=REPO, start_new_session=True, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _from_local() -> Infra:
+    local_infra.ensure_packages()
+    root = Path(tempfile.mkdtemp(prefix="nimbus-test-"))
+    watchdog = start_watchdog(root)
 
     def close() -> None:
         try:

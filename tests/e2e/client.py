@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -155,3 +157,37 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Cloud]:
+    """Every service as its own process on ``env``'s database and broker, bootstrapped,
+    healthy, and a Cloud to reach it; everything stopped on exit."""
+    import os
+    import subprocess
+    import sys
+
+    from deploy.local.supervisor import ServicePorts, default_services
+
+    env = dict(env)
+    env.pop("NIMBUS_CONFIG", None)
+    repo = Path(__file__).resolve().parents[2]
+    ports = ServicePorts.free()
+    stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=repo)
+    api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
+    boot_env = {**os.environ, **env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
+                "NIMBUS_IDENTITY_PUBLIC_URL": identity_url}
+    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "services.api.manage",
+                                             "bootstrap"], env=boot_env, cwd=repo, check=True)
+    try:
+        await asyncio.to_thread(stack.start)
+        await asyncio.to_thread(stack.wait_healthy, 90)
+        cloud = Cloud(api_url=api_url, identity_url=identity_url,
+                      db_url=env["NIMBUS_DATABASE_URL"], stack=stack)
+        await cloud.open()
+        try:
+            yield cloud
+        finally:
+            await cloud.close()
+    finally:
+        await asyncio.to_thread(stack.stop)

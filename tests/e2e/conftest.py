@@ -8,10 +8,7 @@ spawn delay, heartbeat), never by reaching into a service.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -19,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.supervisor import ServicePorts, Stack, default_services
-from tests.e2e.client import Api, Cloud
+from tests.e2e.client import Api, Cloud, running_cloud
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,25 +49,10 @@ async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
     # (tests read it through cloud.stack.env["NIMBUS_FAKE_STATE_DIR"]).
     env = {**os.environ, **E2E_ENV, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url,
            "NIMBUS_FAKE_STATE_DIR": str(run_dir / "guests")}
-    env.pop("NIMBUS_CONFIG", None)
-    ports = ServicePorts.free()
-    stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=REPO)
-    api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
-    boot_env = {**env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
-                "NIMBUS_IDENTITY_PUBLIC_URL": identity_url}
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "services.api.manage",
-                                             "bootstrap"], env=boot_env, cwd=REPO, check=True)
     try:
-        await asyncio.to_thread(stack.start)
-        await asyncio.to_thread(stack.wait_healthy, 90)
-        c = Cloud(api_url=api_url, identity_url=identity_url, db_url=db_url, stack=stack)
-        await c.open()
-        try:
+        async with running_cloud(env, run_dir) as c:
             yield c
-        finally:
-            await c.close()
     finally:
-        await asyncio.to_thread(stack.stop)
         await infra.drop_vhost(amqp_url)
         await infra.drop_database(db_name)
 

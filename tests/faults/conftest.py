@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from deploy.local import infra as local_infra
-from deploy.local.supervisor import ServicePorts, Stack, default_services
-from tests.e2e.client import Api, Cloud
+from tests.e2e.client import Api, Cloud, running_cloud
 from tests.faults.harness import SCALES, Scale, Table
+from tests.infra_fixtures import start_watchdog
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,11 +82,7 @@ def scale() -> Scale:
 def fault_infra() -> Iterator[FaultInfra]:
     local_infra.ensure_packages()
     root = Path(tempfile.mkdtemp(prefix="nimbus-faults-"))
-    watchdog = subprocess.Popen(
-        [sys.executable, "-m", "deploy.local.infra", "watchdog", "--pid", str(os.getpid()),
-         "--root", str(root)],
-        cwd=REPO, start_new_session=True, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watchdog = start_watchdog(root)
     try:
         pg_port, amqp_port, dist_port, epmd_port = local_infra.free_ports(4)
         db_url = local_infra.start_postgres(root, pg_port, fast=True)
@@ -126,26 +122,10 @@ def stack_env(scale: Scale, infra: FaultInfra, run_dir: Path) -> dict[str, str]:
 async def fault_cloud(fault_infra: FaultInfra, scale: Scale) -> AsyncIterator[Cloud]:
     run_dir = Path(tempfile.mkdtemp(prefix="nimbus-faults-run-"))
     env = {**os.environ, **stack_env(scale, fault_infra, run_dir)}
-    env.pop("NIMBUS_CONFIG", None)
-    ports = ServicePorts.free()
-    stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=REPO)
-    api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
-    boot_env = {**env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
-                "NIMBUS_IDENTITY_PUBLIC_URL": identity_url}
-    await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "services.api.manage",
-                                             "bootstrap"], env=boot_env, cwd=REPO, check=True)
     try:
-        await asyncio.to_thread(stack.start)
-        await asyncio.to_thread(stack.wait_healthy, 90)
-        cloud = Cloud(api_url=api_url, identity_url=identity_url, db_url=fault_infra.db_url,
-                      stack=stack)
-        await cloud.open()
-        try:
+        async with running_cloud(env, run_dir) as cloud:
             yield cloud
-        finally:
-            await cloud.close()
     finally:
-        await asyncio.to_thread(stack.stop)
         print(f"\n[faults] service logs kept in {run_dir / 'logs'}", file=sys.stderr)
 
 

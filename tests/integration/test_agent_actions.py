@@ -37,7 +37,7 @@ from shared.errors import Conflict, DatabaseUnavailable
 from shared.rpc.server import CallContext
 from shared.states import TaskState
 from shared.worker import Worker
-from tests.integration.test_compute_agent import _start_network
+from tests.integration.conftest import start_network
 
 HOST = "recover-test-1"
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
@@ -208,7 +208,7 @@ async def test_an_action_the_driver_fails_ends_in_error_with_a_fault(agent):
 
 
 async def test_a_delete_during_an_action_waits_for_it_then_wins(agent, db_url, amqp_url):
-    net, net_task = await _start_network(db_url, amqp_url)  # the delete frees the ports
+    net, net_task = await start_network(db_url, amqp_url)  # the delete frees the ports
     try:
         sid = await _server(agent)
         ctx = await _begin(agent, sid, TaskState.REBOOTING_HARD, "reboot")

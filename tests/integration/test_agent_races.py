@@ -9,7 +9,6 @@ import asyncio
 import uuid
 
 import msgspec
-import pytest
 
 from services.compute_agent.agent import ComputeAgent
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
@@ -30,17 +29,9 @@ from tests.integration.test_compute_agent import (  # noqa: F401  (fixtures)
     HOST,
     _placed_server,
     _row,
-    _start_network,
     agent,
 )
 
-
-@pytest.fixture
-async def network(db_url, amqp_url):
-    net, task = await _start_network(db_url, amqp_url)
-    yield net
-    net.stop()
-    await task
 
 
 async def _active(agent) -> uuid.UUID:

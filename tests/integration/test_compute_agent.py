@@ -3,7 +3,6 @@ the real network service running in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import msgspec
@@ -12,8 +11,6 @@ import pytest
 from services.compute_agent.agent import ComputeAgent
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from services.compute_agent.settings import ComputeSettings, Settings
-from services.network.app import create_worker as create_network_worker
-from services.network.settings import Settings as NetworkSettings
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.compute import BuildServer, DeleteServer
@@ -21,18 +18,11 @@ from shared.db import hosts
 from shared.errors import RpcTimeout
 from shared.rpc.server import CallContext
 from shared.worker import Worker
+from tests.integration.conftest import start_network
 
 HOST = "agent-test-1"
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
-
-
-async def _start_network(db_url: str, amqp_url: str):
-    worker = await create_network_worker(NetworkSettings(
-        database=DatabaseSettings(url=db_url), amqp=AmqpSettings(url=amqp_url)))
-    task = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.started.wait(), 30)
-    return worker, task
 
 
 @pytest.fixture
@@ -72,7 +62,7 @@ async def _row(agent: ComputeAgent, sid):
 
 
 async def test_build_then_delete_through_the_network_service(agent, db_url, amqp_url):
-    net, task = await _start_network(db_url, amqp_url)
+    net, task = await start_network(db_url, amqp_url)
     try:
         build = await _placed_server(agent)
         await agent.handle(build, CallContext())
@@ -116,7 +106,7 @@ async def test_build_without_network_service_waits_for_it(agent, db_url, amqp_ur
                                    build.server_id) == 0
         assert await hosts.claim_of(conn, build.server_id) is not None
 
-    net, task = await _start_network(db_url, amqp_url)
+    net, task = await start_network(db_url, amqp_url)
     try:
         await agent.handle(build, CallContext(redelivered=True))
     finally:
@@ -148,7 +138,7 @@ async def test_a_build_whose_retries_run_out_ends_in_error_holding_nothing(agent
 
 async def test_a_delete_whose_network_service_is_away_is_retried_until_it_is_back(
         agent, db_url, amqp_url):
-    net, task = await _start_network(db_url, amqp_url)
+    net, task = await start_network(db_url, amqp_url)
     build = await _placed_server(agent)
     await agent.handle(build, CallContext())
     net.stop()
@@ -161,7 +151,7 @@ async def test_a_delete_whose_network_service_is_away_is_retried_until_it_is_bac
     row = await _row(agent, build.server_id)
     assert (row["vm_state"], row["task_state"]) == ("active", "deleting")
 
-    net, task = await _start_network(db_url, amqp_url)
+    net, task = await start_network(db_url, amqp_url)
     try:
         await agent.handle(DeleteServer(server_id=build.server_id), CallContext(redelivered=True))
         assert (await _row(agent, build.server_id))["vm_state"] == "deleted"

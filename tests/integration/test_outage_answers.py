@@ -18,7 +18,6 @@ from services.api.settings import ApiSettings, Settings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
 from shared.db.pool import create_pool
 from shared.outbox import Relay
-from shared.rpc import RpcClient, connect
 
 NS = "http://docs.openstack.org/compute/api/v2"
 
@@ -32,15 +31,6 @@ async def down_pool():
     yield pool
     await pool.close()
 
-
-@pytest.fixture
-async def rpc(amqp_url):
-    connection = await connect(amqp_url)
-    client = RpcClient(connection, timeout=5)
-    await client.start()
-    yield client
-    await client.close()
-    await connection.close()
 
 
 async def test_compute_answers_503_while_the_database_is_down(down_pool, rpc, amqp_url):

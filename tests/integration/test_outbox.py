@@ -25,15 +25,6 @@ async def pool(db_url):
     await p.close()
 
 
-@pytest.fixture
-async def rpc(amqp_url):
-    connection = await connect(amqp_url)
-    client = RpcClient(connection, timeout=5)
-    await client.start()
-    yield client
-    await client.close()
-    await connection.close()
-
 
 async def _received(amqp_url: str, queue: str, n: int, timeout: float = 10.0) -> list:
     """The first ``n`` messages on ``queue`` (with their request id), waiting for them."""

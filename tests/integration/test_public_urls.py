@@ -20,7 +20,7 @@ from services.api.settings import ApiSettings, Settings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
 from shared.db.pool import create_pool
 from shared.outbox import Relay
-from shared.rpc import RpcClient, connect
+from shared.rpc import RpcClient
 
 FORGED = {"Host": "evil.example:666", "X-Forwarded-Host": "evil.example",
           "X-Forwarded-Proto": "https"}
@@ -37,15 +37,6 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
     yield p
     await p.close()
 
-
-@pytest.fixture
-async def rpc(amqp_url: str) -> AsyncIterator[RpcClient]:
-    connection = await connect(amqp_url)
-    client = RpcClient(connection, timeout=5)
-    await client.start()
-    yield client
-    await client.close()
-    await connection.close()
 
 
 Start = Callable[[str], Awaitable[tuple[TestClient, str, str]]]

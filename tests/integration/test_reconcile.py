@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 
 from services.compute_agent.reconcile import Reconciler, ReconcileSettings
 from shared.contracts.compute import BuildServer, DeleteServer
 from shared.rpc.server import CallContext
 from shared.teardown import delete_without_host
-from tests.integration.test_compute_agent import _placed_server, _row, _start_network, agent  # noqa: F401
+from tests.integration.test_compute_agent import _placed_server, _row, agent  # noqa: F401
 
 SETTINGS = ReconcileSettings(interval_s=1, stuck_delete_s=60)
 
-
-@pytest.fixture
-async def network(db_url, amqp_url):
-    net, task = await _start_network(db_url, amqp_url)
-    yield net
-    net.stop()
-    await task
 
 
 async def _active(agent) -> BuildServer:

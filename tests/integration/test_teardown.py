@@ -14,7 +14,7 @@ from shared.db.pool import connect
 from shared.rpc import RpcClient
 from shared.rpc import connect as rpc_connect
 from shared.teardown import delete_without_host
-from tests.integration.test_compute_agent import _start_network
+from tests.integration.conftest import start_network
 
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 
@@ -51,7 +51,7 @@ async def test_a_delete_given_back_restores_the_build_in_flight(db_url):
 
 async def test_deleting_without_the_host_fails_its_saving_snapshot(db_url, amqp_url):
     conn = await connect(db_url)
-    net, net_task = await _start_network(db_url, amqp_url)
+    net, net_task = await start_network(db_url, amqp_url)
     connection = await rpc_connect(amqp_url)
     rpc = RpcClient(connection, timeout=5)
     await rpc.start()

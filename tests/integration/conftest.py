@@ -1,0 +1,49 @@
+"""Fixtures the integration tests share: an RPC client on the test's own vhost, and
+the network service running in-process on the test's database and vhost.
+
+A module that needs them differently (another timeout, a bootstrapped pool)
+defines its own fixture of the same name, which wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.network.app import create_worker as create_network_worker
+from services.network.settings import Settings as NetworkSettings
+from shared.config import AmqpSettings, DatabaseSettings
+from shared.rpc import RpcClient, connect
+from shared.worker import Worker
+
+
+@pytest.fixture
+async def rpc(amqp_url: str) -> AsyncIterator[RpcClient]:
+    """An RPC client on the test's vhost (5 s call timeout)."""
+    connection = await connect(amqp_url)
+    client = RpcClient(connection, timeout=5)
+    await client.start()
+    yield client
+    await client.close()
+    await connection.close()
+
+
+async def start_network(db_url: str, amqp_url: str) -> tuple[Worker, asyncio.Task[None]]:
+    """The network service in-process, serving once this returns; stop it with
+    ``worker.stop()`` and await the task."""
+    worker = await create_network_worker(NetworkSettings(
+        database=DatabaseSettings(url=db_url), amqp=AmqpSettings(url=amqp_url)))
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(worker.started.wait(), 30)
+    return worker, task
+
+
+@pytest.fixture
+async def network(db_url: str, amqp_url: str) -> AsyncIterator[Worker]:
+    """The network service, for tests whose agent builds or deletes servers."""
+    worker, task = await start_network(db_url, amqp_url)
+    yield worker
+    worker.stop()
+    await task
