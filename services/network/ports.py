@@ -42,7 +42,7 @@ _LOCK_SERVER = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
 _OF_SERVER = """
 SELECT p.id, p.network_id, n.name AS network_name, host(p.address) AS address,
-       p.mac::text AS mac
+       p.mac::text AS mac, n.cidr::text AS cidr, host(n.gateway) AS gateway
   FROM ports p JOIN networks n ON n.id = p.network_id
  WHERE p.server_id = $1
  ORDER BY p.created_at, p.id"""
@@ -113,7 +113,7 @@ async def lock_server(conn: asyncpg.Connection, server_id: UUID) -> None:
 async def of_server(conn: asyncpg.Connection, server_id: UUID) -> list[Port]:
     """The server's ports, in the order they were allocated."""
     return [Port(id=r["id"], network_id=r["network_id"], network_name=r["network_name"],
-                 address=r["address"], mac=r["mac"])
+                 address=r["address"], mac=r["mac"], cidr=r["cidr"], gateway=r["gateway"])
             for r in await conn.fetch(_OF_SERVER, server_id)]
 
 
@@ -206,7 +206,7 @@ async def allocate(conn: asyncpg.Connection, server_id: UUID, host: str,
             raise ComputeError(f"No unused MAC address found under prefix {mac_prefix} "
                                f"after {_MAC_ATTEMPTS} attempts.")
         made.append(Port(id=port_id, network_id=net.id, network_name=net.name,
-                         address=taken["text"], mac=mac))
+                         address=taken["text"], mac=mac, cidr=net.cidr, gateway=net.gateway))
     return made
 
 

@@ -29,6 +29,11 @@ class ImageSpec(msgspec.Struct, frozen=True, kw_only=True):
     min_disk_gb: int = 0
     min_ram_mb: int = 0
     size_bytes: int = 0
+    location: str | None = None
+    """The image's file, a name inside the image store (``shared.image_store``);
+    None for an image with no bits (a driver that needs them refuses it)."""
+    disk_format: str = "raw"
+    """``raw`` or ``qcow2``: how the file's bytes are laid out."""
 
 
 class Port(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,3 +45,12 @@ class Port(msgspec.Struct, frozen=True, kw_only=True):
     address: str
     mac: str
     version: int = 4
+    cidr: str | None = None
+    """The subnet the address is on (``10.0.1.0/24``): the guest's netmask."""
+    gateway: str | None = None
+    """The subnet's gateway, the guest's default route; None for none."""
+    mtu: int = 1500
+    """The largest frame the network carries; the guest's NIC is set to it."""
+    bridge: str | None = None
+    """The host's Linux bridge the NIC plugs into; None: the hypervisor's own
+    user-mode network (the guest reaches out, nothing reaches in)."""
