@@ -31,6 +31,10 @@ class ImageStoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     dir: str = ".run/images"
     """Directory of the image files, shared by the API and every compute agent
     (``NIMBUS_IMAGES_DIR``); relative paths are from the working directory."""
+    seed_tiny: str = ""
+    """A built Nimbus Tiny Linux disk (``python -m deploy.guest_image build``) that
+    ``manage bootstrap`` copies into the store and seeds as a public image
+    (``NIMBUS_IMAGES_SEED_TINY``; ``make up`` and the tests set it); empty: not seeded."""
 
 
 class ImageFile(msgspec.Struct, frozen=True, kw_only=True):

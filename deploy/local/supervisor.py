@@ -416,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The fake hypervisors keep their guests under the run directory, so they
         # outlive an agent restart as a real host's guests do.
-        env = {"NIMBUS_FAKE_STATE_DIR": str(run / "guests"), **os.environ, **infra.read_env(run)}
+        env = {"NIMBUS_FAKE_STATE_DIR": str(run / "guests"), "NIMBUS_IMAGES_DIR": str(run / "images"),
+               "NIMBUS_LIBVIRT_STATE_DIR": str(run / "libvirt"), **os.environ,
+               **infra.read_env(run)}
     except OSError:
         print(f"no {run / 'infra.env'}: run `python3 -m deploy.local.infra up --root {args.run}` first",
               file=sys.stderr)

@@ -2,13 +2,31 @@
 
 ``bootstrap_catalog`` is idempotent: it inserts what is missing and leaves rows
 that exist alone, so running ``manage bootstrap`` twice changes nothing.
+
+Every seeded image has a file in the image store (``shared.image_store``):
+
+* the contract's three images (Ubuntu, CirrOS, Debian) keep their ids, names and
+  sizes; their files are sparse raw disks of that size holding nothing (the fake
+  driver boots anything; on the libvirt driver they find no boot sector), since
+  nothing may be downloaded from outside the package registries;
+* **Nimbus Tiny Linux** is a real bootable disk the project builds itself from
+  Debian's packages (``deploy.guest_image``: a Debian kernel and a busybox
+  initramfs), seeded when its built file is given (``NIMBUS_IMAGES_SEED_TINY``,
+  set by ``make up`` and the tests); its size is the file's.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
+import structlog
+
+from shared.image_store import ImageStore
+
+log = structlog.get_logger(__name__)
 
 # id, name, ram MB, disk GB, ephemeral GB, vcpus (swap empty, rxtx_factor 1.0)
 FLAVORS: tuple[tuple[str, str, int, int, int, int], ...] = (
@@ -47,13 +65,55 @@ _INSERT_FLAVOR = """
 INSERT INTO flavors (id, name, ram_mb, disk_gb, ephemeral_gb, vcpus, swap_mb, rxtx_factor)
 VALUES ($1, $2, $3, $4, $5, $6, 0, 1.0) ON CONFLICT (id) DO NOTHING"""
 
+TINY_IMAGE_ID = UUID("5e0b1d2c-7a41-4c8e-9f3a-1b7d6c2e9a10")
+TINY_IMAGE_NAME = "Nimbus Tiny Linux (Debian kernel, busybox)"
+TINY_IMAGE_METADATA = {"architecture": "x86_64", "os_type": "linux", "os_distro": "nimbus-tiny",
+                       "hw_disk_bus": "virtio", "com.hp__1__image_type": "disk"}
+
+# A seeded image's file: a fresh build of the tiny image replaces the old one.
 _INSERT_IMAGE = """
-INSERT INTO images (id, name, status, visibility, min_disk_gb, min_ram_mb, size_bytes, metadata,
-                    created_at, updated_at)
-VALUES ($1, $2, 'ACTIVE', 'public', $3, $4, $5, $6, now(), now()) ON CONFLICT (id) DO NOTHING"""
+INSERT INTO images AS i (id, name, status, visibility, min_disk_gb, min_ram_mb, size_bytes,
+                         metadata, location, disk_format, created_at, updated_at)
+VALUES ($1, $2, 'ACTIVE', 'public', $3, $4, $5, $6, $7, $8, now(), now())
+ON CONFLICT (id) DO UPDATE SET location = EXCLUDED.location, disk_format = EXCLUDED.disk_format,
+                               size_bytes = EXCLUDED.size_bytes, updated_at = now()
+ WHERE i.location IS DISTINCT FROM EXCLUDED.location
+    OR i.size_bytes IS DISTINCT FROM EXCLUDED.size_bytes"""
 
 
-async def bootstrap_catalog(conn: asyncpg.Connection) -> None:
+def _placeholder(store: ImageStore, image_id: UUID, size: int) -> str:
+    """A sparse raw disk of ``size`` bytes (no blocks used) as the image's file."""
+    location = store.location_for(image_id, "raw")
+    path = store.path(location)
+    if not path.is_file() or path.stat().st_size != size:
+        with store.writing(location) as part, part.open("wb") as fh:
+            fh.truncate(size)
+    return location
+
+
+def _tiny(store: ImageStore, built: Path) -> str:
+    """The built tiny image copied into the store (again when the build changed)."""
+    location = store.location_for(TINY_IMAGE_ID, "qcow2")
+    path = store.path(location)
+    if not path.is_file() or path.read_bytes() != built.read_bytes():
+        with store.writing(location) as part:
+            shutil.copyfile(built, part)
+    return location
+
+
+async def bootstrap_catalog(conn: asyncpg.Connection, store: ImageStore,
+                            tiny_image: Path | None = None) -> None:
+    """Seed the flavors and the images, writing the images' files into ``store``."""
+    rows = []
+    for image_id, name, min_disk, min_ram, size, meta in IMAGES:
+        rows.append((image_id, name, min_disk, min_ram, size, meta,
+                     _placeholder(store, image_id, size), "raw"))
+    if tiny_image is not None:
+        location = _tiny(store, tiny_image)
+        rows.append((TINY_IMAGE_ID, TINY_IMAGE_NAME, 1, 64, store.path(location).stat().st_size,
+                     TINY_IMAGE_METADATA, location, "qcow2"))
+    else:
+        log.info("catalog.tiny_image_skipped", reason="no built image given")
     async with conn.transaction():
         await conn.executemany(_INSERT_FLAVOR, FLAVORS)
-        await conn.executemany(_INSERT_IMAGE, IMAGES)
+        await conn.executemany(_INSERT_IMAGE, rows)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 import asyncpg
 
@@ -58,6 +59,7 @@ from shared import config, logging
 from shared.db.migrate import apply_migrations
 from shared.db.pool import connect
 from shared.errors import ComputeError
+from shared.image_store import ImageStore
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,7 +199,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> str:
     try:
         if args.command == "bootstrap":
             await bootstrap_identity(conn, settings.identity)
-            await bootstrap_catalog(conn)
+            images = settings.images
+            await bootstrap_catalog(conn, ImageStore.from_settings(images),
+                                    Path(images.seed_tiny) if images.seed_tiny else None)
             return "bootstrapped accounts demo, alt, admin and the seeded catalog"
         if args.command == "create-project":
             pid = await create_project(conn, args.name, args.description)

@@ -8,6 +8,7 @@ import msgspec
 
 from services.api.identity.settings import IdentitySettings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
+from shared.image_store import ImageStoreSettings
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,3 +42,4 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log: LogSettings
     api: ApiSettings
     identity: IdentitySettings
+    images: ImageStoreSettings = ImageStoreSettings()

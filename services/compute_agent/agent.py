@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import structlog
 
 from services.compute_agent import runner
-from services.compute_agent.drivers import HypervisorDriver
-from services.compute_agent.drivers.fake import FakeDriver
+from services.compute_agent.drivers import DriverContext, HypervisorDriver
+from services.compute_agent.drivers import make_driver as make_named_driver
 from services.compute_agent.operations import CALLS, OPERATIONS
 from services.compute_agent.reconcile import Reconciler
 from services.compute_agent.settings import Settings
@@ -21,6 +22,7 @@ from shared.contracts.compute import ComputeMessage, host_queue
 from shared.contracts.network import NetworkClient
 from shared.db import hosts
 from shared.errors import NotImplementedFault
+from shared.image_store import ImageStore
 from shared.rpc.server import CallContext
 from shared.worker import Worker
 
@@ -28,9 +30,10 @@ log = structlog.get_logger(__name__)
 
 
 def make_driver(settings: Settings) -> HypervisorDriver:
-    if settings.compute.driver == "fake":
-        return FakeDriver(settings.fake, host=settings.compute.host)
-    raise SystemExit(f"unknown hypervisor driver {settings.compute.driver!r}")
+    """The driver ``NIMBUS_COMPUTE_DRIVER`` names (``drivers.DRIVERS``)."""
+    context = DriverContext(host=settings.compute.host,
+                            image_store=ImageStore.from_settings(settings.images))
+    return make_named_driver(settings.compute.driver, settings, context)
 
 
 class ComputeAgent:
@@ -41,6 +44,7 @@ class ComputeAgent:
         self.worker = worker
         self.driver = driver
         self.host = settings.compute.host
+        self.image_store = ImageStore.from_settings(settings.images)
         # server id -> (lock, how many operations hold or wait for it)
         self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
 
@@ -75,7 +79,10 @@ class ComputeAgent:
             await hosts.report(conn, hosts.HostCapacity(
                 host=self.host, availability_zone=c.az, total_ram_mb=res.ram_mb,
                 total_disk_gb=res.disk_gb, total_vcpus=res.vcpus, ram_ratio=c.ram_ratio,
-                disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio), starting=starting)
+                disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio,
+                hypervisor_type=self.driver.name,
+                capabilities=msgspec.structs.asdict(self.driver.capabilities)),
+                starting=starting)
 
     async def handle(self, msg: ComputeMessage, ctx: CallContext) -> object:
         """Run the operation (or answer the call) the message's type names."""
@@ -96,8 +103,11 @@ class ComputeAgent:
 async def run(settings: Settings) -> None:
     worker = Worker(f"compute-agent:{settings.compute.host}", database=settings.database,
                     amqp=settings.amqp, health=settings.health)
+    driver = make_driver(settings)
+    await driver.init_host()  # a hypervisor that cannot be reached: the agent does not start
+    worker.on_stop(driver.cleanup)
     await worker.open()
-    agent = ComputeAgent(settings, worker, make_driver(settings))
+    agent = ComputeAgent(settings, worker, driver)
     await agent.report(starting=True)  # registered before the queue is served
     # Servers left mid-operation by an earlier run of this agent are not touched
     # at start: their messages, never acked, come again. The reconcile loop runs

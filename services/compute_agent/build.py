@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from services.compute_agent.drivers import GuestSpec
-from services.compute_agent.drivers.base import ConfigDrive
+from services.compute_agent.drivers import GuestConfig, GuestSpec
+from services.compute_agent.drivers.base import hostname_for
 from services.compute_agent.runner import Fault, Operation, Run, close_action
 from shared.contracts.compute import BuildServer
 from shared.contracts.network import AllocatePorts, DeallocatePorts
@@ -54,14 +54,13 @@ class Build(Operation):
         # No volumes yet: the root and ephemeral disks come with the guest.
         if task is TaskState.BLOCK_DEVICE_MAPPING:
             task = await _advance(run, task)
-        drive = None
-        if msg.config_drive:
-            drive = ConfigDrive(metadata=msg.metadata, files=msg.files,
-                                public_key=msg.key_data, user_data=msg.user_data)
+        config = GuestConfig(
+            hostname=hostname_for(msg.name, sid), metadata=msg.metadata, files=msg.files,
+            user_data=msg.user_data, admin_pass=msg.admin_pass, config_drive=msg.config_drive,
+            public_keys={msg.key_name: msg.key_data} if msg.key_name and msg.key_data else {})
         await run.agent.driver.spawn(GuestSpec(
             server_id=sid, name=msg.name, flavor=msg.flavor, image=msg.image, ports=tuple(ports),
-            admin_pass=msg.admin_pass, metadata=msg.metadata, files=msg.files,
-            user_data=msg.user_data, config_drive=drive))
+            config=config))
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
         return await servers.finish_build(conn, run.server_id, run.power, host=run.agent.host,

@@ -31,7 +31,8 @@ class Stop(Operation):
     transition = STOP
 
     async def work(self, run: Run) -> None:
-        await run.agent.driver.power_off(run.server_id)
+        await run.agent.driver.power_off(run.server_id,
+                                         timeout_s=run.agent.settings.compute.shutdown_timeout_s)
 
 
 class Start(Operation):

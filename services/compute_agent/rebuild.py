@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
-from services.compute_agent.drivers import GuestSpec
-from services.compute_agent.drivers.base import ConfigDrive
+from services.compute_agent.drivers import GuestConfig, GuestSpec
+from services.compute_agent.drivers.base import hostname_for
 from services.compute_agent.runner import Operation, Run
 from shared.contracts.common import FlavorSpec, Port
 from shared.contracts.compute import RebuildServer
@@ -30,19 +30,18 @@ class Rebuild(Operation):
     async def work(self, run: Run) -> None:
         msg: RebuildServer = run.msg
         row = run.row
-        drive = None
-        if row["config_drive"]:
-            # The drive is written again for the new disk, with the new metadata and files.
-            drive = ConfigDrive(metadata=msg.metadata, files=msg.files)
+        # The drive is written again for the new disk, with the new metadata and
+        # files; user data and keys stay the guest's (the driver keeps them).
+        config = GuestConfig(hostname=hostname_for(msg.name, run.server_id),
+                             metadata=msg.metadata, files=msg.files, admin_pass=msg.admin_pass,
+                             config_drive=bool(row["config_drive"]))
         spec = GuestSpec(
             server_id=run.server_id, name=msg.name,
             flavor=msgspec.convert(row["flavor"], FlavorSpec), image=msg.image,
-            ports=tuple(msgspec.convert(row["addresses"], list[Port])),
-            admin_pass=msg.admin_pass, metadata=msg.metadata, files=msg.files,
-            config_drive=drive)
+            ports=tuple(msgspec.convert(row["addresses"], list[Port])), config=config)
         await run.agent.driver.rebuild(spec)
         if self.transition.end_state(VmState(row["vm_state"])) is VmState.STOPPED:
-            await run.agent.driver.power_off(run.server_id)
+            await run.agent.driver.power_off(run.server_id, timeout_s=0)
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
         end = self.transition.end_state(VmState(run.row["vm_state"]))

@@ -248,7 +248,9 @@ class Reconciler:
                     async with agent.worker.pool.acquire() as conn:
                         await servers.record_power(conn, sid, power)
                 case PowerOff():
-                    await agent.driver.power_off(sid)
+                    # The server is stopped in the database: its guest should not
+                    # run at all, so the power is cut (no shutdown to wait for).
+                    await agent.driver.power_off(sid, timeout_s=0)
                     async with agent.worker.pool.acquire() as conn:
                         await servers.record_power(conn, sid, int(PowerState.SHUTDOWN))
                 case MarkLost(why=why):

@@ -8,8 +8,10 @@ from typing import Annotated
 import msgspec
 
 from services.compute_agent.drivers.fake import FakeSettings
+from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
 from services.compute_agent.reconcile import ReconcileSettings
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
+from shared.image_store import ImageStoreSettings
 
 
 class ComputeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -18,7 +20,9 @@ class ComputeSettings(msgspec.Struct, frozen=True, kw_only=True):
     az: str = "az1"
     """Availability zone of this host (``NIMBUS_COMPUTE_AZ``)."""
     driver: str = "fake"
-    """Hypervisor driver: ``fake`` (simulated host)."""
+    """Hypervisor driver (``NIMBUS_COMPUTE_DRIVER``): ``fake`` (a simulated host) or
+    ``libvirt`` (QEMU virtual machines); see ``drivers.DRIVERS``. Each reads its
+    own section (``NIMBUS_FAKE_*``, ``NIMBUS_LIBVIRT_*``)."""
     heartbeat_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """Seconds between capacity reports; must stay well under the scheduler's
     ``service_down_time_s`` or the host is taken for dead."""
@@ -30,6 +34,9 @@ class ComputeSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Disk overcommit."""
     network_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """How long a build waits for the network service before failing."""
+    shutdown_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    """How long a stop waits for the guest OS to shut down cleanly (ACPI power
+    button) before the power is cut (Nova's ``shutdown_timeout``); 0 cuts it at once."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,5 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log: LogSettings
     health: HealthSettings
     compute: ComputeSettings
-    fake: FakeSettings
+    images: ImageStoreSettings = ImageStoreSettings()
+    fake: FakeSettings = FakeSettings()
+    libvirt: LibvirtSettings = LibvirtSettings()
     reconcile: ReconcileSettings = ReconcileSettings()

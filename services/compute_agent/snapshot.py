@@ -19,6 +19,7 @@ import structlog
 from services.compute_agent.runner import Fault, Operation, Run, close_action
 from shared.contracts.compute import SnapshotServer
 from shared.db import images, servers
+from shared.image_store import ImageFile
 from shared.states import SNAPSHOT
 
 if TYPE_CHECKING:
@@ -31,13 +32,17 @@ class Snapshot(Operation):
     transition = SNAPSHOT
 
     async def work(self, run: Run) -> None:
-        run.result = await run.agent.driver.snapshot(run.server_id)
+        run.result = await run.agent.driver.snapshot(run.server_id, run.msg.image_id)
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
         msg: SnapshotServer = run.msg
-        kept = await images.finish_snapshot(conn, msg.image_id, run.result)
+        file: ImageFile = run.result
+        kept = await images.finish_snapshot(conn, msg.image_id, file)
         log.info("compute.snapshot_saved", server_id=str(run.server_id),
-                 image_id=str(msg.image_id), size=run.result, image_kept=kept)
+                 image_id=str(msg.image_id), size=file.size_bytes, location=file.location,
+                 image_kept=kept)
+        if not kept:  # deleted while it was saved: nobody will ever read the file
+            run.agent.image_store.remove(file.location)
         return await servers.end_task(conn, run.server_id, SNAPSHOT.task,
                                       request_id=run.action.request_id)
 

@@ -23,11 +23,11 @@ from uuid import UUID
 import asyncpg
 import structlog
 
-from shared.contracts.common import Port
-from shared.errors import BadRequest, ComputeError
 from services.network.errors import NoMoreFixedIps
 from services.network.macs import random_mac
 from services.network.networks import Network
+from shared.contracts.common import Port
+from shared.errors import BadRequest, ComputeError
 
 log = structlog.get_logger(__name__)
 

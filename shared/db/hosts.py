@@ -43,6 +43,9 @@ class HostCapacity(msgspec.Struct, frozen=True, kw_only=True):
     ram_ratio: float = 1.0
     disk_ratio: float = 1.0
     cpu_ratio: float = 1.0
+    hypervisor_type: str = "fake"
+    capabilities: dict[str, bool] | None = None
+    """What the host's driver can do (``drivers.base.Capabilities``); None: unknown."""
 
 
 class HostState(msgspec.Struct, kw_only=True):
@@ -97,8 +100,9 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
 
 _REPORT = """
 INSERT INTO compute_hosts AS h (host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus,
-                                ram_ratio, disk_ratio, cpu_ratio, started_at, last_heartbeat)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now())
+                                ram_ratio, disk_ratio, cpu_ratio, started_at, last_heartbeat,
+                                hypervisor_type, capabilities)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $10, $11)
 ON CONFLICT (host) DO UPDATE SET
     availability_zone = EXCLUDED.availability_zone,
     total_ram_mb = EXCLUDED.total_ram_mb,
@@ -108,7 +112,9 @@ ON CONFLICT (host) DO UPDATE SET
     disk_ratio = EXCLUDED.disk_ratio,
     cpu_ratio = EXCLUDED.cpu_ratio,
     started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
-    last_heartbeat = now()"""
+    last_heartbeat = now(),
+    hypervisor_type = EXCLUDED.hypervisor_type,
+    capabilities = EXCLUDED.capabilities"""
 
 # ``alive`` and ``down`` are computed by PostgreSQL with its own clock, so the
 # scheduler's and the agents' clocks never need to agree.
@@ -174,7 +180,7 @@ async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool 
     """
     await conn.execute(_REPORT, cap.host, cap.availability_zone, cap.total_ram_mb,
                        cap.total_disk_gb, cap.total_vcpus, cap.ram_ratio, cap.disk_ratio,
-                       cap.cpu_ratio, starting)
+                       cap.cpu_ratio, starting, cap.hypervisor_type, cap.capabilities)
 
 
 async def live_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
@@ -263,3 +269,15 @@ async def is_alive(conn: asyncpg.Connection, host: str, max_age_s: float) -> boo
     """Whether ``host`` may be handed work: it is not down (a host in its grace after a
     database restart is given the benefit of the doubt)."""
     return not await is_down(conn, host, max_age_s)
+
+
+_CAPABILITIES = "SELECT hypervisor_type, capabilities FROM compute_hosts WHERE host = $1"
+
+
+async def hypervisor_of(conn: asyncpg.Connection, host: str) -> tuple[str, dict[str, bool] | None]:
+    """The host's hypervisor type and what its driver can do (None: not reported,
+    an agent of an older release; an unknown host: ``("unknown", None)``)."""
+    row = await conn.fetchrow(_CAPABILITIES, host)
+    if row is None:
+        return "unknown", None
+    return row["hypervisor_type"], row["capabilities"]

@@ -12,6 +12,8 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.image_store import ImageFile
+
 _GET_ANY = "SELECT * FROM images WHERE id = $1"
 
 _INSERT_SNAPSHOT = """
@@ -22,7 +24,8 @@ RETURNING *"""
 
 # Guarded: a snapshot the user deleted meanwhile stays deleted.
 _FINISH_SNAPSHOT = """
-UPDATE images SET status = 'ACTIVE', progress = 100, size_bytes = $2, updated_at = now(),
+UPDATE images SET status = 'ACTIVE', progress = 100, size_bytes = $2, location = $3,
+       disk_format = $4, updated_at = now(),
        metadata = CASE WHEN metadata ? 'image_state'
                        THEN metadata || '{"image_state": "available"}'::jsonb
                        ELSE metadata END
@@ -53,9 +56,11 @@ async def insert_snapshot(conn: asyncpg.Connection, *, image_id: UUID, name: str
                                min_disk_gb, min_ram_mb, metadata)
 
 
-async def finish_snapshot(conn: asyncpg.Connection, image_id: UUID, size_bytes: int) -> bool:
-    """SAVING -> ACTIVE with its size; False if the image is no longer SAVING (deleted)."""
-    return await conn.fetchval(_FINISH_SNAPSHOT, image_id, size_bytes) is not None
+async def finish_snapshot(conn: asyncpg.Connection, image_id: UUID, file: ImageFile) -> bool:
+    """SAVING -> ACTIVE with its file (location, format, size); False if the image
+    is no longer SAVING (deleted meanwhile: the caller removes the file)."""
+    return await conn.fetchval(_FINISH_SNAPSHOT, image_id, file.size_bytes, file.location,
+                               file.disk_format) is not None
 
 
 async def fail_snapshot(conn: asyncpg.Connection, image_id: UUID) -> bool:

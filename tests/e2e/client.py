@@ -171,6 +171,7 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
 
     env = dict(env)
     env.pop("NIMBUS_CONFIG", None)
+    env.setdefault("NIMBUS_IMAGES_DIR", str(run_dir / "images"))
     repo = Path(__file__).resolve().parents[2]
     ports = ServicePorts.free()
     stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=repo)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from pathlib import Path
 
 from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.acting import delete_and_wait
@@ -98,7 +100,26 @@ async def test_create_image_json_snapshot_saving_then_active_and_bootable(demo, 
     child = await _boot(demo, "from-snap", image=image_id)
     assert (await demo.server(child))["image"]["id"] == image_id
     await delete_and_wait(demo, sid, child)
+    # The image is a real file in the image store, its size the image's size; it
+    # goes with the image.
+    store = Path(cloud.stack.env["NIMBUS_IMAGES_DIR"])
+    location = await cloud.fetchval("SELECT location FROM images WHERE id = $1",
+                                    uuid.UUID(image_id))
+    assert location == f"{image_id}.raw"
+    assert (store / location).stat().st_size == image["OS-EXT-IMG-SIZE:size"]
     assert (await demo.delete(f"/images/{image_id}")).status == 204
+    assert not (store / location).exists()
+
+
+async def test_seeded_images_have_files_of_their_size(demo, cloud):
+    store = Path(cloud.stack.env["NIMBUS_IMAGES_DIR"])
+    images = (await demo.get("/images/detail")).json["images"]
+    seeded = [i for i in images if "server" not in i]
+    assert len(seeded) >= 3
+    for image in seeded:
+        location = await cloud.fetchval("SELECT location FROM images WHERE id = $1",
+                                        uuid.UUID(image["id"]))
+        assert (store / location).stat().st_size == image["OS-EXT-IMG-SIZE:size"], image["name"]
 
 
 async def _finished_event(demo: Api, sid: str, rid: str, name: str):

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
+from tests.unit.compute_agent.guests import guest_spec
 from services.compute_agent.agent import ComputeAgent
 from services.compute_agent.drivers import GuestSpec
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
@@ -89,7 +90,7 @@ async def _server(agent: ComputeAgent, *, vm_state: str = "active", guest: bool 
             sid, IMAGE.id, msgspec.to_builtins(FLAVOR), vm_state, HOST)
         assert await hosts.claim(conn, HOST, sid, 1024, 10, 1)
     if guest:
-        await agent.driver.spawn(GuestSpec(server_id=sid, name="vm", flavor=FLAVOR, image=IMAGE))
+        await agent.driver.spawn(guest_spec(server_id=sid, name="vm", flavor=FLAVOR, image=IMAGE))
     return sid
 
 

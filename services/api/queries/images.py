@@ -9,6 +9,7 @@ Visible to a project: public images and its own private ones. Changeable
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -45,7 +46,7 @@ _OWNED = "id = $1 AND owner_project_id = $2 AND deleted_at IS NULL"
 _DELETE = f"""
 UPDATE images SET status = 'DELETED', deleted_at = now(), updated_at = now()
  WHERE {_OWNED}
-RETURNING id"""
+RETURNING id, location"""
 
 _OWNED_EXISTS = f"SELECT EXISTS (SELECT 1 FROM images WHERE {_OWNED})"
 
@@ -100,9 +101,16 @@ async def list_page(conn: asyncpg.Connection, project_id: str, filters: ImageFil
     return await conn.fetch(_PAGE_AFTER, *args, *after)
 
 
-async def delete_owned(conn: asyncpg.Connection, project_id: str, image_id: UUID) -> bool:
-    """Mark the project's own image deleted; False if it owns no such live image."""
-    return await conn.fetchval(_DELETE, image_id, project_id) is not None
+class Deleted(NamedTuple):
+    location: str | None
+    """The file the image had in the store (None: never written, still SAVING)."""
+
+
+async def delete_owned(conn: asyncpg.Connection, project_id: str,
+                       image_id: UUID) -> Deleted | None:
+    """Mark the project's own image deleted; None if it owns no such live image."""
+    row = await conn.fetchrow(_DELETE, image_id, project_id)
+    return None if row is None else Deleted(row["location"])
 
 
 async def is_owned(conn: asyncpg.Connection, project_id: str, image_id: UUID) -> bool:

@@ -34,6 +34,7 @@ from aiohttp import web
 
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.representation import View
+from services.api.resources.server_tasks import require_capability
 from shared.contracts.compute import ComputeClient, GetConsoleOutput
 from shared.db import hosts
 from shared.errors import BadRequest, Conflict, ServiceUnavailable
@@ -89,6 +90,7 @@ async def get_console_output(request: web.Request, row: asyncpg.Record, value: A
     sid, host = row["id"], row["host"]
     settings = request.app[SETTINGS]
     async with request.app[POOL].acquire() as conn:
+        await require_capability(conn, row, "os-getConsoleOutput")
         alive = await hosts.is_alive(conn, host, settings.api.service_down_time_s)
     if not alive:
         raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "

@@ -18,18 +18,20 @@ from lists and GET, and shows as DELETED in ``changes-since`` lists.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from services.api.keys import POOL
+from services.api.keys import POOL, SETTINGS
 from services.api.queries import images as q
 from services.api.representation import View, represented, route
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
 from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import images as views
 from shared.errors import Forbidden, ImageNotFound
+from shared.image_store import ImageStore
 
 log = structlog.get_logger(__name__)
 
@@ -102,10 +104,19 @@ async def delete_image(request: web.Request) -> View:
     pid = principal(request).project_id
     row = await _load(request)
     async with request.app[POOL].acquire() as conn:
-        if not await q.delete_owned(conn, pid, row["id"]):
-            if row["owner_project_id"] != pid:
-                raise not_owner(row["id"])
-            raise ImageNotFound(row["id"])  # deleted meanwhile
+        deleted = await q.delete_owned(conn, pid, row["id"])
+    if deleted is None:
+        if row["owner_project_id"] != pid:
+            raise not_owner(row["id"])
+        raise ImageNotFound(row["id"])  # deleted meanwhile
+    if deleted.location is not None:
+        # The file goes with the image; a snapshot still being written is removed
+        # by the agent that writes it (``shared.db.images.finish_snapshot``).
+        store = ImageStore.from_settings(request.app[SETTINGS].images)
+        try:
+            await asyncio.to_thread(store.remove, deleted.location)
+        except OSError as exc:  # the image is deleted either way; the file is an operator's
+            log.warning("api.image_file_left", image_id=str(row["id"]), error=exc.strerror)
     log.info("api.image_delete", image_id=str(row["id"]))
     return View(None, status=204)
 

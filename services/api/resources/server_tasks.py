@@ -36,12 +36,35 @@ from shared import outbox
 from shared.contracts.compute import host_queue
 from shared.db import actions, hosts
 from shared.db import servers as server_db
-from shared.errors import Conflict, ServiceUnavailable
+from shared.errors import Conflict, NotImplementedFault, ServiceUnavailable
 from shared.states import Transition
 
 log = structlog.get_logger(__name__)
 
 Also = Callable[[asyncpg.Connection], Awaitable[None]]
+
+# What each action needs of the server's hypervisor beyond power and reboot: a
+# field of ``drivers.base.Capabilities``, which every agent reports with its host.
+NEEDS: dict[str, tuple[str, str]] = {
+    # action: (capability, what the refusal says the hypervisor cannot do)
+    "rescue": ("rescue", "rescue a server"),
+    "unrescue": ("rescue", "rescue a server"),
+    "createImage": ("snapshot", "snapshot a server"),
+    "os-getVNCConsole": ("vnc_console", "give a VNC console"),
+    "os-getConsoleOutput": ("console_output", "record console output"),
+}
+
+
+async def require_capability(conn: asyncpg.Connection, row: asyncpg.Record, action: str) -> None:
+    """501 notImplemented when the server's host runs a hypervisor that cannot do
+    ``action`` (Nova answers a driver's NotImplementedError so); nothing changes."""
+    need = NEEDS.get(action)
+    if need is None or row["host"] is None:
+        return
+    hypervisor, capabilities = await hosts.hypervisor_of(conn, row["host"])
+    if capabilities is not None and not capabilities.get(need[0], False):
+        raise NotImplementedFault(f"Instance {row['id']} runs on a {hypervisor} hypervisor, "
+                                  f"which cannot {need[1]}.")
 
 
 async def cast_action(request: web.Request, row: asyncpg.Record, transition: Transition,
@@ -59,6 +82,7 @@ async def cast_action(request: web.Request, row: asyncpg.Record, transition: Tra
                 conn, row["host"], request.app[SETTINGS].api.service_down_time_s):
             raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
                                      f"cannot '{name}' it now, try again later.")
+        await require_capability(conn, row, name)
         async with conn.transaction():
             started, host = await server_db.begin_task(conn, sid, who.project_id, transition,
                                                        request_id=request["request_id"])
@@ -73,6 +97,12 @@ async def cast_action(request: web.Request, row: asyncpg.Record, transition: Tra
                                     request_id=request["request_id"], lease_s=relay.lease_s)
     relay.send(item)
     log.info("api.server_action", server_id=str(sid), action=name, host=host)
+
+
+async def require_capable(request: web.Request, row: asyncpg.Record, action: str) -> None:
+    """:func:`require_capability` for handlers that call the agent (no task)."""
+    async with request.app[POOL].acquire() as conn:
+        await require_capability(conn, row, action)
 
 
 async def host_alive(request: web.Request, host: str | None) -> bool:

@@ -33,7 +33,7 @@ from aiohttp import web
 from services.api.keys import POOL, RPC, SETTINGS
 from services.api.representation import View
 from services.api.resources.common import principal
-from services.api.resources.server_tasks import host_alive
+from services.api.resources.server_tasks import host_alive, require_capable
 from shared.contracts.compute import ComputeClient, GetVncConsole
 from shared.db import console_tokens
 from shared.errors import BadRequest, Conflict, ServiceUnavailable
@@ -59,6 +59,7 @@ async def get_vnc_console(request: web.Request, row: asyncpg.Record, value: Any)
                        f"runs (vm_state {row['vm_state']}).")
     if row["task_state"] == "deleting":
         raise Conflict(f"Instance {sid} is being deleted.")
+    await require_capable(request, row, "os-getVNCConsole")
     if not await host_alive(request, row["host"]):
         raise ServiceUnavailable(f"The compute host of instance {sid} is not responding; "
                                  "its console is not available now.")

@@ -13,6 +13,7 @@ never on the agent's event loop.
 from __future__ import annotations
 
 import abc
+import re
 from uuid import UUID
 
 import msgspec
@@ -73,6 +74,16 @@ class GuestConfig(msgspec.Struct, frozen=True, kw_only=True):
     def wants_drive(self) -> bool:
         """A drive is made when asked for, or to carry injected files."""
         return self.config_drive or bool(self.files)
+
+
+def hostname_for(name: str, server_id: UUID) -> str:
+    """The guest's hostname from its display name, as Nova's ``sanitize_hostname``
+    makes it: lower case, spaces and underscores as hyphens, nothing but letters,
+    digits, hyphens and dots, at most 63 characters; ``server-<id>`` when nothing
+    is left."""
+    host = re.sub(r"[ _]", "-", name.lower())
+    host = re.sub(r"[^a-z0-9.-]", "", host)[:63].strip("-.")
+    return host or f"server-{server_id}"
 
 
 class GuestSpec(msgspec.Struct, frozen=True, kw_only=True):

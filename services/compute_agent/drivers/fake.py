@@ -30,8 +30,11 @@ import msgspec
 import structlog
 
 from services.compute_agent.drivers.base import (
+    Capabilities,
+    DriverContext,
     DriverError,
     GuestInfo,
+    GuestNotFound,
     GuestSpec,
     HostResources,
     HypervisorDriver,
@@ -43,10 +46,15 @@ from services.compute_agent.drivers.fake_console import (
     boot_lines,
     creation_lines,
 )
-from services.compute_agent.drivers.fake_disk import disk_usage, guest_relative_path, write_disk
+from services.compute_agent.drivers.fake_disk import (
+    disk_usage,
+    guest_relative_path,
+    write_disk,
+)
 from services.compute_agent.drivers.fake_host import FakeHost, GuestRecord
 from services.compute_agent.drivers.fake_vnc import FakeVncServer
 from shared.contracts.common import ImageSpec
+from shared.image_store import ImageFile, ImageStore
 from shared.states import PowerState
 
 log = structlog.get_logger(__name__)
@@ -79,20 +87,39 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     survive an agent restart and can be changed out of band; empty keeps them in
     the agent's memory only, lost when it stops. Costs one small file write per
     state change and one append per batch of console lines."""
+    lacks: str = ""
+    """Capabilities the simulated hypervisor does not have, comma-separated fields
+    of ``base.Capabilities`` (``rescue,snapshot``): it refuses those operations
+    (NotSupported) and reports them missing, as a lesser hypervisor would."""
     snapshot_delay_s: float = 2.0
     """How long copying a guest's root disk into an image takes (createImage);
     real snapshots take tens of seconds to minutes."""
 
 
 class FakeDriver(HypervisorDriver):
-    def __init__(self, settings: FakeSettings, *, host: str) -> None:
+    name = "fake"
+
+    def __init__(self, settings: FakeSettings, *, host: str,
+                 image_store: ImageStore | None = None) -> None:
         self._settings = settings
+        full = Capabilities(rescue=True, snapshot=True, vnc_console=True, console_output=True,
+                            config_drive=True, clean_shutdown=True)
+        lacks = {name.strip() for name in settings.lacks.split(",") if name.strip()}
+        unknown = lacks - set(msgspec.structs.asdict(full))
+        if unknown:
+            raise SystemExit(f"NIMBUS_FAKE_LACKS names no capability: {', '.join(sorted(unknown))}")
+        self.capabilities = msgspec.structs.replace(full, **{name: False for name in lacks})
+        self._images = image_store
         self.fake_host = FakeHost(settings.state_dir or None, host)
         """The simulated host; tests act on it out of band as an operator would."""
         self._vnc: dict[UUID, FakeVncServer] = {}
         self._vnc_lock = asyncio.Lock()
         self._boots: dict[UUID, asyncio.Future[None]] = {}
         """Guests this process is booting (spawn), done when the boot ends either way."""
+
+    @classmethod
+    def from_settings(cls, settings: FakeSettings, context: DriverContext) -> FakeDriver:
+        return cls(settings, host=context.host, image_store=context.image_store)
 
     async def host_resources(self) -> HostResources:
         s = self._settings
@@ -178,7 +205,7 @@ class FakeDriver(HypervisorDriver):
     async def console_output(self, server_id: UUID) -> str:
         console = self.fake_host.console(server_id)
         if console is None:
-            raise DriverError(f"no guest {server_id} on this host")
+            raise GuestNotFound(f"no guest {server_id} on this host")
         return console
 
     # --- reboot, power off/on, rescue (issue 4) ---
@@ -189,7 +216,7 @@ class FakeDriver(HypervisorDriver):
     def _known(self, server_id: UUID) -> GuestRecord:
         record = self.fake_host.guest(server_id)
         if record is None:
-            raise DriverError(f"no guest {server_id} on this host")
+            raise GuestNotFound(f"no guest {server_id} on this host")
         return record
 
     def _set(self, record: GuestRecord, doing: str, *, power_state: PowerState | None = None,
@@ -227,7 +254,9 @@ class FakeDriver(HypervisorDriver):
         self._set(record, "rebooting", power_state=PowerState.RUNNING,
                   lines=boot_lines(record.spec))
 
-    async def power_off(self, server_id: UUID) -> None:
+    async def power_off(self, server_id: UUID, *, timeout_s: float) -> None:
+        # The simulated guest always answers ACPI within its delay; ``timeout_s``
+        # (0: cut the power) only chooses between the two ways down.
         record = self._known(server_id)
         if record.power_state is PowerState.SHUTDOWN:
             return
@@ -235,8 +264,12 @@ class FakeDriver(HypervisorDriver):
             self._set(record, "powering off", power_state=PowerState.SHUTDOWN,
                       lines=["nimbus-fake: the guest had crashed: powered off"])
             return
+        if timeout_s <= 0:
+            self._set(record, "powering off", power_state=PowerState.SHUTDOWN,
+                      lines=["nimbus-fake: power cut: the guest was destroyed"])
+            return
         self.fake_host.log(server_id, "nimbus-fake: ACPI power button pressed", GOING_DOWN)
-        await asyncio.sleep(self._settings.power_off_delay_s)
+        await asyncio.sleep(min(self._settings.power_off_delay_s, timeout_s))
         self._set(record, "powering off", power_state=PowerState.SHUTDOWN, lines=[POWER_DOWN])
 
     async def power_on(self, server_id: UUID) -> None:
@@ -249,6 +282,8 @@ class FakeDriver(HypervisorDriver):
                   lines=boot_lines(record.spec))
 
     async def rescue(self, server_id: UUID, *, admin_pass: str, image: ImageSpec | None) -> None:
+        if not self.capabilities.rescue:
+            await super().rescue(server_id, admin_pass=admin_pass, image=image)
         # The password is set inside the rescue system; it never reaches the console
         # (nor the host's record).
         record = self._known(server_id)
@@ -264,6 +299,8 @@ class FakeDriver(HypervisorDriver):
                   lines=boot_lines(record.spec))
 
     async def unrescue(self, server_id: UUID) -> None:
+        if not self.capabilities.rescue:
+            await super().unrescue(server_id)
         record = self._known(server_id)
         if not record.rescued:
             return
@@ -293,7 +330,9 @@ class FakeDriver(HypervisorDriver):
                            lines=creation_lines(spec))
         await self._boot(record, "rebuilding")  # writes the disk (files, config drive) anew
 
-    async def snapshot(self, server_id: UUID) -> int:
+    async def snapshot(self, server_id: UUID, image_id: UUID) -> ImageFile:
+        if not self.capabilities.snapshot:
+            await super().snapshot(server_id, image_id)
         record = self._known(server_id)
         spec = record.spec
         self.fake_host.log(server_id, f"nimbus-fake: snapshot of the root disk started "
@@ -304,10 +343,16 @@ class FakeDriver(HypervisorDriver):
         if now is None or now.incarnation != record.incarnation or console is None:
             raise DriverError(f"guest {server_id} was destroyed while being snapshotted")
         size = disk_usage(now.spec, len(console))
+        if self._images is None:
+            raise DriverError("this host has no image store to write the snapshot to")
+        location = ImageStore.location_for(image_id, "raw")
+        await asyncio.to_thread(_write_snapshot, self._images, location, now.spec, size)
         self.fake_host.log(server_id, f"nimbus-fake: snapshot of the root disk done ({size} bytes)")
-        return size
+        return self._images.file(location, "raw")
 
     async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
+        if not self.capabilities.vnc_console:
+            return None
         record = self.fake_host.guest(server_id)
         if record is None or record.power_state is not PowerState.RUNNING:
             if record is None and (vnc := self._vnc.pop(server_id, None)) is not None:
@@ -325,14 +370,24 @@ class FakeDriver(HypervisorDriver):
         return ("127.0.0.1", vnc.port)
 
 
+def _write_snapshot(store: ImageStore, location: str, spec: GuestSpec, size: int) -> None:
+    """The simulated disk as a raw file of ``size`` bytes: a header naming what it
+    was made from, then holes (sparse, so a large snapshot costs no disk)."""
+    header = msgspec.json.encode({"nimbus_fake_disk": 1, "server": str(spec.server_id),
+                                  "image": str(spec.image.id), "name": spec.name})
+    with store.writing(location) as part, part.open("wb") as fh:
+        fh.write(header)
+        fh.truncate(max(size, len(header)))
+
+
 def _rebuilt_spec(old: GuestSpec, new: GuestSpec) -> GuestSpec:
     """The guest after a rebuild: ``new`` (image, name, password, metadata, files),
-    keeping the user data and key the guest was created with, which the agent
+    keeping the user data and keys the guest was created with, which the agent
     does not keep and a rebuild does not change."""
-    user_data = new.user_data if new.user_data is not None else old.user_data
-    drive = new.config_drive
-    if drive is not None and old.config_drive is not None:
-        drive = msgspec.structs.replace(
-            drive, public_key=drive.public_key or old.config_drive.public_key,
-            user_data=drive.user_data if drive.user_data is not None else old.config_drive.user_data)
-    return msgspec.structs.replace(new, user_data=user_data, config_drive=drive)
+    config = msgspec.structs.replace(
+        new.config,
+        user_data=new.config.user_data if new.config.user_data is not None
+        else old.config.user_data,
+        public_keys=new.config.public_keys or old.config.public_keys,
+        config_drive=new.config.config_drive or old.config.config_drive)
+    return msgspec.structs.replace(new, config=config)

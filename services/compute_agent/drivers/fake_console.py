@@ -26,11 +26,12 @@ def creation_lines(spec: GuestSpec) -> list[str]:
     """The hypervisor notes that a guest is being created (spawn, rebuild)."""
     lines = [f"nimbus-fake: creating guest {spec.name} ({spec.flavor.vcpus} vCPU, "
              f"{spec.flavor.ram_mb} MB) from image {spec.image.name}"]
-    if spec.config_drive is not None:
-        lines.append(f"nimbus-fake: config drive with {len(spec.config_drive.metadata)} "
-                     f"metadata item(s) and {len(spec.config_drive.files)} file(s)")
-    elif spec.files:
-        lines.append(f"nimbus-fake: injecting {len(spec.files)} file(s)")
+    config = spec.config
+    if config.config_drive:
+        lines.append(f"nimbus-fake: config drive with {len(config.metadata)} "
+                     f"metadata item(s) and {len(config.files)} file(s)")
+    elif config.files:
+        lines.append(f"nimbus-fake: injecting {len(config.files)} file(s)")
     return lines
 
 

@@ -49,20 +49,20 @@ def write_disk(target: Path, spec: GuestSpec) -> None:
     """Write what the guest was given under ``target`` (blocking; run in a thread)."""
     shutil.rmtree(target, ignore_errors=True)  # a leftover of an earlier run, or the old disk
     target.mkdir(parents=True)
-    if spec.user_data is not None:
-        (target / "user_data").write_bytes(spec.user_data)
-    drive = spec.config_drive
-    if drive is None:
-        _write_files(target / "files", spec.files)
+    config = spec.config
+    if config.user_data is not None:
+        (target / "user_data").write_bytes(config.user_data)
+    if not config.config_drive:
+        _write_files(target / "files", config.files)
         return
     root = target / "config_drive"
     root.mkdir()
-    (root / "meta.js").write_text(json.dumps(drive.metadata, sort_keys=True))
-    _write_files(root / "files", drive.files)
-    if drive.public_key is not None:
-        (root / "public_key").write_text(drive.public_key)
-    if drive.user_data is not None:
-        (root / "user_data").write_bytes(drive.user_data)
+    (root / "meta.js").write_text(json.dumps(config.metadata, sort_keys=True))
+    _write_files(root / "files", config.files)
+    if config.public_keys:
+        (root / "public_key").write_text(next(iter(config.public_keys.values())))
+    if config.user_data is not None:
+        (root / "user_data").write_bytes(config.user_data)
 
 
 def _write_files(root: Path, files: tuple[InjectedFile, ...]) -> None:
@@ -84,7 +84,7 @@ def disk_usage(spec: GuestSpec, console_chars: int) -> int:
     into it (files, user data) and what the guest wrote (its logs, which grow
     faster than its ``console_chars`` of console), in 64 KiB blocks, never more
     than the flavor's disk."""
-    written = sum(len(f.contents) for f in spec.files) + len(spec.user_data or b"")
+    written = sum(len(f.contents) for f in spec.config.files) + len(spec.config.user_data or b"")
     written += console_chars * 64
     size = spec.image.size_bytes + written
     size = -(-size // 65536) * 65536

@@ -19,6 +19,7 @@ import uuid
 from services.compute_agent.drivers import GuestSpec
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
+from tests.unit.compute_agent.guests import guest_spec
 
 FLAVOR = FlavorSpec(id="1", name="tiny", ram_mb=16, disk_gb=1, vcpus=1)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
@@ -27,7 +28,7 @@ IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
 def _specs(n: int) -> list[GuestSpec]:
     port = Port(id=uuid.uuid4(), network_id=uuid.uuid4(), network_name="private",
                 address="10.0.0.5", mac="fa:16:3e:00:00:05")
-    return [GuestSpec(server_id=uuid.uuid4(), name=f"vm{i}", flavor=FLAVOR, image=IMAGE,
+    return [guest_spec(server_id=uuid.uuid4(), name=f"vm{i}", flavor=FLAVOR, image=IMAGE,
                       ports=(port,), admin_pass="pw") for i in range(n)]
 
 

@@ -11,12 +11,16 @@ import msgspec
 import pytest
 
 from services.compute_agent.drivers import DriverError, GuestSpec
-from services.compute_agent.drivers.base import ConfigDrive
-from services.compute_agent.drivers.fake import FakeDriver, FakeSettings, guest_relative_path
+from services.compute_agent.drivers.fake import (
+    FakeDriver,
+    FakeSettings,
+    guest_relative_path,
+)
 from shared.config import load
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
 from shared.contracts.compute import InjectedFile
 from shared.states import PowerState
+from tests.unit.compute_agent.guests import guest_spec, replace_spec
 
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
@@ -25,7 +29,7 @@ IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
 def _spec(flavor: FlavorSpec = FLAVOR) -> GuestSpec:
     port = Port(id=uuid.uuid4(), network_id=uuid.uuid4(), network_name="private",
                 address="10.0.0.5", mac="fa:16:3e:00:00:05")
-    return GuestSpec(server_id=uuid.uuid4(), name="vm", flavor=flavor, image=IMAGE, ports=(port,))
+    return guest_spec(server_id=uuid.uuid4(), name="vm", flavor=flavor, image=IMAGE, ports=(port,))
 
 
 def _driver(ram_mb: int = 4096) -> FakeDriver:
@@ -112,7 +116,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 async def test_without_state_dir_nothing_is_written(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     driver = _driver()
-    spec = msgspec.structs.replace(_spec(), files=FILES, user_data=b"#!/bin/sh\n")
+    spec = replace_spec(_spec(), files=FILES, user_data=b"#!/bin/sh\n")
     await driver.spawn(spec)
     assert driver.guest_dir(spec.server_id) is None
     assert list(tmp_path.iterdir()) == []
@@ -120,7 +124,7 @@ async def test_without_state_dir_nothing_is_written(tmp_path: Path, monkeypatch)
 
 async def test_files_and_user_data_are_recorded_without_a_config_drive(tmp_path: Path) -> None:
     driver = _recording(tmp_path)
-    spec = msgspec.structs.replace(_spec(), files=FILES, user_data=b"#!/bin/sh\necho hi\n",
+    spec = replace_spec(_spec(), files=FILES, user_data=b"#!/bin/sh\necho hi\n",
                            metadata={"role": "web"})
     await driver.spawn(spec)
     guest = tmp_path / "fake-1" / str(spec.server_id)
@@ -135,10 +139,9 @@ async def test_files_and_user_data_are_recorded_without_a_config_drive(tmp_path:
 
 async def test_config_drive_takes_metadata_files_key_and_user_data(tmp_path: Path) -> None:
     driver = _recording(tmp_path)
-    drive = ConfigDrive(metadata={"My Server Name": "Apache1", "id": "25"}, files=FILES,
-                        public_key="ssh-rsa AAAA demo@nimbus", user_data=b"ud")
-    spec = msgspec.structs.replace(_spec(), files=FILES, user_data=b"ud", metadata=drive.metadata,
-                           config_drive=drive)
+    spec = replace_spec(_spec(), files=FILES, user_data=b"ud",
+                        metadata={"My Server Name": "Apache1", "id": "25"},
+                        public_keys={"demo": "ssh-rsa AAAA demo@nimbus"}, config_drive=True)
     await driver.spawn(spec)
     tree = _tree(tmp_path / "fake-1" / str(spec.server_id))
     assert json.loads(tree.pop("config_drive/meta.js")) == {"My Server Name": "Apache1", "id": "25"}
@@ -153,7 +156,7 @@ async def test_config_drive_takes_metadata_files_key_and_user_data(tmp_path: Pat
 
 async def test_destroy_removes_the_record(tmp_path: Path) -> None:
     driver = _recording(tmp_path)
-    spec = msgspec.structs.replace(_spec(), files=FILES)
+    spec = replace_spec(_spec(), files=FILES)
     await driver.spawn(spec)
     guest = tmp_path / "fake-1" / str(spec.server_id)
     assert guest.is_dir()
@@ -165,7 +168,7 @@ async def test_destroy_removes_the_record(tmp_path: Path) -> None:
 async def test_destroy_while_spawning_leaves_no_record(tmp_path: Path) -> None:
     driver = FakeDriver(FakeSettings(spawn_delay_s=0.2, destroy_delay_s=0, state_dir=str(tmp_path)),
                         host="fake-1")
-    spec = msgspec.structs.replace(_spec(), files=FILES)
+    spec = replace_spec(_spec(), files=FILES)
     spawn = asyncio.create_task(driver.spawn(spec))
     guest = tmp_path / "fake-1" / str(spec.server_id)
     for _ in range(100):
@@ -198,7 +201,7 @@ def test_paths_that_name_no_file_are_refused(bad: str) -> None:
 
 async def test_climbing_paths_are_written_inside_the_guest(tmp_path: Path) -> None:
     driver = _recording(tmp_path / "state")
-    spec = msgspec.structs.replace(_spec(), files=(InjectedFile(path="../../../escape", contents=b"x"),))
+    spec = replace_spec(_spec(), files=(InjectedFile(path="../../../escape", contents=b"x"),))
     await driver.spawn(spec)
     guest = tmp_path / "state" / "fake-1" / str(spec.server_id)
     # Apart from the host's own record of its guests (domains/), only the guest's disk.
@@ -209,7 +212,7 @@ async def test_climbing_paths_are_written_inside_the_guest(tmp_path: Path) -> No
 
 async def test_a_bad_path_fails_the_spawn_and_leaves_nothing(tmp_path: Path) -> None:
     driver = _recording(tmp_path)
-    spec = msgspec.structs.replace(_spec(), files=(InjectedFile(path="/etc/a", contents=b"1"),
+    spec = replace_spec(_spec(), files=(InjectedFile(path="/etc/a", contents=b"1"),
                                            InjectedFile(path="/etc/a/b", contents=b"2")))
     with pytest.raises(DriverError, match="/etc/a/b"):
         await driver.spawn(spec)

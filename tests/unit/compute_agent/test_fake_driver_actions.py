@@ -12,6 +12,7 @@ from services.compute_agent.drivers import DriverError, GuestSpec
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
 from shared.states import PowerState
+from tests.unit.compute_agent.guests import guest_spec, replace_spec
 
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")
@@ -22,7 +23,7 @@ DELAY = 0.2
 def _spec() -> GuestSpec:
     port = Port(id=uuid.uuid4(), network_id=uuid.uuid4(), network_name="private",
                 address="10.0.0.7", mac="fa:16:3e:00:00:07")
-    return GuestSpec(server_id=uuid.uuid4(), name="vm", flavor=FLAVOR, image=IMAGE, ports=(port,))
+    return guest_spec(server_id=uuid.uuid4(), name="vm", flavor=FLAVOR, image=IMAGE, ports=(port,))
 
 
 async def _running(delay: float = DELAY) -> tuple[FakeDriver, GuestSpec]:
@@ -83,7 +84,7 @@ async def test_reboot_goes_down_and_boots_again(hard):
 
 async def test_soft_reboot_of_a_stopped_guest_is_a_hard_one():
     driver, spec = await _running(delay=0.01)
-    await driver.power_off(spec.server_id)
+    await driver.power_off(spec.server_id, timeout_s=60)
     await driver.reboot(spec.server_id, hard=False)
     assert await _power(driver, spec) is PowerState.RUNNING
     assert "soft reboot falls back to hard" in await driver.console_output(spec.server_id)
@@ -91,7 +92,7 @@ async def test_soft_reboot_of_a_stopped_guest_is_a_hard_one():
 
 async def test_power_off_then_on():
     driver, spec = await _running()
-    seen = await _power_states_during(driver, spec, driver.power_off(spec.server_id))
+    seen = await _power_states_during(driver, spec, driver.power_off(spec.server_id, timeout_s=60))
     assert seen == [PowerState.RUNNING, PowerState.SHUTDOWN]
     console = await driver.console_output(spec.server_id)
     assert console.rstrip().endswith("reboot: Power down")
@@ -107,9 +108,9 @@ async def test_power_off_and_on_are_idempotent():
     driver, spec = await _running(delay=0.01)
     await driver.power_on(spec.server_id)  # already running: nothing happens
     assert _boots(await driver.console_output(spec.server_id)) == 1
-    await driver.power_off(spec.server_id)
+    await driver.power_off(spec.server_id, timeout_s=60)
     lines = len((await driver.console_output(spec.server_id)).splitlines())
-    await driver.power_off(spec.server_id)
+    await driver.power_off(spec.server_id, timeout_s=60)
     assert len((await driver.console_output(spec.server_id)).splitlines()) == lines
     assert await _power(driver, spec) is PowerState.SHUTDOWN
 
@@ -148,7 +149,7 @@ async def test_actions_on_an_unknown_guest_fail():
     driver, _ = await _running(delay=0.01)
     missing = uuid.uuid4()
     for op in (driver.reboot(missing, hard=True), driver.reboot(missing, hard=False),
-               driver.power_off(missing), driver.power_on(missing),
+               driver.power_off(missing, timeout_s=60), driver.power_on(missing),
                driver.rescue(missing, admin_pass="x", image=None), driver.unrescue(missing)):
         with pytest.raises(DriverError, match="no guest"):
             await op

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -12,11 +13,12 @@ import msgspec
 import pytest
 
 from services.compute_agent.drivers import DriverError, GuestSpec
-from services.compute_agent.drivers.base import ConfigDrive
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
 from shared.contracts.compute import InjectedFile
+from shared.image_store import ImageStore
 from shared.states import PowerState
+from tests.unit.compute_agent.guests import guest_spec, replace_spec
 
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 CIRROS = ImageSpec(id=uuid.uuid4(), name="cirros", size_bytes=13147648)
@@ -28,19 +30,20 @@ PORT = Port(id=uuid.uuid4(), network_id=uuid.uuid4(), network_name="private",
 def _spec(**kw) -> GuestSpec:
     fields = {"server_id": uuid.uuid4(), "name": "vm", "flavor": FLAVOR, "image": CIRROS,
               "ports": (PORT,), **kw}
-    return GuestSpec(**fields)
+    return guest_spec(**fields)
 
 
 def _driver(state_dir: Path | None = None, **kw) -> FakeDriver:
     fields = {"spawn_delay_s": 0.01, "destroy_delay_s": 0, "snapshot_delay_s": 0.01,
               "state_dir": str(state_dir or ""), **kw}
-    return FakeDriver(FakeSettings(**fields), host="fake-1")
+    return FakeDriver(FakeSettings(**fields), host="fake-1",
+                      image_store=ImageStore(tempfile.mkdtemp(prefix="nimbus-images-")))
 
 
 async def test_rebuild_boots_the_new_image_with_the_same_ports_and_logs_it():
     driver, spec = _driver(), _spec()
     await driver.spawn(spec)
-    await driver.rebuild(msgspec.structs.replace(spec, image=DEBIAN, name="vm2"))
+    await driver.rebuild(replace_spec(spec, image=DEBIAN, name="vm2"))
     info = await driver.get_info(spec.server_id)
     assert info is not None and info.power_state is PowerState.RUNNING
     console = await driver.console_output(spec.server_id)
@@ -60,7 +63,7 @@ async def test_rebuild_rewrites_the_record_and_keeps_user_data(tmp_path):
     await driver.spawn(spec)
     record = tmp_path / "fake-1" / str(spec.server_id)
     assert (record / "files" / "etc" / "old.conf").read_bytes() == b"old"
-    await driver.rebuild(msgspec.structs.replace(
+    await driver.rebuild(replace_spec(
         spec, image=DEBIAN, user_data=None,
         files=(InjectedFile(path="/etc/new.conf", contents=b"new"),)))
     assert not (record / "files" / "etc" / "old.conf").exists()
@@ -70,11 +73,10 @@ async def test_rebuild_rewrites_the_record_and_keeps_user_data(tmp_path):
 
 async def test_rebuild_keeps_the_config_drive_key_and_writes_new_metadata(tmp_path):
     driver = _driver(tmp_path)
-    spec = _spec(metadata={"a": "1"}, config_drive=ConfigDrive(
-        metadata={"a": "1"}, public_key="ssh-rsa AAAA test", user_data=b"ud"))
+    spec = _spec(metadata={"a": "1"}, config_drive=True,
+                 public_keys={"test": "ssh-rsa AAAA test"}, user_data=b"ud")
     await driver.spawn(spec)
-    await driver.rebuild(msgspec.structs.replace(
-        spec, metadata={"b": "2"}, config_drive=ConfigDrive(metadata={"b": "2"})))
+    await driver.rebuild(replace_spec(spec, metadata={"b": "2"}, public_keys={}, user_data=None))
     drive = tmp_path / "fake-1" / str(spec.server_id) / "config_drive"
     assert (drive / "meta.js").read_text() == '{"b": "2"}'
     assert (drive / "public_key").read_text() == "ssh-rsa AAAA test"
@@ -91,7 +93,7 @@ async def test_rebuild_of_a_guest_the_driver_lost_creates_it():
 async def test_rebuild_of_a_guest_destroyed_meanwhile_fails():
     driver, spec = _driver(spawn_delay_s=0.3), _spec()
     await driver.spawn(spec)
-    rebuild = asyncio.create_task(driver.rebuild(msgspec.structs.replace(spec, image=DEBIAN)))
+    rebuild = asyncio.create_task(driver.rebuild(replace_spec(spec, image=DEBIAN)))
     await asyncio.sleep(0.1)
     await driver.destroy(spec.server_id)
     with pytest.raises(DriverError):
@@ -103,28 +105,38 @@ async def test_snapshot_sizes_the_disk_within_the_flavor_and_logs_it():
     driver = _driver()
     spec = _spec(files=(InjectedFile(path="/a", contents=b"x" * 100_000),))
     await driver.spawn(spec)
-    size = await driver.snapshot(spec.server_id)
+    image_id = uuid.uuid4()
+    file = await driver.snapshot(spec.server_id, image_id)
+    size = file.size_bytes
     assert CIRROS.size_bytes + 100_000 <= size <= FLAVOR.disk_gb * 2**30
     assert size % 65536 == 0
+    # A real file in the store, its size the image's size, saying what it was made of.
+    assert file.location == f"{image_id}.raw" and file.disk_format == "raw"
+    path = driver._images.path(file.location)
+    assert path.stat().st_size == size
+    assert str(spec.server_id).encode() in path.read_bytes()[:512]
     console = await driver.console_output(spec.server_id)
     assert f"snapshot of the root disk done ({size} bytes)" in console
-    big = _spec(image=msgspec.structs.replace(DEBIAN, size_bytes=50 * 2**30))
+    big = _spec(image=replace_spec(DEBIAN, size_bytes=50 * 2**30))
     await driver.spawn(big)
-    assert await driver.snapshot(big.server_id) == FLAVOR.disk_gb * 2**30
+    assert (await driver.snapshot(big.server_id, uuid.uuid4())).size_bytes == \
+        FLAVOR.disk_gb * 2**30
 
 
 async def test_snapshot_of_an_unknown_or_vanishing_guest_fails():
     driver = _driver()
     with pytest.raises(DriverError):
-        await driver.snapshot(uuid.uuid4())
+        await driver.snapshot(uuid.uuid4(), uuid.uuid4())
     slow = _driver(snapshot_delay_s=0.5)
     spec = _spec()
     await slow.spawn(spec)
-    snap = asyncio.create_task(slow.snapshot(spec.server_id))
+    image_id = uuid.uuid4()
+    snap = asyncio.create_task(slow.snapshot(spec.server_id, image_id))
     await asyncio.sleep(0.05)
     await slow.destroy(spec.server_id)
     with pytest.raises(DriverError):
         await snap
+    assert list(Path(slow._images.root).iterdir()) == []  # nothing half-written is left
 
 
 async def _rfb_handshake(host: str, port: int) -> tuple[bytes, int, int, str]:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Callable
@@ -20,7 +21,9 @@ import pytest
 from services.compute_agent.drivers import DriverError, GuestSpec
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
+from shared.image_store import ImageStore
 from shared.states import PowerState
+from tests.unit.compute_agent.guests import guest_spec, replace_spec
 
 HOST = "fake-1"
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
@@ -34,7 +37,7 @@ def _spec(**kw) -> GuestSpec:
                 address="10.0.0.5", mac="fa:16:3e:00:00:05")
     fields = {"server_id": uuid.uuid4(), "name": "vm", "flavor": FLAVOR, "image": IMAGE,
               "ports": (port,), **kw}
-    return GuestSpec(**fields)
+    return guest_spec(**fields)
 
 
 def _driver(state_dir: Path | None, **kw) -> FakeDriver:
@@ -42,7 +45,8 @@ def _driver(state_dir: Path | None, **kw) -> FakeDriver:
                                      "power_off_delay_s", "power_on_delay_s", "rescue_delay_s",
                                      "snapshot_delay_s")}
     settings = FakeSettings(**{**delays, "state_dir": str(state_dir or ""), **kw})
-    return FakeDriver(settings, host=HOST)
+    return FakeDriver(settings, host=HOST, image_store=ImageStore(str(
+        (state_dir or Path(tempfile.mkdtemp(prefix="nimbus-"))) / "images")))
 
 
 async def _power(driver: FakeDriver, spec: GuestSpec) -> PowerState | None:
@@ -66,7 +70,7 @@ async def test_a_restarted_driver_finds_its_guests_as_they_were(tmp_path: Path):
     running, stopped, rescued = _spec(name="web"), _spec(name="db"), _spec(name="broken")
     for spec in (running, stopped, rescued):
         await before.spawn(spec)
-    await before.power_off(stopped.server_id)
+    await before.power_off(stopped.server_id, timeout_s=60)
     await before.rescue(rescued.server_id, admin_pass="pw", image=None)
     consoles = {s.server_id: await before.console_output(s.server_id)
                 for s in (running, stopped, rescued)}
@@ -83,7 +87,7 @@ async def test_a_restarted_driver_finds_its_guests_as_they_were(tmp_path: Path):
 
     # Each operation's idempotency holds across the restart: nothing happens...
     await after.spawn(running)
-    await after.power_off(stopped.server_id)
+    await after.power_off(stopped.server_id, timeout_s=60)
     await after.power_on(running.server_id)
     await after.rescue(rescued.server_id, admin_pass="again", image=None)
     for sid, console in consoles.items():
@@ -121,7 +125,7 @@ async def test_a_guest_caught_mid_spawn_is_booted_by_spawning_it_again(tmp_path:
 
 _KILLED_AGENT = textwrap.dedent("""
     import asyncio, sys, uuid
-    from services.compute_agent.drivers import GuestSpec
+    from tests.unit.compute_agent.guests import guest_spec
     from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
     from shared.contracts.common import FlavorSpec, ImageSpec
 
@@ -131,11 +135,11 @@ _KILLED_AGENT = textwrap.dedent("""
         quick = FakeDriver(FakeSettings(state_dir=state_dir, spawn_delay_s=0,
                                         power_off_delay_s=0), host="fake-1")
         slow = FakeDriver(FakeSettings(state_dir=state_dir, spawn_delay_s=3600), host="fake-1")
-        up, down, booting = (GuestSpec(server_id=uuid.UUID(i), name="vm", flavor=flavor,
+        up, down, booting = (guest_spec(server_id=uuid.UUID(i), name="vm", flavor=flavor,
                                        image=image) for i in ids)
         await quick.spawn(up)
         await quick.spawn(down)
-        await quick.power_off(down.server_id)
+        await quick.power_off(down.server_id, timeout_s=60)
         spawn = asyncio.ensure_future(slow.spawn(booting))
         while slow.fake_host.guest(booting.server_id) is None:  # until the spawn defined it
             await asyncio.sleep(0.001)
@@ -190,7 +194,7 @@ async def test_what_happens_out_of_band_shows_at_once(tmp_path: Path):
     assert info is not None and info.power_state is PowerState.CRASHED and info.power_state == 6
     assert "Kernel panic - not syncing" in await driver.console_output(spec.server_id)
     assert await driver.vnc_endpoint(spec.server_id) is None
-    await driver.power_off(spec.server_id)  # a crashed guest is simply switched off
+    await driver.power_off(spec.server_id, timeout_s=60)  # a crashed guest is simply switched off
     assert await _power(driver, spec) is PowerState.SHUTDOWN
     console = await driver.console_output(spec.server_id)
     assert "the guest had crashed: powered off" in console and "ACPI" not in console
@@ -219,7 +223,7 @@ async def test_a_guest_destroyed_out_of_band_fails_the_operation_in_flight(tmp_p
     driver = _driver(tmp_path, power_off_delay_s=0.2)
     spec = _spec()
     await driver.spawn(spec)
-    power_off = asyncio.create_task(driver.power_off(spec.server_id))
+    power_off = asyncio.create_task(driver.power_off(spec.server_id, timeout_s=60))
     # Once the ACPI line is written the power-off waits out its delay; what follows
     # runs without yielding, so it lands within that delay.
     await _until(lambda: "ACPI power button" in driver.fake_host.console(spec.server_id))
@@ -235,7 +239,7 @@ async def test_passwords_never_reach_the_disk(tmp_path: Path):
     driver = _driver(tmp_path)
     spec = _spec(admin_pass="s3cret-boot", user_data=b"#!/bin/sh\n")
     await driver.spawn(spec)
-    await driver.rebuild(msgspec.structs.replace(spec, image=DEBIAN, admin_pass="s3cret-rebuild"))
+    await driver.rebuild(replace_spec(spec, image=DEBIAN, admin_pass="s3cret-rebuild"))
     await driver.rescue(spec.server_id, admin_pass="s3cret-rescue", image=None)
     written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert b"#!/bin/sh" in written  # the check would see a secret if one were there
@@ -246,13 +250,13 @@ async def test_a_restarted_driver_rebuilds_with_what_the_guest_was_created_with(
     spec = _spec(user_data=b"#!/bin/sh\necho hi\n")
     await _driver(tmp_path).spawn(spec)
     after = _driver(tmp_path)
-    await after.rebuild(msgspec.structs.replace(spec, image=DEBIAN, name="vm2", user_data=None))
+    await after.rebuild(replace_spec(spec, image=DEBIAN, name="vm2", user_data=None))
     assert (tmp_path / HOST / str(spec.server_id) / "user_data").read_bytes() == \
         b"#!/bin/sh\necho hi\n"
     console = await after.console_output(spec.server_id)
     assert "rebuilding guest vm from image debian (was cirros)" in console
     assert console.rstrip().endswith("vm2 login:") and await _boots(after, spec) == 2
-    size = await after.snapshot(spec.server_id)
+    size = (await after.snapshot(spec.server_id, uuid.uuid4())).size_bytes
     assert size % 65536 == 0 and size >= len(b"#!/bin/sh\necho hi\n")
 
 

@@ -18,6 +18,7 @@ from services.compute_agent.drivers import DriverError, GuestSpec
 from services.compute_agent.drivers.fake_host import FakeHost, GuestRecord
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
 from shared.states import PowerState
+from tests.unit.compute_agent.guests import guest_spec, replace_spec
 
 HOST = "fake-1"
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
@@ -30,7 +31,7 @@ def _spec(**kw) -> GuestSpec:
                 address="10.0.0.9", mac="fa:16:3e:00:00:09")
     fields = {"server_id": uuid.uuid4(), "name": "vm", "flavor": FLAVOR, "image": IMAGE,
               "ports": (port,), **kw}
-    return GuestSpec(**fields)
+    return guest_spec(**fields)
 
 
 @pytest.fixture(params=["disk", "memory"])
@@ -50,7 +51,7 @@ def test_define_keeps_the_spec_without_the_password_and_refuses_a_second(host):
     record = host.define(spec, lines=["hello"])
     assert record is not None and record.power_state is PowerState.NOSTATE
     assert host.guest(spec.server_id) == record
-    assert record.spec == msgspec.structs.replace(spec, admin_pass=None)
+    assert record.spec == replace_spec(spec, admin_pass=None)
     assert host.ids() == [spec.server_id]
     assert host.console(spec.server_id).endswith("] hello\n")
     assert host.define(spec) is None  # one guest per id
@@ -62,7 +63,7 @@ def test_define_refuses_what_does_not_fit_counting_every_guest(host):
     host.create(uuid.uuid4(), name="orphan", ram_mb=512)
     with pytest.raises(DriverError, match="not enough memory"):
         host.define(_spec(), ram_limit_mb=2048)
-    fits = _spec(flavor=msgspec.structs.replace(FLAVOR, ram_mb=512))
+    fits = _spec(flavor=replace_spec(FLAVOR, ram_mb=512))
     assert host.define(fits, ram_limit_mb=2048) is not None
 
 
@@ -133,8 +134,8 @@ def test_the_format_on_disk(tmp_path: Path):
     domain = _domain(tmp_path, spec.server_id)
     assert sorted(p.name for p in domain.iterdir()) == ["console.log", "state.json"]
     state = msgspec.json.decode((domain / "state.json").read_bytes())
-    assert state["format"] == 1 and state["power_state"] == 1 and state["rescued"] is False
-    assert state["spec"]["admin_pass"] is None and state["incarnation"] == record.incarnation
+    assert state["format"] == 2 and state["power_state"] == 1 and state["rescued"] is False
+    assert state["spec"]["config"]["admin_pass"] is None and state["incarnation"] == record.incarnation
     assert msgspec.json.decode((domain / "state.json").read_bytes(), type=GuestRecord) == record
     lines = (domain / "console.log").read_text().splitlines()
     assert [line.split("] ", 1)[1] for line in lines] == ["a", "b"]
@@ -149,8 +150,8 @@ def test_an_unknown_format_is_refused_not_misread(tmp_path: Path):
     spec = _spec()
     host.define(spec)
     state = _domain(tmp_path, spec.server_id) / "state.json"
-    state.write_bytes(state.read_bytes().replace(b'"format":1', b'"format":2'))
-    with pytest.raises(DriverError, match="format 2"):
+    state.write_bytes(state.read_bytes().replace(b'"format":2', b'"format":3'))
+    with pytest.raises(DriverError, match="format 3"):
         host.guest(spec.server_id)
 
 
@@ -161,7 +162,7 @@ def test_writes_cut_short_by_a_kill_leave_the_old_state(tmp_path: Path):
     spec = _spec()
     record = host.define(spec, power_state=PowerState.RUNNING)
     domain = _domain(tmp_path, spec.server_id)
-    (domain / "state.json.tmp").write_bytes(b'{"format":1,"spec":{"serv')  # cut short
+    (domain / "state.json.tmp").write_bytes(b'{"format":2,"spec":{"serv')  # cut short
     half_made, half_gone = uuid.uuid4(), uuid.uuid4()
     for leftover in (f".new-{half_made}", f".gone-{half_gone}"):
         (domain.parent / leftover).mkdir()

@@ -21,7 +21,7 @@ from uuid import UUID
 
 import msgspec
 
-from services.compute_agent.drivers.base import DriverError, GuestSpec
+from services.compute_agent.drivers.base import DriverError, GuestConfig, GuestSpec, hostname_for
 from services.compute_agent.drivers.fake_console import (
     GOING_DOWN,
     KERNEL_PANIC,
@@ -142,7 +142,8 @@ class FakeHost:
         """A running guest the control plane knows nothing of (an orphan). The host's
         capacity is not checked: an operator may overcommit it."""
         spec = GuestSpec(server_id=server_id, name=name, image=ORPHAN_IMAGE,
-                         flavor=FlavorSpec(id="", name="", ram_mb=ram_mb, disk_gb=0, vcpus=1))
+                         flavor=FlavorSpec(id="", name="", ram_mb=ram_mb, disk_gb=0, vcpus=1),
+                         config=GuestConfig(hostname=hostname_for(name, server_id)))
         record = self.define(spec, power_state=PowerState.RUNNING,
                              lines=[*creation_lines(spec), *boot_lines(spec)])
         if record is None:
@@ -187,4 +188,7 @@ class FakeHost:
 
 def _without_secrets(spec: GuestSpec) -> GuestSpec:
     """The spec as the host keeps it: never with the admin password."""
-    return spec if spec.admin_pass is None else msgspec.structs.replace(spec, admin_pass=None)
+    if spec.config.admin_pass is None:
+        return spec
+    return msgspec.structs.replace(
+        spec, config=msgspec.structs.replace(spec.config, admin_pass=None))

@@ -55,7 +55,8 @@ import msgspec
 from services.compute_agent.drivers.base import DriverError, GuestSpec
 from shared.states import PowerState
 
-FORMAT = 1
+FORMAT = 2
+"""2: the guest spec keeps what the user gave in ``GuestSpec.config``."""
 DOMAINS, STATE, CONSOLE = "domains", "state.json", "console.log"
 _TMP = STATE + ".tmp"  # one name is enough: writers of state.json hold the host's lock
 
