@@ -17,6 +17,7 @@ changes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -176,6 +177,14 @@ def ensure_image(out_dir: Path, *, force: bool = False, log=print) -> Path:
     missing, damaged (size differs from the manifest) or made from other inputs.
     Where apt cannot say which kernel is current, an existing image is kept."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # One build at a time per directory (a test session and `make up` may race).
+    with (out_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_locked(out_dir, force=force, log=log)
+
+
+def _ensure_locked(out_dir: Path, *, force: bool, log) -> Path:
     image = out_dir / f"{IMAGE_NAME}.qcow2"
     manifest = read_manifest(out_dir)
     intact = (manifest is not None and image.is_file()

@@ -18,7 +18,11 @@
 export PATH=/bin
 exec </dev/console >/dev/console 2>&1
 
-say() { echo "nimbus-tiny: $*"; }
+# The console is ttyS0 (the last console= wins); tty1 is what VNC shows.
+say() {
+    echo "nimbus-tiny: $*"
+    echo "nimbus-tiny: $*" > /dev/tty1 2>/dev/null
+}
 
 say "booting (kernel $(uname -r))"
 
@@ -53,13 +57,16 @@ if [ -n "$drive" ] && { mount -t iso9660 -o ro "$drive" /config 2>/dev/null ||
                        mount -t vfat -o ro "$drive" /config 2>/dev/null; }; then
     name=$(meta hostname)
     uuid=$(meta uuid)
-    [ -n "$name" ] && hostname "$name"
+    hostname "${name:-nimbus-tiny}"
     say "hostname=$name"
     say "uuid=$uuid"
     if [ -f /config/openstack/latest/user_data ]; then
-        say "user-data: $(head -n 1 /config/openstack/latest/user_data | tr -d '\r')"
+        # Control characters (a CR, escapes) are dropped: the line goes to a terminal.
+        say "user-data: $(head -n 1 /config/openstack/latest/user_data |
+                          tr -d '\000-\010\013-\037\177')"
     fi
 else
+    hostname nimbus-tiny
     say "no config drive"
 fi
 
@@ -150,6 +157,9 @@ while [ $i -lt 100 ] && ! ls -l /proc/$acpid_pid/fd 2>/dev/null | grep -q /dev/i
 done
 
 say ready
+# A shell on tty1 for the VNC console (opening the tty makes it the session's own),
+# and one on the serial console; each comes back when it exits.
+(while :; do setsid sh -c 'exec sh -l <>/dev/tty1 >&0 2>&1'; sleep 1; done) &
 while :; do
     setsid cttyhack sh -l
     sleep 1

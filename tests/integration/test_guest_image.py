@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -57,7 +58,9 @@ def _spec(server_id: uuid.UUID, hostname: str, user_data: bytes | None) -> Guest
 class Guest:
     """One QEMU process: serial console to a file, QMP on a unix socket."""
 
-    def __init__(self, workdir: Path, disks: list[tuple[Path, str, bool]]) -> None:
+    def __init__(self, workdir: Path, disks: list[tuple[Path, str, str]]) -> None:
+        """``disks``: (file, format, how) with how ``rw`` or ``ro`` (virtio disks, the
+        first boots) or ``cdrom`` (an IDE CD-ROM, as libvirt may attach a config drive)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / "console.log"
         self.qmp_path = workdir / "qmp.sock"
@@ -65,8 +68,11 @@ class Guest:
                 "-display", "none", "-nodefaults", "-no-user-config",
                 "-serial", f"file:{self.log}",
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
-        for i, (path, fmt, readonly) in enumerate(disks):
-            ro = ",readonly=on" if readonly else ""
+        for i, (path, fmt, how) in enumerate(disks):
+            if how == "cdrom":
+                argv += ["-drive", f"file={path},if=ide,media=cdrom,format={fmt},readonly=on"]
+                continue
+            ro = ",readonly=on" if how == "ro" else ""
             boot = ",bootindex=1" if i == 0 else ""
             argv += ["-drive", f"file={path},if=none,id=disk{i},format={fmt}{ro}",
                      "-device", f"virtio-blk-pci,drive=disk{i}{boot}"]
@@ -130,12 +136,12 @@ def guests() -> Iterator[list[Guest]]:
 
 
 def _overlay(base: Path, path: Path) -> Path:
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2",
-                    str(path)], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base.resolve()),
+                    "-F", "qcow2", str(path)], check=True)
     return path
 
 
-def _boot(guests: list[Guest], workdir: Path, disks: list[tuple[Path, str, bool]]) -> Guest:
+def _boot(guests: list[Guest], workdir: Path, disks: list[tuple[Path, str, str]]) -> Guest:
     g = Guest(workdir, disks)
     guests.append(g)
     return g
@@ -155,12 +161,34 @@ def test_manifest_describes_the_image_and_a_second_ensure_does_nothing(tiny_imag
     assert tiny_image.stat().st_mtime_ns == before
 
 
+def test_an_image_from_other_inputs_is_rebuilt(tiny_image: Path, tmp_path: Path) -> None:
+    out = tmp_path / "images"
+    (out / ".cache").mkdir(parents=True)
+    for deb in (tiny_image.parent / ".cache").glob("*.deb"):
+        os.link(deb, out / ".cache" / deb.name)  # no second download
+    shutil.copy(tiny_image, out / tiny_image.name)
+    manifest = read_manifest(tiny_image.parent)
+    assert manifest is not None
+    stale = dict(manifest, input_hash="0" * 64)
+    (out / "nimbus-tiny.json").write_text(json.dumps(stale))
+    before = (out / tiny_image.name).stat().st_ino
+
+    assert ensure_image(out) == out / tiny_image.name
+    rebuilt = read_manifest(out)
+    assert rebuilt is not None and rebuilt["input_hash"] == manifest["input_hash"]
+    assert (out / tiny_image.name).stat().st_ino != before
+    assert rebuilt["size"] == (out / tiny_image.name).stat().st_size
+    assert rebuilt["build_seconds"] < 60, rebuilt  # the target: well under a minute
+    print(f"\nnimbus-tiny: built in {rebuilt['build_seconds']} s")
+    assert not [p for p in out.iterdir() if p.name.startswith(".build-")]
+
+
 def test_boots_configures_itself_and_powers_off_on_the_button(tiny_image, guests, tmp_path):
     disk = _overlay(tiny_image, tmp_path / "a.qcow2")
     drive = tmp_path / "a.config"
     build_config_drive(_spec(SERVER_A, "tiny-a", b"#!/bin/sh\necho from user data\n"), drive)
 
-    first = _boot(guests, tmp_path / "boot1", [(disk, "qcow2", False), (drive, "raw", True)])
+    first = _boot(guests, tmp_path / "boot1", [(disk, "qcow2", "rw"), (drive, "raw", "ro")])
     ready_s = first.wait_for("nimbus-tiny: ready")
     print(f"\nnimbus-tiny: QEMU start to ready in {ready_s:.1f} s (TCG)")
     lines = first.lines()
@@ -180,7 +208,7 @@ def test_boots_configures_itself_and_powers_off_on_the_button(tiny_image, guests
     assert first.proc.wait(60) == 0
 
     # The same disk again, without a config drive: it remembers.
-    second = _boot(guests, tmp_path / "boot2", [(disk, "qcow2", False)])
+    second = _boot(guests, tmp_path / "boot2", [(disk, "qcow2", "rw")])
     second.wait_for("nimbus-tiny: ready")
     lines = second.lines()
     assert "nimbus-tiny: no config drive" in lines
@@ -192,28 +220,30 @@ def test_a_snapshot_boots_as_another_server_and_rescue_finds_the_disk(tiny_image
     disk_a = _overlay(tiny_image, tmp_path / "a.qcow2")
     drive_a = tmp_path / "a.config"
     build_config_drive(_spec(SERVER_A, "tiny-a", None), drive_a)
-    a = _boot(guests, tmp_path / "a", [(disk_a, "qcow2", False), (drive_a, "raw", True)])
+    a = _boot(guests, tmp_path / "a", [(disk_a, "qcow2", "rw"), (drive_a, "raw", "ro")])
     a.wait_for("nimbus-tiny: ready")
     a.qmp("system_powerdown")
     assert a.proc.wait(60) == 0
 
-    # A snapshot of A's disk (a full copy, as the driver makes one) boots as B.
+    # A snapshot of A's disk (a full copy, as the driver makes one) boots as B, its
+    # config drive on an IDE CD-ROM (/dev/sr0) this time.
     snap = tmp_path / "snap.qcow2"
     subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(disk_a), str(snap)], check=True)
     drive_b = tmp_path / "b.config"
     build_config_drive(_spec(SERVER_B, "tiny-b", None), drive_b)
-    b = _boot(guests, tmp_path / "b", [(_overlay(snap, tmp_path / "b.qcow2"), "qcow2", False),
-                                       (drive_b, "raw", True)])
+    b = _boot(guests, tmp_path / "b", [(_overlay(snap, tmp_path / "b.qcow2"), "qcow2", "rw"),
+                                       (drive_b, "raw", "cdrom")])
     b.wait_for("nimbus-tiny: ready")
     assert f"nimbus-tiny: uuid={SERVER_B}" in b.lines()
+    assert "nimbus-tiny: hostname=tiny-b" in b.lines()
     assert f"nimbus-tiny: disk boot 2, first booted by {SERVER_A}" in b.lines()
     assert not any(ln.startswith("nimbus-tiny: user-data:") for ln in b.lines())
     b.stop()
 
     # Rescue of A: a fresh image first, A's own disk second, the config drive third.
     rescue = _boot(guests, tmp_path / "rescue",
-                   [(_overlay(tiny_image, tmp_path / "r.qcow2"), "qcow2", False),
-                    (disk_a, "qcow2", False), (drive_a, "raw", True)])
+                   [(_overlay(tiny_image, tmp_path / "r.qcow2"), "qcow2", "rw"),
+                    (disk_a, "qcow2", "rw"), (drive_a, "raw", "ro")])
     rescue.wait_for("nimbus-tiny: ready")
     lines = rescue.lines()
     assert (f"nimbus-tiny: rescue: found the server's disk on vdb "
