@@ -92,8 +92,9 @@ def _syslinux_version() -> str:
 def input_hash(pkg: kernel.KernelPackage) -> str:
     """What the image is made of; equal hashes make equal images."""
     h = hashlib.sha256()
+    modules = ",".join(kernel.WANTED_MODULES + kernel.OPTIONAL_MODULES)
     for part in (pkg.name, pkg.version, CMDLINE, SYSLINUX_CFG, str(DISK_MB),
-                 _sha256(BUSYBOX), _syslinux_version(), ",".join(kernel.WANTED_MODULES)):
+                 _sha256(BUSYBOX), _syslinux_version(), modules):
         h.update(part.encode() + b"\x00")
     for src in sorted(HERE.glob("*.py")) + sorted(HERE.glob("*.sh")):
         h.update(src.name.encode() + b"\x00" + src.read_bytes() + b"\x00")
@@ -126,7 +127,13 @@ def build(out_dir: Path, *, pkg: kernel.KernelPackage | None = None,
                          "(python3 -m deploy.local.hypervisor ensure)")
     _check_busybox()
     out_dir.mkdir(parents=True, exist_ok=True)
-    pkg = pkg or kernel.resolve()
+    try:
+        return _build(out_dir, pkg or kernel.resolve(), started, log)
+    except kernel.KernelError as exc:
+        raise BuildError(str(exc)) from exc
+
+
+def _build(out_dir: Path, pkg: kernel.KernelPackage, started: float, log) -> dict:
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         work = Path(tmp)
         log(f"nimbus-tiny: kernel {pkg.name} {pkg.version}")
@@ -192,7 +199,7 @@ def _ensure_locked(out_dir: Path, *, force: bool, log) -> Path:
     if not force:
         try:
             pkg = kernel.resolve()
-        except (kernel.KernelError, OSError) as exc:
+        except (kernel.KernelError, OSError, subprocess.TimeoutExpired) as exc:
             if intact:
                 log(f"nimbus-tiny: keeping {image} (cannot ask apt for the kernel: {exc})")
                 return image

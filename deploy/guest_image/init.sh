@@ -96,9 +96,9 @@ prefix() {  # 255.255.255.0 -> 24
         while (b > 0) { n += b % 2; b = int(b / 2) } } print n }'
 }
 
-ifname_of() {  # the interface with this MAC, waiting a little for it to appear
+ifname_of() {  # the interface with this MAC, waiting a little (2 s) for it to appear
     i=0
-    while [ $i -lt 50 ]; do
+    while [ $i -lt 20 ]; do
         for a in /sys/class/net/*/address; do
             [ "$(cat "$a")" = "$1" ] && { basename "$(dirname "$a")"; return; }
         done

@@ -30,11 +30,15 @@ generic one's XZ), a 27 MB download against 71 MB, but a 13.5 MB image against
 WANTED_MODULES = (
     "virtio_pci", "virtio_blk", "virtio_net",   # the disks and NICs
     "isofs",                                    # the config drive
-    "ata_piix", "sr_mod",                       # ... when it is an IDE CD-ROM
+    "ata_piix", "sr_mod",                       # ... when it is an IDE CD-ROM (pc)
     "vfat", "nls_cp437", "nls_ascii", "nls_iso8859-1", "nls_utf8",  # the boot disk
     "button", "evdev",                          # the ACPI power button, for acpid
 )
 """What the guest loads; their dependencies come along."""
+OPTIONAL_MODULES = ("ahci",)
+"""Loaded when the kernel has them: ``ahci`` reads a SATA CD-ROM (q35's), but the
+cloud kernel has no AHCI driver, so there a config drive must be a virtio disk
+or an IDE CD-ROM (``pc``)."""
 
 
 class KernelError(RuntimeError):
@@ -151,10 +155,11 @@ def _depends(data: bytes) -> list[str]:
     return [d for d in m.group(1).decode().split(",") if d] if m else []
 
 
-def modules_in_order(kernel: Kernel, wanted: tuple[str, ...] = WANTED_MODULES
-                     ) -> list[tuple[str, bytes]]:
-    """``(name, ELF bytes)`` for each wanted module that is not built in, and its
-    dependencies, each after what it depends on."""
+def modules_in_order(kernel: Kernel, wanted: tuple[str, ...] = WANTED_MODULES,
+                     optional: tuple[str, ...] = OPTIONAL_MODULES) -> list[tuple[str, bytes]]:
+    """``(name, ELF bytes)`` for each wanted module that is not built in (and each
+    optional one the kernel has), and their dependencies, each after what it
+    depends on."""
     files, builtin = _module_files(kernel), _builtin(kernel)
     ordered: list[tuple[str, bytes]] = []
     done: set[str] = set()
@@ -176,6 +181,9 @@ def modules_in_order(kernel: Kernel, wanted: tuple[str, ...] = WANTED_MODULES
 
     for name in wanted:
         visit(name, ())
+    for name in optional:
+        if name in files or name.replace("-", "_") in files:
+            visit(name, ())
     return ordered
 
 
