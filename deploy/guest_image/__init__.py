@@ -1,10 +1,11 @@
 """Nimbus Tiny Linux: the project's own bootable guest image, built from Debian packages.
 
-A Debian kernel, busybox-static and a shell script (``init.sh``) as the whole
-OS, in an initramfs on a FAT disk that syslinux boots (``build``). It boots
-under QEMU's TCG in seconds, reads the OpenStack config drive that
-``services/compute_agent/drivers/configdrive.py`` writes, and says what it
-found on the serial console, one line each, in exactly these forms::
+A Debian kernel (``linux-image-cloud-amd64``'s, see ``kernel``), busybox-static
+and a shell script (``init.sh``) as the whole OS, in an initramfs on a FAT disk
+that syslinux boots (``image``). It boots under QEMU's TCG in about 4 s, reads
+the OpenStack config drive that ``services/compute_agent/drivers/configdrive.py``
+writes, and says what it found on the serial console (and on tty1, which VNC
+shows), one line each, in exactly these forms::
 
     nimbus-tiny: booting (kernel <uname -r>)
     nimbus-tiny: hostname=<hostname>
@@ -14,7 +15,7 @@ found on the serial console, one line each, in exactly these forms::
     nimbus-tiny: no config drive                                 (instead of the above)
     nimbus-tiny: disk boot <n>, first booted by <uuid>
     nimbus-tiny: rescue: found the server's disk on vdb (boot <n>, first booted by <uuid>)
-    nimbus-tiny: ready
+    nimbus-tiny: ready                                           (a power-button press is heard)
     nimbus-tiny: power button: shutting down                     (then it powers off)
 
 Use::

@@ -5,9 +5,14 @@ The disk is one FAT filesystem with no partition table (a "superfloppy"):
 installer: no loop device, no mount, so it works in a container), then
 ``mcopy`` of the kernel, the initramfs and ``syslinux.cfg``. SeaBIOS boots it
 as a hard disk: it runs sector 0, which is syslinux's FAT boot sector, and that
-finds ``ldlinux.sys`` through the BPB's hidden-sector count (0 here). No
-partition table means no offset to get right and the guest mounts ``/dev/vda``
-itself. The raw file is then converted to qcow2.
+finds ``ldlinux.sys`` through the BPB's hidden-sector count (0 here). Measured
+with QEMU 7.2's SeaBIOS on ``pc`` and ``q35``, from virtio-blk, and from a
+full copy of a booted disk (a snapshot): it boots, so the partitioned variant
+(MBR with ``mbr.bin`` and ``syslinux --offset``) is not needed. No partition
+table also means no offset to get right, and the guest mounts ``/dev/vda``
+itself. The raw file is then converted to a compressed qcow2 (about 13 MB for
+a 64 MiB disk). The build takes about 3-5 s once the kernel package is cached;
+QEMU start to ``nimbus-tiny: ready`` is about 4 s under TCG.
 
 The build inputs (the kernel package's name and version, busybox's bytes,
 syslinux's version, this package's sources and the kernel command line) are
