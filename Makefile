@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up down clean test faults bench venv
+.PHONY: up up-real down clean test faults bench venv
 
 venv: $(STAMP)
 
@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml
 	  python3 -c 'import ensurepip, venv' 2>/dev/null || python3 -m deploy.local.infra ensure-venv; \
 	  rm -rf .venv && python3 -m venv .venv; \
 	fi
+	python3 -m deploy.local.hypervisor ensure
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
 up: venv
 	python3 -m deploy.local.infra up --root $(RUN)
 	$(PY) -m deploy.local.supervisor up --run $(RUN)
+
+# The same cloud, its servers real QEMU virtual machines (libvirt driver, TCG).
+up-real:
+	NIMBUS_COMPUTE_DRIVER=libvirt $(MAKE) up
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m deploy.local.supervisor down --run $(RUN); \

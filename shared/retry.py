@@ -55,6 +55,8 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` may go away by itself, so the work is worth trying again."""
     if isinstance(exc, ComputeError):
         return exc.retryable
+    if getattr(type(exc), "retryable", None) is True:
+        return True  # an error that says so itself (a hypervisor connection that dropped)
     return is_outage(exc)
 
 

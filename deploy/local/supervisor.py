@@ -423,6 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {run / 'infra.env'}: run `python3 -m deploy.local.infra up --root {args.run}` first",
               file=sys.stderr)
         return 1
+    try:
+        # Nimbus Tiny Linux, the seeded image that boots for real (libvirt driver);
+        # built from Debian's packages once, then reused.
+        from deploy.guest_image import ensure_image
+        env.setdefault("NIMBUS_IMAGES_SEED_TINY", str(ensure_image(run / "guest-image")))
+    except Exception as exc:  # the cloud runs without it; the fake driver needs no bits
+        print(f"note: Nimbus Tiny Linux was not built, so it is not seeded ({exc})",
+              file=sys.stderr)
     stack = Stack(run, env, default_services(env, ports=ports))
     try:
         _manage(env, "migrate", stack.cwd, stack.log_path("manage"))

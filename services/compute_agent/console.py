@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from services.compute_agent.drivers import DriverError
+from services.compute_agent.drivers import GuestNotFound, HypervisorUnavailable, NotSupported
 from shared.contracts.compute import GetConsoleOutput
-from shared.errors import Conflict
+from shared.errors import Conflict, NotImplementedFault, ServiceUnavailable
 
 if TYPE_CHECKING:
     from services.compute_agent.agent import ComputeAgent
@@ -32,10 +32,15 @@ def tail(text: str, length: int | None) -> str:
 async def console_output(agent: ComputeAgent, msg: GetConsoleOutput) -> str:
     try:
         text = await agent.driver.console_output(msg.server_id)
-    except DriverError as exc:
+    except GuestNotFound as exc:
         # Nova's InstanceNotReady: the server exists but this host has no guest
         # for it (it never got one, or lost it when the host restarted).
         log.info("compute.console_unavailable", server_id=str(msg.server_id), error=str(exc))
         raise Conflict(f"Instance {msg.server_id} is not ready: its host has no guest "
                        "for it, so there is no console output.") from None
+    except NotSupported as exc:
+        raise NotImplementedFault(str(exc)) from None
+    except HypervisorUnavailable:
+        raise ServiceUnavailable(f"The hypervisor of instance {msg.server_id}'s host is not "
+                                 "answering; its console output cannot be read now.") from None
     return tail(text, msg.length)

@@ -7,6 +7,8 @@ zone of its own."""
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +27,9 @@ async def lean_host(cloud):
         "NIMBUS_FAKE_LACKS": "rescue,snapshot,vnc_console",
         "NIMBUS_HEALTH_HOST": "127.0.0.1", "NIMBUS_HEALTH_PORT": str(port),
     }, f"http://127.0.0.1:{port}/healthz")
-    stack = Stack(cloud.stack.run_dir, cloud.stack.env, [spec], cwd=cloud.stack.cwd)
+    # A run directory of its own: stopping this stack must not stop the cloud's.
+    stack = Stack(Path(tempfile.mkdtemp(prefix="nimbus-lean-")), cloud.stack.env, [spec],
+                  cwd=cloud.stack.cwd)
     stack.start()
     try:
         stack.wait_healthy(60)

@@ -15,10 +15,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.api.app import create_compute_app
 from services.api.catalog import CIRROS_IMAGE_ID, bootstrap_catalog
-from services.api.identity import IdentitySettings, bootstrap_identity, create_identity_app
+from services.api.identity import (
+    IdentitySettings,
+    bootstrap_identity,
+    create_identity_app,
+)
 from services.api.settings import ApiSettings, Settings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
 from shared.db.pool import create_pool
+from shared.image_store import ImageStore
 from shared.outbox import Relay
 from shared.rpc import RpcClient
 
@@ -29,11 +34,11 @@ IDENTITY_URL = "https://keystone.example/identity"
 
 
 @pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(db_url: str, tmp_path) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(DatabaseSettings(url=db_url, pool_min=1, pool_max=4))
     async with p.acquire() as conn:
         await bootstrap_identity(conn, IdentitySettings())
-        await bootstrap_catalog(conn)
+        await bootstrap_catalog(conn, ImageStore(str(tmp_path)))
     yield p
     await p.close()
 
