@@ -24,7 +24,11 @@ from uuid import UUID
 import libvirt
 import structlog
 
-from services.compute_agent.drivers.base import DriverError, GuestNotFound, HypervisorUnavailable
+from services.compute_agent.drivers.base import (
+    DriverError,
+    GuestNotFound,
+    HypervisorUnavailable,
+)
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -63,6 +67,8 @@ class _EventThread:
         with self._lock:
             if not self._registered:
                 libvirt.virEventRegisterDefaultImpl()
+                # libvirt prints every error to stderr by default; ours reach the log.
+                libvirt.registerErrorHandler(lambda ctx, err: None, None)
                 self._registered = True
             self._users += 1
             if self._thread is None:

@@ -30,7 +30,7 @@ async def _qemu_img(*args: str, failed: str) -> bytes:
         raise DriverError(f"{failed} The host has no disk image tool.") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), TOOL_TIMEOUT_S)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         proc.kill()
         await proc.wait()
         raise

@@ -25,16 +25,22 @@ import msgspec
 import structlog
 
 from services.compute_agent.drivers.base import (
-    Capabilities, DriverContext, DriverError, GuestInfo, GuestNotFound, GuestSpec,
-    HostResources, HypervisorDriver)
+    Capabilities,
+    DriverContext,
+    DriverError,
+    GuestInfo,
+    GuestNotFound,
+    GuestSpec,
+    HostResources,
+    HypervisorDriver,
+)
 from services.compute_agent.drivers.configdrive import build_config_drive
 from services.compute_agent.drivers.libvirt import disks, domain, embed
 from services.compute_agent.drivers.libvirt.actions import GuestActions
 from services.compute_agent.drivers.libvirt.connection import Connection
-from services.compute_agent.drivers.libvirt.states import power_state
 from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
+from services.compute_agent.drivers.libvirt.states import power_state
 from shared.contracts.common import ImageSpec
-from shared.image_store import ImageFile, ImageStore
 from shared.states import PowerState
 
 log = structlog.get_logger(__name__)
