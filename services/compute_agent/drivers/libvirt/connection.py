@@ -106,6 +106,8 @@ class Connection:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[UUID, set[asyncio.Future[None]]] = {}
         self._events = False
+        self.poll_s = 1.0
+        """How often :meth:`wait_for` looks again without an event."""
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -187,7 +189,7 @@ class Connection:
     async def wait_for(self, server_id: UUID, check: Callable[[], Awaitable[bool]], *,
                        timeout_s: float) -> bool:
         """Wait until ``await check()`` is true, looking again at each lifecycle event
-        of the guest (and every second, in case an event was lost); False if it is
+        of the guest (and every :attr:`poll_s`, in case an event was lost); False if it is
         not true by the deadline."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -199,7 +201,7 @@ class Connection:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                await asyncio.wait([fut], timeout=min(left, 1.0))
+                await asyncio.wait([fut], timeout=min(left, self.poll_s))
             finally:
                 waiters = self._waiters.get(server_id)
                 if waiters is not None:
