@@ -111,7 +111,8 @@ def test_without_user_data_there_is_no_user_data_file(tmp_path: Path) -> None:
     build_config_drive(_spec(admin_pass="s3cret"), iso)
     root = _extract(iso, tmp_path / "out")
     assert not (root / "openstack/latest/user_data").exists()
-    assert json.loads((root / "openstack/latest/meta_data.json").read_text())["admin_pass"] == "s3cret"
+    meta = json.loads((root / "openstack/latest/meta_data.json").read_text())
+    assert meta["admin_pass"] == "s3cret"
 
 
 def test_json_has_one_key_per_line_in_a_stable_order(tmp_path: Path) -> None:
