@@ -22,17 +22,17 @@ def _spec(*ports: Port) -> GuestSpec:
 
 
 def _port(**kw: object) -> Port:
-    args: dict[str, object] = dict(id=uuid.uuid4(), network_id=uuid.uuid4(), network_name="n",
-                                   address="10.0.1.5", mac="fa:16:3e:00:00:05",
-                                   cidr="10.0.1.0/24", mtu=1450)
+    args: dict[str, object] = {"id": uuid.uuid4(), "network_id": uuid.uuid4(), "network_name": "n",
+                                   "address": "10.0.1.5", "mac": "fa:16:3e:00:00:05",
+                                   "cidr": "10.0.1.0/24", "mtu": 1450}
     args.update(kw)
     return Port(**args)  # type: ignore[arg-type]
 
 
 def _layout(**kw: object) -> domain.Layout:
-    args: dict[str, object] = dict(disks=(GUEST / "disk.qcow2",),
-                                   config_drive=GUEST / "config.iso",
-                                   console_log=GUEST / "console.log")
+    args: dict[str, object] = {"disks": (GUEST / "disk.qcow2",),
+                                   "config_drive": GUEST / "config.iso",
+                                   "console_log": GUEST / "console.log"}
     args.update(kw)
     return domain.Layout(**args)  # type: ignore[arg-type]
 

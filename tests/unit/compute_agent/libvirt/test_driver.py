@@ -19,7 +19,13 @@ import msgspec
 import pytest
 
 from services.compute_agent.drivers.base import (
-    DriverContext, DriverError, GuestConfig, GuestNotFound, GuestSpec, HypervisorUnavailable)
+    DriverContext,
+    DriverError,
+    GuestConfig,
+    GuestNotFound,
+    GuestSpec,
+    HypervisorUnavailable,
+)
 from services.compute_agent.drivers.libvirt.connection import Connection, translate
 from services.compute_agent.drivers.libvirt.driver import LibvirtDriver
 from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
@@ -49,7 +55,7 @@ def _spec(**config: object) -> GuestSpec:
     port = Port(id=uuid.uuid4(), network_id=uuid.uuid4(), network_name="n", address="10.0.0.5",
                 mac="fa:16:3e:00:00:05", cidr="10.0.0.0/24")
     image = ImageSpec(id=uuid.uuid4(), name="tiny", location="tiny.qcow2", disk_format="qcow2")
-    cfg: dict[str, object] = dict(hostname="vm", config_drive=True, user_data=b"#!/bin/sh\n")
+    cfg: dict[str, object] = {"hostname": "vm", "config_drive": True, "user_data": b"#!/bin/sh\n"}
     cfg.update(config)
     return GuestSpec(server_id=uuid.uuid4(), name="vm", flavor=FLAVOR, image=image,
                      ports=(port,), config=GuestConfig(**cfg))  # type: ignore[arg-type]
