@@ -23,8 +23,8 @@ choosing it, we measured:
   one process, so this costs nothing; tests open one root per test process and
   run other agents as child processes.
 * Two processes must not open one root at once (``run/qemu/driver.pid`` lock).
-* Opening the root takes 3.5-4 s when guests run (QEMU capabilities are probed
-  again), milliseconds when none do.
+* libvirt probes QEMU's capabilities once per process (3.5-4 s on these
+  machines): in ``open`` when the root holds domains, else at the first start.
 * ``destroy`` racing the reconnect of a just-opened root can report "domain is
   not running" after it killed QEMU: the driver checks ``isActive`` again.
 * No virtlogd runs for an embedded driver, so ``<root>/etc/qemu.conf`` sets

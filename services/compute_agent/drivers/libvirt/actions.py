@@ -42,6 +42,9 @@ class GuestActions(_Base):
     async def _power_off(self, server_id: UUID, timeout_s: float) -> None:
         """ACPI power button, wait up to ``timeout_s`` for SHUTOFF, then cut the power."""
         state = await self._known_state(server_id)
+        if power_state(*state) is PowerState.CRASHED:
+            await self._acknowledge_crash(server_id)
+            return
         if await self._is_off(server_id):
             return
         if timeout_s > 0 and power_state(*state) is PowerState.RUNNING:
@@ -57,6 +60,18 @@ class GuestActions(_Base):
                 log.info("libvirt.shutdown_timed_out", server_id=str(server_id),
                          timeout_s=timeout_s)
         await self._hard_stop(server_id)
+
+    async def _acknowledge_crash(self, server_id: UUID) -> None:
+        """Turn a crashed guest (QEMU died under it) into a stopped one: libvirt keeps
+        "crashed" as the reason until the domain runs again, so it is started paused
+        (no guest code runs) and destroyed, which leaves it SHUTDOWN."""
+        def cycle(c: libvirt.virConnect) -> None:
+            dom = c.lookupByUUIDString(str(server_id))
+            if not dom.isActive():
+                dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+            dom.destroy()
+        await self._conn.call(cycle, "power off the server")
+        log.info("libvirt.crash_acknowledged", server_id=str(server_id))
 
     async def power_on(self, server_id: UUID) -> None:
         async with self._lock(server_id):
