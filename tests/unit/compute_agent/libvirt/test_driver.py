@@ -263,3 +263,23 @@ async def test_init_host_refuses_a_hypervisor_it_cannot_open(tmp_path: Path):
     with pytest.raises(DriverError, match="could not open"):
         await d.init_host()
     await d.cleanup()
+
+
+async def test_a_lost_connection_is_unavailable_once_then_reopened(driver: LibvirtDriver):
+    conn: Connection = driver._conn
+    spec = _spec()
+    await driver.spawn(spec)
+    await conn.call(lambda c: c.close(), "close behind the driver's back")
+    with pytest.raises(HypervisorUnavailable):
+        await driver.get_info(spec.server_id)
+    # The next call opens a new connection (the test driver's state lives on while
+    # any connection is open: the fixture's other users keep it).
+    assert isinstance(await driver.list_instances(), list)
+
+
+async def test_spawn_completes_a_guest_defined_by_an_interrupted_spawn(driver: LibvirtDriver):
+    spec = _spec()
+    await driver.spawn(spec)
+    await driver.power_off(spec.server_id, timeout_s=0)  # as if killed before it started
+    await driver.spawn(spec)
+    assert await _state(driver, spec) is PowerState.RUNNING
