@@ -22,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from deploy.guest_image import ensure_image
@@ -246,6 +247,15 @@ async def test_a_guest_boots_stops_reboots_is_rescued_snapshotted_and_destroyed(
     assert written.size_bytes == path.stat().st_size > 0
     assert await _state(driver, sid) is PowerState.RUNNING
 
+    # Rebuild: a new disk from the image (the boot count starts again), a new
+    # config drive with the new hostname, the user data kept.
+    mark = await _mark(driver, sid)
+    await driver.rebuild(msgspec.structs.replace(spec, config=GuestConfig(
+        hostname="rebuilt", config_drive=True)))
+    for line in ("hostname=rebuilt", "user-data: hello from nimbus",
+                 "disk boot 1, first booted by .*", "ready"):
+        await _console_has(driver, sid, line, since=mark)
+
     # QEMU killed under the guest: libvirt sees it go.
     (pid,) = _qemu_pids(sid)
     os.kill(pid, signal.SIGKILL)
@@ -298,7 +308,6 @@ asyncio.run(main())
 
 
 async def _agent(step: str, home: Path, spec: GuestSpec) -> asyncio.subprocess.Process:
-    import msgspec
     return await asyncio.create_subprocess_exec(
         sys.executable, "-c", AGENT, step, msgspec.json.encode(_settings(home)).decode(),
         str(home), msgspec.json.encode(spec).decode(), cwd=REPO,
