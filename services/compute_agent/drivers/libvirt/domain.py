@@ -118,7 +118,9 @@ def _interface(devices: etree._Element, port: Port) -> None:
     _sub(nic, "mac", address=port.mac)
     _sub(nic, "model", type="virtio")
     if port.bridge:
-        _sub(nic, "mtu", size=str(port.mtu))  # user-mode networking takes no MTU
+        # libvirt 9 refuses <mtu> on type user ("not supported yet", measured); the
+        # guest still learns its MTU from the config drive's network_data.json.
+        _sub(nic, "mtu", size=str(port.mtu))
     elif port.cidr and port.version == 4:
         # libvirt hands the subnet to QEMU's user-mode stack (its DHCP and gateway).
         net = ipaddress.ip_network(port.cidr, strict=False)
