@@ -1,0 +1,204 @@
+"""What the libvirt driver does to a guest that exists: power, reboot, rescue,
+rebuild, snapshot and VNC. A mixin of :class:`LibvirtDriver` (``driver``), which
+provides the files, the domain helpers and the per-guest locks used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import libvirt
+import msgspec
+import structlog
+
+from services.compute_agent.drivers.base import DriverError, GuestSpec
+from services.compute_agent.drivers.configdrive import build_config_drive
+from services.compute_agent.drivers.libvirt import disks, domain
+from services.compute_agent.drivers.libvirt.states import power_state
+from shared.contracts.common import ImageSpec
+from shared.image_store import ImageFile, ImageStore
+from shared.states import PowerState
+
+if TYPE_CHECKING:
+    from services.compute_agent.drivers.libvirt.driver import LibvirtDriver as _Base
+else:
+    _Base = object
+
+log = structlog.get_logger(__name__)
+
+_RESCUE_FILES = ("rescue.qcow2", "rescue-config.iso", "original.xml")
+
+
+class GuestActions(_Base):
+    # --- power ---
+
+    async def power_off(self, server_id: UUID, *, timeout_s: float) -> None:
+        async with self._lock(server_id):
+            await self._power_off(server_id, timeout_s)
+
+    async def _power_off(self, server_id: UUID, timeout_s: float) -> None:
+        """ACPI power button, wait up to ``timeout_s`` for SHUTOFF, then cut the power."""
+        state = await self._known_state(server_id)
+        if power_state(*state) is PowerState.CRASHED:
+            await self._acknowledge_crash(server_id)
+            return
+        if await self._is_off(server_id):
+            return
+        if timeout_s > 0 and power_state(*state) is PowerState.RUNNING:
+            try:
+                await self._on_domain(server_id, "shut down the server", "shutdown")
+            except DriverError:
+                log.info("libvirt.acpi_refused", server_id=str(server_id))
+            else:
+                if await self._conn.wait_for(server_id, lambda: self._is_off(server_id),
+                                             timeout_s=timeout_s):
+                    log.info("libvirt.shut_down_cleanly", server_id=str(server_id))
+                    return
+                log.info("libvirt.shutdown_timed_out", server_id=str(server_id),
+                         timeout_s=timeout_s)
+        await self._hard_stop(server_id)
+
+    async def _acknowledge_crash(self, server_id: UUID) -> None:
+        """Turn a crashed guest (QEMU died under it) into a stopped one: libvirt keeps
+        "crashed" as the reason until the domain runs again, so it is started paused
+        (no guest code runs) and destroyed, which leaves it SHUTDOWN."""
+        def cycle(c: libvirt.virConnect) -> None:
+            dom = c.lookupByUUIDString(str(server_id))
+            if not dom.isActive():
+                dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+            dom.destroy()
+        await self._conn.call(cycle, "power off the server")
+        log.info("libvirt.crash_acknowledged", server_id=str(server_id))
+
+    async def power_on(self, server_id: UUID) -> None:
+        async with self._lock(server_id):
+            await self._start(server_id)
+
+    async def reboot(self, server_id: UUID, *, hard: bool) -> None:
+        async with self._lock(server_id):
+            await self._known_state(server_id)
+            if hard:
+                await self._hard_stop(server_id)
+            else:  # a guest that does not answer in time gets a hard one
+                await self._power_off(server_id, self._settings.shutdown_timeout_s)
+            await self._start(server_id)
+
+    # --- rescue ---
+
+    async def rescue(self, server_id: UUID, *, admin_pass: str, image: ImageSpec | None) -> None:
+        async with self._lock(server_id):
+            xml = await self._xml(server_id, libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if domain.read_rescued(xml):
+                await self._start(server_id)
+                return
+            spec = await asyncio.to_thread(self._load_spec, server_id)
+            if spec is None:
+                raise DriverError("The server cannot be rescued: its definition is incomplete.")
+            d = self.guest_dir(server_id)
+            rescue_spec = msgspec.structs.replace(
+                spec, image=image or spec.image,
+                config=msgspec.structs.replace(spec.config, admin_pass=admin_pass))
+            await asyncio.to_thread(_write, d / "original.xml", xml)
+            try:
+                await self._make_disk(spec, rescue_spec.image, d / "rescue.qcow2")
+                await asyncio.to_thread(build_config_drive, rescue_spec, d / "rescue-config.iso")
+                await self._hard_stop(server_id)
+                await self._define(domain.build(spec, self._layout(server_id, spec, rescue=True)))
+            except BaseException:
+                await asyncio.shield(self._restore(server_id, xml))
+                raise
+            await self._start(server_id)
+
+    async def unrescue(self, server_id: UUID) -> None:
+        async with self._lock(server_id):
+            xml = await self._xml(server_id, libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if domain.read_rescued(xml):
+                original = await asyncio.to_thread(_read, self.guest_dir(server_id)
+                                                   / "original.xml")
+                if original is None:  # lost: the definition is made again from the spec
+                    spec = await asyncio.to_thread(self._load_spec, server_id)
+                    if spec is None:
+                        raise DriverError("The server's own definition is lost.")
+                    original = domain.build(spec, self._layout(server_id, spec))
+                await self._hard_stop(server_id)
+                await self._restore(server_id, original)
+            await self._start(server_id)
+
+    async def _restore(self, server_id: UUID, original: str) -> None:
+        """Define ``original`` again and remove the rescue's files."""
+        await self._define(original)
+        d = self.guest_dir(server_id)
+        for name in _RESCUE_FILES:
+            await asyncio.to_thread((d / name).unlink, missing_ok=True)
+
+    # --- rebuild ---
+
+    async def rebuild(self, spec: GuestSpec) -> None:
+        sid = spec.server_id
+        async with self._lock(sid):
+            if await self._state(sid) is None:
+                await self._spawn(spec)
+                return
+            old = await asyncio.to_thread(self._load_spec, sid)
+            if old is not None:  # user data and keys stay unless given again
+                cfg = spec.config
+                spec = msgspec.structs.replace(spec, config=msgspec.structs.replace(
+                    cfg, user_data=cfg.user_data if cfg.user_data is not None
+                    else old.config.user_data,
+                    public_keys=cfg.public_keys or old.config.public_keys))
+            await self._hard_stop(sid)
+            d = self.guest_dir(sid)
+            for name in _RESCUE_FILES:
+                await asyncio.to_thread((d / name).unlink, missing_ok=True)
+            await self._make_files(spec)
+            await self._define(domain.build(spec, self._layout(sid, spec)))
+            await self._start(sid)
+            log.info("libvirt.rebuilt", server_id=str(sid), image=str(spec.image.id))
+
+    # --- snapshot, VNC ---
+
+    async def snapshot(self, server_id: UUID, image_id: UUID) -> ImageFile:
+        location = ImageStore.location_for(image_id, "qcow2")
+        async with self._lock(server_id):
+            state, _ = await self._known_state(server_id)
+            paused = state == libvirt.VIR_DOMAIN_RUNNING
+            if paused:  # a consistent copy: the guest writes nothing meanwhile
+                await self._on_domain(server_id, "pause the server", "suspend")
+            try:
+                with self._store.writing(location) as part:
+                    await disks.convert(self.guest_dir(server_id) / "disk.qcow2", part,
+                                        fake=self._settings.fake_disks)
+            except OSError as exc:
+                log.error("libvirt.snapshot_failed", server_id=str(server_id), error=str(exc))
+                raise DriverError("The server's disk could not be copied.") from None
+            finally:
+                if paused:
+                    await self._on_domain(server_id, "resume the server", "resume")
+        return await asyncio.to_thread(self._store.file, location, "qcow2")
+
+    async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
+        if not await self._is_running(server_id):
+            return None
+        port = domain.read_vnc_port(await self._xml(server_id))
+        return None if port is None else (self._settings.vnc_listen, port)
+
+
+def _write(path: os.PathLike[str], text: str) -> None:
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _read(path: os.PathLike[str]) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+__all__ = ["GuestActions"]
