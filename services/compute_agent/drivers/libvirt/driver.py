@@ -109,16 +109,30 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
             vnc_listen=self._settings.vnc_listen, rescued=rescue)
 
     def _image_path(self, image: ImageSpec) -> Path:
+        """The host's own copy of the image (``base/``, as Nova's image cache): the
+        guests' overlays are backed by it, so deleting or replacing the image in
+        the store never pulls a disk from under a guest."""
         if not image.location:
             raise DriverError(f"The image {image.id} has no data to boot from.")
-        return self._store.path(image.location)
+        cached = self.home / "base" / image.location
+        if not cached.is_file():
+            try:
+                _cache(self._store.path(image.location), cached)
+            except FileNotFoundError:
+                log.error("disk.image_missing", image=str(image.id), location=image.location)
+                raise DriverError(f"The image {image.id} has no data in the image store.") from None
+        return cached
 
     async def _make_disk(self, spec: GuestSpec, image: ImageSpec, dest: Path) -> None:
         await asyncio.to_thread(dest.unlink, missing_ok=True)
-        await disks.create_overlay(self._image_path(image), image.disk_format, dest,
+        base = await asyncio.to_thread(self._image_path, image)
+        await disks.create_overlay(base, image.disk_format, dest,
                                    spec.flavor.disk_gb, fake=self._settings.fake_disks)
 
     def _save_spec(self, spec: GuestSpec) -> None:
+        # Never the admin password: it reached the guest's drive and goes no further.
+        spec = msgspec.structs.replace(
+            spec, config=msgspec.structs.replace(spec.config, admin_pass=None))
         path = self.guest_dir(spec.server_id) / "spec.json"
         path.with_suffix(".tmp").write_bytes(msgspec.json.encode(spec))
         os.replace(path.with_suffix(".tmp"), path)
@@ -296,3 +310,22 @@ def _tail(path: Path, limit: int = CONSOLE_MAX_BYTES) -> str:
             return f.read().decode(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def _cache(source: Path, cached: Path) -> None:
+    """Put ``source`` at ``cached``: a hard link where the store shares this host's
+    file system (instant, and the inode outlives the store's file), else a copy.
+    Written under a temporary name, so a reader never sees half of it."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+    part.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, part)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            shutil.copyfile(source, part)
+        os.replace(part, cached)
+    finally:
+        part.unlink(missing_ok=True)
