@@ -102,10 +102,15 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
             "NIMBUS_CONSOLEPROXY_PUBLIC_URL": console_url,
         }, f"{console_url}/healthz"),
     ]
-    for az, port in zip(azs, ports.compute_health):
+    # Each agent's guests (libvirt driver) take VNC ports from a range of its own.
+    vnc_base = int((env or {}).get("NIMBUS_LIBVIRT_VNC_PORT_BASE", "15900"))
+    for i, (az, port) in enumerate(zip(azs, ports.compute_health)):
         name = f"{prefix}-{az}"
+        vnc_min = vnc_base + 100 * i
         specs.append(_worker(name, [python, "-m", "services.compute_agent"], host, port,
-                             NIMBUS_COMPUTE_HOST=name, NIMBUS_COMPUTE_AZ=az))
+                             NIMBUS_COMPUTE_HOST=name, NIMBUS_COMPUTE_AZ=az,
+                             NIMBUS_LIBVIRT_VNC_PORT_MIN=str(vnc_min),
+                             NIMBUS_LIBVIRT_VNC_PORT_MAX=str(vnc_min + 99)))
     return specs
 
 

@@ -32,7 +32,8 @@ log = structlog.get_logger(__name__)
 def make_driver(settings: Settings) -> HypervisorDriver:
     """The driver ``NIMBUS_COMPUTE_DRIVER`` names (``drivers.DRIVERS``)."""
     context = DriverContext(host=settings.compute.host,
-                            image_store=ImageStore.from_settings(settings.images))
+                            image_store=ImageStore.from_settings(settings.images),
+                            shutdown_timeout_s=settings.compute.shutdown_timeout_s)
     return make_named_driver(settings.compute.driver, settings, context)
 
 

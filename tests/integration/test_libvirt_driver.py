@@ -75,7 +75,7 @@ def other_home(tiny_image: Path) -> Iterator[Path]:
 
 
 def _settings(home: Path) -> LibvirtSettings:
-    return LibvirtSettings(state_dir=str(home / "state"), shutdown_timeout_s=60)
+    return LibvirtSettings(state_dir=str(home / "state"))
 
 
 def _context(home: Path) -> DriverContext:

@@ -26,6 +26,8 @@ REAL_ENV = {
     "NIMBUS_API_SERVICE_DOWN_TIME_S": "10",
     "NIMBUS_RECONCILE_INTERVAL_S": "3",
     "NIMBUS_LOG_LEVEL": "debug",
+    # VNC port ranges apart from make up's (15900...), so both can run at once.
+    "NIMBUS_LIBVIRT_VNC_PORT_BASE": "25900",
 }
 
 

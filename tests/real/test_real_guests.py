@@ -64,9 +64,9 @@ async def settled(api: Api, sid: str, status: str, timeout: float = BOOT_S) -> d
     return server
 
 
-async def action(api: Api, sid: str, body: dict) -> None:
+async def action(api: Api, sid: str, body: dict, status: int = 202) -> None:
     r = await api.post(f"/servers/{sid}/action", json=body)
-    assert r.status == 202, r.raw
+    assert r.status == status, r.raw
 
 
 def guest_dir(cloud: Cloud, server: dict) -> Path:
@@ -123,11 +123,11 @@ async def test_real_guests_live_their_whole_life_through_the_api(real_cloud, rea
     assert qemu_pid(b) not in (None, pid_before)
 
     # --- rescue boots the rescue image with the server's own disk attached ---
-    await action(api, a, {"rescue": {"adminPass": "rescue-pass-1"}})
+    await action(api, a, {"rescue": {"adminPass": "rescue-pass-1"}}, status=200)
     await settled(api, a, "RESCUE")
     text = await console_shows(api, a, r"nimbus-tiny: rescue: found the server's disk on vdb")
     assert "rescue-pass-1" not in text
-    await action(api, a, {"unrescue": None})
+    await action(api, a, {"unrescue": None}, status=200)
     await settled(api, a, "ACTIVE")
     await console_shows(api, a, r"nimbus-tiny: disk boot 3, first booted by")
 
@@ -151,9 +151,12 @@ async def test_real_guests_live_their_whole_life_through_the_api(real_cloud, rea
     os.kill(pid, signal.SIGKILL)
     period = float(cloud.stack.env["NIMBUS_RECONCILE_INTERVAL_S"])
     started = time.monotonic()
-    await settled(api, c, "SHUTOFF", timeout=period * 4 + 10)
+    server = await settled(api, c, "SHUTOFF", timeout=60)
     elapsed = time.monotonic() - started
-    assert elapsed < period * 4 + 10
+    print(f"QEMU killed -> SHUTOFF in {elapsed:.1f} s (reconcile period {period:g} s)")
+    # One period to be seen, then the stop it starts (a message, a guarded update).
+    assert elapsed < period + 5, elapsed
+    assert server["OS-EXT-STS:power_state"] == 4
 
     # --- delete leaves no process, no domain, no disk ---
     servers = {sid: await api.server(sid) for sid in (a, b, c)}

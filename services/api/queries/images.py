@@ -15,6 +15,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from shared.contracts.common import ImageSpec
+
 _VISIBLE = "(visibility = 'public' OR owner_project_id = $1) AND deleted_at IS NULL"
 
 _LIST = f"SELECT * FROM images WHERE {_VISIBLE} ORDER BY created_at DESC, id DESC"
@@ -133,3 +135,11 @@ async def replace_metadata(conn: asyncpg.Connection, project_id: str, image_id: 
 async def delete_metadata_key(conn: asyncpg.Connection, project_id: str, image_id: UUID,
                               key: str) -> bool:
     return await conn.fetchval(_DELETE_METADATA_KEY, image_id, project_id, key) is not None
+
+
+def image_spec(row: asyncpg.Record) -> ImageSpec:
+    """What an agent is told of an image (create, rebuild, rescue): the one place
+    a row becomes an ``ImageSpec``, its file and format included."""
+    return ImageSpec(id=row["id"], name=row["name"], min_disk_gb=row["min_disk_gb"],
+                     min_ram_mb=row["min_ram_mb"], size_bytes=row["size_bytes"],
+                     location=row["location"], disk_format=row["disk_format"])

@@ -47,10 +47,15 @@ from services.api.representation import View, parse_body, represented
 from services.api.resources import server_body as body
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
 from services.api.views import servers as views
-from shared.contracts.common import FlavorSpec, ImageSpec
-from shared.contracts.compute import BuildServer, InjectedFile
-from shared.contracts.network import DeallocatePorts, NetworkClient, PortRequest, ReserveFixedIps
 from shared import outbox
+from shared.contracts.common import FlavorSpec
+from shared.contracts.compute import BuildServer, InjectedFile
+from shared.contracts.network import (
+    DeallocatePorts,
+    NetworkClient,
+    PortRequest,
+    ReserveFixedIps,
+)
 from shared.contracts.scheduler import QUEUE as SCHEDULER_QUEUE
 from shared.contracts.scheduler import ScheduleBuild
 from shared.db import actions, build_requests
@@ -118,8 +123,7 @@ async def create_server(request: web.Request) -> View:
     reservation_id = f"r-{secrets.token_hex(4)}"
     first_sid = uuid.uuid4()  # named before it is written: its fixed IPs are reserved first
     admin_pass = admin_password()
-    image_spec = ImageSpec(id=image["id"], name=image["name"], min_disk_gb=image["min_disk_gb"],
-                           min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"])
+    image_spec = image_q.image_spec(image)
     injected = tuple(InjectedFile(path=f.path, contents=f.contents) for f in files)
     rid, relay = request["request_id"], request.app[RELAY]
     # The reservation is a call to the network service: no pooled connection is

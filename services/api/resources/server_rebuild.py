@@ -37,7 +37,7 @@ from services.api.resources.common import base_url, parse_uuid, principal, ref_i
 from services.api.resources.server_create import admin_password
 from services.api.resources.server_tasks import cast_action
 from services.api.views import servers as views
-from shared.contracts.common import FlavorSpec, ImageSpec
+from shared.contracts.common import FlavorSpec
 from shared.contracts.compute import InjectedFile, RebuildServer
 from shared.db import servers as server_db
 from shared.errors import BadRequest, Conflict
@@ -99,8 +99,7 @@ async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View
     sid = row["id"]
     msg = RebuildServer(
         server_id=sid, name=name, admin_pass=admin_pass, metadata=metadata,
-        image=ImageSpec(id=image["id"], name=image["name"], min_disk_gb=image["min_disk_gb"],
-                        min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"]),
+        image=image_q.image_spec(image),
         files=tuple(InjectedFile(path=f.path, contents=f.contents) for f in files))
 
     async def new_target(conn: asyncpg.Connection) -> None:

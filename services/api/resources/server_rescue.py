@@ -59,8 +59,7 @@ async def _rescue_image(request: web.Request, row: asyncpg.Record) -> ImageSpec 
         image = await image_q.get_visible(conn, principal(request).project_id, row["image_id"])
     if image is None:
         return None
-    return ImageSpec(id=image["id"], name=image["name"], min_disk_gb=image["min_disk_gb"],
-                     min_ram_mb=image["min_ram_mb"], size_bytes=image["size_bytes"])
+    return image_q.image_spec(image)
 
 
 async def rescue(request: web.Request, row: asyncpg.Record, value: Any) -> View:

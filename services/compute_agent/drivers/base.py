@@ -134,6 +134,9 @@ class DriverContext(msgspec.Struct, frozen=True, kw_only=True):
 
     host: str
     image_store: ImageStore
+    shutdown_timeout_s: float = 60.0
+    """How long a soft reboot waits for the guest OS to shut down before the power
+    is cut (``NIMBUS_COMPUTE_SHUTDOWN_TIMEOUT_S``; a stop passes it to ``power_off``)."""
 
 
 # --- the interface -----------------------------------------------------------------

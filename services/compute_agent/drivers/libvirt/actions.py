@@ -83,7 +83,7 @@ class GuestActions(_Base):
             if hard:
                 await self._hard_stop(server_id)
             else:  # a guest that does not answer in time gets a hard one
-                await self._power_off(server_id, self._settings.shutdown_timeout_s)
+                await self._power_off(server_id, self._shutdown_timeout_s)
             await self._start(server_id)
 
     # --- rescue ---

@@ -56,6 +56,7 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     def __init__(self, settings: LibvirtSettings, context: DriverContext) -> None:
         self._settings = settings
         self._store = context.image_store
+        self._shutdown_timeout_s = context.shutdown_timeout_s
         self.home = Path(settings.state_dir).absolute() / context.host
         self.uri = settings.uri or embed.embed_uri(self.home / "libvirt")
         self._conn = Connection(self.uri)
@@ -77,7 +78,9 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
                 raise DriverError(f"QEMU is not installed on this host ({', '.join(missing)} "
                                   "not found).")
         if embed.is_embed(self.uri):
-            await asyncio.to_thread(embed.prepare_root, self.home / "libvirt")
+            await asyncio.to_thread(embed.prepare_root, self.home / "libvirt",
+                                    vnc_ports=(self._settings.vnc_port_min,
+                                               self._settings.vnc_port_max))
         await asyncio.to_thread((self.home / "guests").mkdir, parents=True, exist_ok=True)
         try:
             await self._conn.open()
@@ -247,6 +250,9 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
                     raise
         await self._conn.call(remove, "delete the server")
         await asyncio.to_thread(shutil.rmtree, self.guest_dir(server_id), ignore_errors=True)
+        if embed.is_embed(self.uri):  # QEMU's own log of the guest, kept by libvirt
+            qemu_log = self.home / "libvirt" / "log" / "qemu" / f"{domain.NAME_PREFIX}{server_id}.log"
+            await asyncio.to_thread(qemu_log.unlink, missing_ok=True)
 
     # --- the interface ---
 

@@ -22,6 +22,9 @@ group = "+{gid}"
 dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
+# The ports this host's guests' VNC servers take (one range per agent on a machine).
+remote_display_port_min = {vnc_min}
+remote_display_port_max = {vnc_max}
 """
 
 
@@ -33,11 +36,12 @@ def is_embed(uri: str) -> bool:
     return uri.startswith("qemu:///embed")
 
 
-def prepare_root(root: Path) -> None:
+def prepare_root(root: Path, *, vnc_ports: tuple[int, int] = (5900, 65535)) -> None:
     """Create the embedded driver's root and write its ``etc/qemu.conf`` (blocking)."""
     etc = root / "etc"
     etc.mkdir(parents=True, exist_ok=True)
     conf = etc / "qemu.conf"
     tmp = conf.with_suffix(".tmp")
-    tmp.write_text(QEMU_CONF.format(uid=os.getuid(), gid=os.getgid()))
+    tmp.write_text(QEMU_CONF.format(uid=os.getuid(), gid=os.getgid(), vnc_min=vnc_ports[0],
+                                    vnc_max=vnc_ports[1]))
     os.replace(tmp, conf)

@@ -18,10 +18,13 @@ class LibvirtSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the driver keeps its guests' disks, config drives and console logs
     (``<state_dir>/<host>/guests/<server id>/``); relative paths are from the
     working directory."""
-    shutdown_timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
-    """How long a soft reboot waits for the guest OS to shut down before cutting the power."""
     vnc_listen: str = "127.0.0.1"
     """Address the guests' VNC servers listen on (the console proxy connects there)."""
+    vnc_port_min: Annotated[int, msgspec.Meta(ge=5900, le=65535)] = 5900
+    vnc_port_max: Annotated[int, msgspec.Meta(ge=5900, le=65535)] = 65535
+    """The ports this host's guests' VNC servers take. Several agents on one machine
+    (``make up``'s three) each need a range of their own: their embedded QEMU
+    drivers do not know of each other's ports."""
     allow_kvm: bool = False
     """Use KVM (domain type ``kvm``) when ``/dev/kvm`` exists; otherwise, and by
     default, QEMU emulates the CPU (TCG, type ``qemu``)."""
