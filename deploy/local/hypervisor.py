@@ -21,8 +21,10 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # Debian package -> a file it installs; the package is missing when the file is.
@@ -120,6 +122,40 @@ def ensure_packages() -> None:
     if still:
         raise HypervisorSetupError(f"still missing after install: {', '.join(still)}")
     _log("packages installed")
+
+
+def guest_processes(root: Path) -> list[int]:
+    """QEMU processes of the guests kept under ``root`` (a libvirt driver's state
+    directory): libvirt starts each with its monitor socket and pid file there."""
+    needle = str(root.resolve()).encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"qemu-system" in argv[0] and any(needle in a for a in argv):
+            found.append(int(proc.name))
+    return found
+
+
+def stop_guests(root: Path, timeout: float = 10.0) -> int:
+    """Power off every guest under ``root`` as a host shutdown would (SIGTERM: QEMU
+    exits; SIGKILL what is left after ``timeout``); how many there were. Their
+    definitions and disks stay: the agent sees them stopped when it comes back."""
+    pids = guest_processes(root)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.1)
+    return len(pids)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local import infra
+from deploy.local import hypervisor, infra
 
 AZS = ("az1", "az2", "az3")
 _MARK = "NIMBUS_SUPERVISED"  # tells our processes from a recycled pid
@@ -403,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
             print("nothing to stop")
             return 0
         Stack(run, os.environ, default_services(os.environ, ports=ports)).stop()
+        # Real guests (libvirt driver) are powered off as a host shutdown would; the
+        # agents find them stopped (SHUTOFF) at the next `make up`.
+        guests = hypervisor.stop_guests(run / "libvirt")
         infra.down(run)
-        print(f"Nimbus stopped (data kept in {run}).")
+        print(f"Nimbus stopped{f', {guests} guest(s) powered off' if guests else ''} "
+              f"(data kept in {run}).")
         return 0
 
     if args.command == "status":

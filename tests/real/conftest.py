@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.hypervisor import stop_guests
 from tests.e2e.client import Api, Cloud, running_cloud
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +52,8 @@ async def real_cloud(infra, migrated_template, tiny_image) -> AsyncIterator[Clou
         async with running_cloud(env, run_dir) as c:
             yield c
     finally:
+        # Whatever a failed test left running goes with the cloud.
+        stop_guests(run_dir / "libvirt")
         await infra.drop_vhost(amqp_url)
         await infra.drop_database(db_name)
 

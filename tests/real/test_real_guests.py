@@ -19,8 +19,10 @@ import re
 import signal
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.client import Api, Cloud, eventually
+from tests.e2e.test_vnc_console import _handshake, _proxy_base
 
 TINY = "5e0b1d2c-7a41-4c8e-9f3a-1b7d6c2e9a10"  # services.api.catalog.TINY_IMAGE_ID
 BOOT_S = 120.0  # a TCG guest reaches its shell in about 10 s here; room for a busy machine
@@ -100,6 +102,14 @@ async def test_real_guests_live_their_whole_life_through_the_api(real_cloud, rea
         assert f"nimbus-tiny: user-data: hello from {server['name']}" in text
         assert re.search(rf"nimbus-tiny: ip={re.escape(ip)}/24 dev eth0", text), text[-2000:]
         assert f"nimbus-tiny: disk boot 1, first booted by {sid}" in text
+    # The VNC console: the proxy relays the guest's own RFB server (QEMU's).
+    r = await api.post(f"/servers/{a}/action", json={"os-getVNCConsole": {"type": "novnc"}})
+    assert r.status == 200, r.raw
+    token = parse_qs(urlsplit(r.json["console"]["url"]).query)["token"][0]
+    async with cloud.session.ws_connect(f"{_proxy_base(cloud)}/websockify?token={token}",
+                                        protocols=("binary",)) as ws:
+        banner, desktop = await _handshake(ws)
+    assert banner == b"RFB 003.008\n" and desktop == f"QEMU (nimbus-{a})"
     # length is honoured: the last lines only.
     tail = await console(api, a, length=3)
     assert len(tail.splitlines()) <= 3 and tail in await console(api, a)

@@ -104,12 +104,15 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     def _layout(self, server_id: UUID, spec: GuestSpec, *, rescue: bool = False
                 ) -> domain.Layout:
         d = self.guest_dir(server_id)
-        own_drive = d / "config.iso" if spec.config.wants_drive else None
+        own_drive = d / "config.iso" if self._wants_drive(spec) else None
         return domain.Layout(
             disks=(d / "rescue.qcow2", d / "disk.qcow2") if rescue else (d / "disk.qcow2",),
             config_drive=d / "rescue-config.iso" if rescue else own_drive,
             console_log=d / "console.log", domain_type=self._domain_type,
             vnc_listen=self._settings.vnc_listen, rescued=rescue)
+
+    def _wants_drive(self, spec: GuestSpec) -> bool:
+        return self._settings.force_config_drive or spec.config.wants_drive
 
     def _image_path(self, image: ImageSpec) -> Path:
         """The host's own copy of the image (``base/``, as Nova's image cache): the
@@ -154,7 +157,7 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
         await self._make_disk(spec, spec.image, d / "disk.qcow2")
         drive = d / "config.iso"
         await asyncio.to_thread(drive.unlink, missing_ok=True)
-        if spec.config.wants_drive:
+        if self._wants_drive(spec):
             await asyncio.to_thread(build_config_drive, spec, drive)
         await asyncio.to_thread(self._save_spec, spec)
 

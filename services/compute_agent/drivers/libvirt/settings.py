@@ -25,6 +25,11 @@ class LibvirtSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The ports this host's guests' VNC servers take. Several agents on one machine
     (``make up``'s three) each need a range of their own: their embedded QEMU
     drivers do not know of each other's ports."""
+    force_config_drive: bool = True
+    """Give every guest a config drive, asked for or not (Nova's
+    ``force_config_drive``): Nimbus has no metadata service, so the drive is how a
+    guest learns its hostname, keys, user data and network. Off: only when the
+    user asks for one or injects files."""
     allow_kvm: bool = False
     """Use KVM (domain type ``kvm``) when ``/dev/kvm`` exists; otherwise, and by
     default, QEMU emulates the CPU (TCG, type ``qemu``)."""

@@ -31,6 +31,7 @@ from services.compute_agent.drivers.libvirt.driver import LibvirtDriver
 from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
 from services.compute_agent.drivers.libvirt.states import power_state
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
+from shared.contracts.compute import InjectedFile
 from shared.image_store import ImageStore
 from shared.states import PowerState
 
@@ -59,6 +60,28 @@ def _spec(**config: object) -> GuestSpec:
     cfg.update(config)
     return GuestSpec(server_id=uuid.uuid4(), name="vm", flavor=FLAVOR, image=image,
                      ports=(port,), config=GuestConfig(**cfg))  # type: ignore[arg-type]
+
+
+async def test_every_guest_gets_a_config_drive_unless_that_is_turned_off(driver, tmp_path):
+    # No metadata service: the drive is how a guest learns who it is (Nova's
+    # force_config_drive), asked for or not.
+    spec = _spec(config_drive=False, user_data=None)
+    await driver.spawn(spec)
+    assert (driver.guest_dir(spec.server_id) / "config.iso").is_file()
+    ctx = DriverContext(host="h2", image_store=ImageStore(str(tmp_path / "images")))
+    lean = LibvirtDriver.from_settings(LibvirtSettings(
+        uri="test:///default", state_dir=str(tmp_path / "state2"), fake_disks=True,
+        force_config_drive=False), ctx)
+    await lean.init_host()
+    try:
+        spec = _spec(config_drive=False, user_data=None)
+        await lean.spawn(spec)
+        assert not (lean.guest_dir(spec.server_id) / "config.iso").exists()
+        with_files = _spec(config_drive=False, files=(InjectedFile(path="/etc/x", contents=b"x"),))
+        await lean.spawn(with_files)  # injected files need a drive to travel on
+        assert (lean.guest_dir(with_files.server_id) / "config.iso").is_file()
+    finally:
+        await lean.cleanup()
 
 
 async def _state(d: LibvirtDriver, spec: GuestSpec) -> PowerState:
