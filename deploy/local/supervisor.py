@@ -389,6 +389,22 @@ Nimbus is up.
 """
 
 
+def run_driver(run: Path, asked: str | None) -> str:
+    """The hypervisor driver of the run's compute hosts: the one its first ``make up``
+    chose (``make up-real``: libvirt), remembered in ``<run>/compute-driver``, so a
+    later ``make up`` restarts the agents on the hypervisor their guests are on.
+    ValueError when ``asked`` names another: the hosts' guests would look lost to
+    it (``make clean`` starts a run afresh)."""
+    record = run / "compute-driver"
+    known = record.read_text().strip() if record.is_file() else None
+    if asked and known and asked != known:
+        raise ValueError(f"this run's compute hosts use the {known} driver, not {asked}; "
+                         f"`make down` and `make clean` to start afresh with {asked}")
+    driver = asked or known or "fake"
+    record.write_text(driver + "\n")
+    return driver
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.supervisor")
     parser.add_argument("command", choices=["up", "down", "status"])
@@ -433,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     try:
+        env["NIMBUS_COMPUTE_DRIVER"] = run_driver(run, os.environ.get("NIMBUS_COMPUTE_DRIVER"))
+    except ValueError as exc:
+        print(f"make up: {exc}", file=sys.stderr)
+        return 1
+    try:
         # Nimbus Tiny Linux, the seeded image that boots for real (libvirt driver);
         # built from Debian's packages once, then reused.
         from deploy.guest_image import ensure_image
@@ -459,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     print(_banner(stack, ports))
+    print(f"  Hypervisor {env['NIMBUS_COMPUTE_DRIVER']}"
+          f"{' (real QEMU guests: see README, Real guests)' if env['NIMBUS_COMPUTE_DRIVER'] == 'libvirt' else ''}\n")
     return 0
 
 
