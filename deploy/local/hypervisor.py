@@ -126,8 +126,13 @@ def ensure_packages() -> None:
 
 def guest_processes(root: Path) -> list[int]:
     """QEMU processes of the guests kept under ``root`` (a libvirt driver's state
-    directory): libvirt starts each with its monitor socket and pid file there."""
-    needle = str(root.resolve()).encode()
+    directory): libvirt starts each with its disks and secrets there."""
+    return qemu_processes(str(root.resolve()))
+
+
+def qemu_processes(mark: str) -> list[int]:
+    """QEMU processes with ``mark`` in an argument (a path, a guest's uuid)."""
+    needle = mark.encode()
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from deploy.local.hypervisor import qemu_processes
 from tests.e2e.client import Api, Cloud, eventually
 from tests.e2e.test_vnc_console import _handshake, _proxy_base
 
@@ -30,16 +31,9 @@ BOOT_S = 120.0  # a TCG guest reaches its shell in about 10 s here; room for a b
 
 def qemu_pid(server_id: str) -> int | None:
     """The QEMU process running the guest (libvirt gives it ``-uuid <server id>``)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and b"qemu-system" in argv[0] and server_id.encode() in argv:
-            return int(proc.name)
-    return None
+    found = qemu_processes(server_id)
+    assert len(found) <= 1, found
+    return found[0] if found else None
 
 
 async def console(api: Api, sid: str, length: int | None = None) -> str:

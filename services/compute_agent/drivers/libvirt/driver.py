@@ -169,12 +169,9 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     async def _state(self, server_id: UUID) -> tuple[int, int] | None:
         """libvirt's ``(state, reason)`` of the guest; None if there is no such domain."""
         def state(c: libvirt.virConnect) -> tuple[int, int] | None:
-            try:
-                dom = c.lookupByUUIDString(str(server_id))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return None
-                raise
+            dom = lookup(c, server_id)
+            if dom is None:
+                return None
             s, r = dom.state()
             return s, r
         return await self._conn.call(state, "read the server's state")
@@ -233,12 +230,9 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     async def _remove(self, server_id: UUID) -> None:
         """No domain, no process, no files of the guest."""
         def remove(c: libvirt.virConnect) -> None:
-            try:
-                dom = c.lookupByUUIDString(str(server_id))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return
-                raise
+            dom = lookup(c, server_id)
+            if dom is None:
+                return
             if dom.isActive():
                 try:
                     dom.destroy()
@@ -287,12 +281,9 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
 
     async def get_info(self, server_id: UUID) -> GuestInfo | None:
         def info(c: libvirt.virConnect) -> tuple[list[int], tuple[int, int], str] | None:
-            try:
-                dom = c.lookupByUUIDString(str(server_id))
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    return None
-                raise
+            dom = lookup(c, server_id)
+            if dom is None:
+                return None
             return dom.info(), tuple(dom.state()), dom.XMLDesc(0)  # type: ignore[return-value]
         found = await self._conn.call(info, "read the server's state")
         if found is None:
@@ -338,3 +329,14 @@ def _cache(source: Path, cached: Path) -> None:
         os.replace(part, cached)
     finally:
         part.unlink(missing_ok=True)
+
+
+def lookup(c: libvirt.virConnect, server_id: UUID) -> libvirt.virDomain | None:
+    """The guest's domain (its uuid is the server's id); None if there is none
+    (blocking: call it inside ``Connection.call``)."""
+    try:
+        return c.lookupByUUIDString(str(server_id))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
