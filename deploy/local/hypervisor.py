@@ -5,9 +5,9 @@ Standard library only: ``make`` runs this with the system ``python3`` before the
 virtualenv exists (``libvirt-python`` builds against ``libvirt-dev`` and
 ``pkg-config`` when the virtualenv installs it). Like ``deploy.local.infra``, it
 leaves no system service running: a temporary policy-rc.d forbids maintainer
-scripts from starting libvirtd, and on a systemd host the units are stopped and
-disabled afterwards. Nova-style, the project starts its own libvirtd if it needs
-one.
+scripts from starting libvirtd, and on a systemd host the units this install
+brought in are stopped and disabled afterwards. No libvirt daemon is needed: each
+compute agent embeds libvirt's QEMU driver (``services/compute_agent/drivers/libvirt``).
 
 CLI::
 
@@ -116,7 +116,10 @@ def ensure_packages() -> None:
     finally:
         if own_policy:
             _run(_privileged(["rm", "-f", str(policy)]), check=False)
-    if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
+    if ("libvirt-daemon" in missing and Path("/run/systemd/system").is_dir()
+            and shutil.which("systemctl")):
+        # Only when this install brought libvirt's daemon in: a libvirt the host
+        # already had (and may use) is left as it was.
         _run(_privileged(["systemctl", "disable", "--now", *SYSTEMD_UNITS]), check=False)
     still = missing_packages()
     if still:
@@ -151,16 +154,18 @@ def stop_guests(root: Path, timeout: float = 10.0) -> int:
     exits; SIGKILL what is left after ``timeout``); how many there were. Their
     definitions and disks stay: the agent sees them stopped when it comes back."""
     pids = guest_processes(root)
+    count = len(pids)
     for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = guest_processes(root)  # afresh: a pid that exited may be someone else's now
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+        while time.monotonic() < deadline and guest_processes(root):
             time.sleep(0.1)
-    return len(pids)
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:

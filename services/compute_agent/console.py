@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from services.compute_agent.drivers import GuestNotFound, HypervisorUnavailable, NotSupported
+from services.compute_agent.drivers import (
+    GuestNotFound,
+    HypervisorUnavailable,
+    NotSupported,
+)
 from shared.contracts.compute import GetConsoleOutput
 from shared.errors import Conflict, NotImplementedFault, ServiceUnavailable
 

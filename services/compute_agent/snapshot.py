@@ -11,6 +11,7 @@ is KEEP). A snapshot whose server was deleted before it started fails its image.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -42,7 +43,7 @@ class Snapshot(Operation):
                  image_id=str(msg.image_id), size=file.size_bytes, location=file.location,
                  image_kept=kept)
         if not kept:  # deleted while it was saved: nobody will ever read the file
-            run.agent.image_store.remove(file.location)
+            await asyncio.to_thread(run.agent.image_store.remove, file.location)
         return await servers.end_task(conn, run.server_id, SNAPSHOT.task,
                                       request_id=run.action.request_id)
 

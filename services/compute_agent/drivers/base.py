@@ -70,6 +70,15 @@ class GuestConfig(msgspec.Struct, frozen=True, kw_only=True):
     config_drive: bool = False
     """The user asked for a config drive."""
 
+    def rebuilt_from(self, old: GuestConfig) -> GuestConfig:
+        """The config after a rebuild: this one (name, password, metadata, files),
+        keeping the user data and keys the guest was created with when this has
+        none (a rebuild does not change them, and the agent does not keep them)."""
+        return msgspec.structs.replace(
+            self, user_data=self.user_data if self.user_data is not None else old.user_data,
+            public_keys=self.public_keys or old.public_keys,
+            config_drive=self.config_drive or old.config_drive)
+
     @property
     def wants_drive(self) -> bool:
         """A drive is made when asked for, or to carry injected files."""
@@ -119,14 +128,12 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     reports it with its host; the API answers an action the server's host cannot
     do with 501 notImplemented instead of accepting it."""
 
+    # Each field is consulted by the API (``server_tasks.NEEDS``): a declaration
+    # nobody reads would only be a promise.
     rescue: bool = False
     snapshot: bool = False
     vnc_console: bool = False
     console_output: bool = False
-    config_drive: bool = False
-    """Builds a config drive (and with it injected files and user data)."""
-    clean_shutdown: bool = False
-    """Asks the guest OS to shut down before powering it off."""
 
 
 class DriverContext(msgspec.Struct, frozen=True, kw_only=True):

@@ -59,6 +59,9 @@ def build_config_drive(spec: GuestSpec, path: Path) -> None:
         _stage(spec, staging)
         iso = Path(tmp) / "drive.iso"
         _make_iso(spec, staging, iso)
+        # Owner-only: the drive holds the user data and, when one was set, the
+        # admin password (meta_data.json's admin_pass, as Nova's drive has it).
+        os.chmod(iso, 0o600)
         os.replace(iso, path)
     log.info("configdrive.built", server_id=str(spec.server_id), path=str(path))
 

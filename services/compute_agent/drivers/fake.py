@@ -102,8 +102,7 @@ class FakeDriver(HypervisorDriver):
     def __init__(self, settings: FakeSettings, *, host: str,
                  image_store: ImageStore | None = None) -> None:
         self._settings = settings
-        full = Capabilities(rescue=True, snapshot=True, vnc_console=True, console_output=True,
-                            config_drive=True, clean_shutdown=True)
+        full = Capabilities(rescue=True, snapshot=True, vnc_console=True, console_output=True)
         lacks = {name.strip() for name in settings.lacks.split(",") if name.strip()}
         unknown = lacks - set(msgspec.structs.asdict(full))
         if unknown:
@@ -384,10 +383,4 @@ def _rebuilt_spec(old: GuestSpec, new: GuestSpec) -> GuestSpec:
     """The guest after a rebuild: ``new`` (image, name, password, metadata, files),
     keeping the user data and keys the guest was created with, which the agent
     does not keep and a rebuild does not change."""
-    config = msgspec.structs.replace(
-        new.config,
-        user_data=new.config.user_data if new.config.user_data is not None
-        else old.config.user_data,
-        public_keys=new.config.public_keys or old.config.public_keys,
-        config_drive=new.config.config_drive or old.config.config_drive)
-    return msgspec.structs.replace(new, config=config)
+    return msgspec.structs.replace(new, config=new.config.rebuilt_from(old.config))

@@ -7,7 +7,6 @@ import json
 import uuid
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from services.compute_agent.drivers import DriverError, GuestSpec

@@ -12,7 +12,7 @@ from services.compute_agent.drivers import DriverError, GuestSpec
 from services.compute_agent.drivers.fake import FakeDriver, FakeSettings
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
 from shared.states import PowerState
-from tests.unit.compute_agent.guests import guest_spec, replace_spec
+from tests.unit.compute_agent.guests import guest_spec
 
 FLAVOR = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="cirros")

@@ -9,7 +9,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from services.compute_agent.drivers import DriverError, GuestSpec

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from services.compute_agent.drivers import DriverError, GuestSpec

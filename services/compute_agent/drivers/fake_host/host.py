@@ -21,7 +21,12 @@ from uuid import UUID
 
 import msgspec
 
-from services.compute_agent.drivers.base import DriverError, GuestConfig, GuestSpec, hostname_for
+from services.compute_agent.drivers.base import (
+    DriverError,
+    GuestConfig,
+    GuestSpec,
+    hostname_for,
+)
 from services.compute_agent.drivers.fake_console import (
     GOING_DOWN,
     KERNEL_PANIC,

@@ -105,7 +105,8 @@ class GuestActions(_Base):
             try:
                 await self._make_disk(spec, rescue_spec.image, d / "rescue.qcow2")
                 await asyncio.to_thread(build_config_drive, rescue_spec, d / "rescue-config.iso")
-                await self._hard_stop(server_id)
+                # Cleanly, as Nova does: the disk the rescue system mounts is not dirty.
+                await self._power_off(server_id, self._shutdown_timeout_s)
                 await self._define(domain.build(spec, self._layout(server_id, spec, rescue=True)))
             except BaseException:
                 await asyncio.shield(self._restore(server_id, xml))
@@ -144,11 +145,7 @@ class GuestActions(_Base):
                 return
             old = await asyncio.to_thread(self._load_spec, sid)
             if old is not None:  # user data and keys stay unless given again
-                cfg = spec.config
-                spec = msgspec.structs.replace(spec, config=msgspec.structs.replace(
-                    cfg, user_data=cfg.user_data if cfg.user_data is not None
-                    else old.config.user_data,
-                    public_keys=cfg.public_keys or old.config.public_keys))
+                spec = msgspec.structs.replace(spec, config=spec.config.rebuilt_from(old.config))
             await self._hard_stop(sid)
             d = self.guest_dir(sid)
             for name in _RESCUE_FILES:

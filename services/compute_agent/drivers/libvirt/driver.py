@@ -51,7 +51,7 @@ START_TIMEOUT_S = 60.0
 class LibvirtDriver(GuestActions, HypervisorDriver):
     name = "libvirt"
     capabilities = Capabilities(rescue=True, snapshot=True, vnc_console=True,
-                                console_output=True, config_drive=True, clean_shutdown=True)
+                                console_output=True)
 
     def __init__(self, settings: LibvirtSettings, context: DriverContext) -> None:
         self._settings = settings
@@ -120,18 +120,25 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
         the store never pulls a disk from under a guest."""
         if not image.location:
             raise DriverError(f"The image {image.id} has no data to boot from.")
-        cached = self.home / "base" / image.location
+        source = self._store.path(image.location)
+        try:
+            st = source.stat()
+        except FileNotFoundError:
+            log.error("disk.image_missing", image=str(image.id), location=image.location)
+            raise DriverError(f"The image {image.id} has no data in the image store.") from None
+        # Named by the file's identity too: an image file written again (a rebuilt
+        # seed image) is a new cache entry, while guests keep the one they boot from.
+        cached = self.home / "base" / f"{image.location}.{st.st_size:x}-{st.st_mtime_ns:x}"
         if not cached.is_file():
             try:
-                _cache(self._store.path(image.location), cached)
+                _cache(source, cached)
             except FileNotFoundError:
-                log.error("disk.image_missing", image=str(image.id), location=image.location)
                 raise DriverError(f"The image {image.id} has no data in the image store.") from None
         return cached
 
     async def _make_disk(self, spec: GuestSpec, image: ImageSpec, dest: Path) -> None:
+        base = await asyncio.to_thread(self._image_path, image)  # before the old disk goes
         await asyncio.to_thread(dest.unlink, missing_ok=True)
-        base = await asyncio.to_thread(self._image_path, image)
         await disks.create_overlay(base, image.disk_format, dest,
                                    spec.flavor.disk_gb, fake=self._settings.fake_disks)
 
@@ -153,7 +160,8 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     async def _make_files(self, spec: GuestSpec) -> None:
         """The guest's disk, config drive and spec file, made anew."""
         d = self.guest_dir(spec.server_id)
-        await asyncio.to_thread(d.mkdir, parents=True, exist_ok=True)
+        # Owner-only: the guest's drive and spec hold what the user gave it.
+        await asyncio.to_thread(d.mkdir, mode=0o700, parents=True, exist_ok=True)
         await self._make_disk(spec, spec.image, d / "disk.qcow2")
         drive = d / "config.iso"
         await asyncio.to_thread(drive.unlink, missing_ok=True)

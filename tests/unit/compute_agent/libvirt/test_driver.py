@@ -9,6 +9,7 @@ so tests use fresh server ids and never assume an empty host.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -82,6 +83,30 @@ async def test_every_guest_gets_a_config_drive_unless_that_is_turned_off(driver,
         assert (lean.guest_dir(with_files.server_id) / "config.iso").is_file()
     finally:
         await lean.cleanup()
+
+
+async def test_what_the_user_gave_is_owner_only_on_the_host(driver: LibvirtDriver):
+    spec = _spec(admin_pass="s3cret-pass")
+    await driver.spawn(spec)
+    guest = driver.guest_dir(spec.server_id)
+    assert guest.stat().st_mode & 0o077 == 0
+    assert (guest / "config.iso").stat().st_mode & 0o077 == 0
+    assert b"s3cret-pass" not in (guest / "spec.json").read_bytes()
+
+
+async def test_an_image_written_again_is_a_new_cache_entry(driver: LibvirtDriver, tmp_path):
+    first = _spec()
+    await driver.spawn(first)
+    base = driver.home / "base"
+    [old] = list(base.iterdir())
+    store = tmp_path / "images"
+    (store / "new").write_bytes(b"a rebuilt image, longer than the first")
+    os.replace(store / "new", store / "tiny.qcow2")  # as a rebuilt seed image is written
+    await driver.spawn(_spec())
+    entries = sorted(base.iterdir())
+    assert len(entries) == 2 and old in entries  # the first guest keeps its own
+    assert {p.read_bytes() for p in entries} == {
+        b"not really an image", b"a rebuilt image, longer than the first"}
 
 
 async def _state(d: LibvirtDriver, spec: GuestSpec) -> PowerState:
