@@ -14,6 +14,7 @@ Standard library only.
 from __future__ import annotations
 
 import lzma
+import os
 import re
 import shutil
 import subprocess
@@ -73,7 +74,11 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
 
 
 def _apt_update() -> None:
-    _run(["apt-get", "update", "-q"], timeout=900)
+    # The package lists are the system's: root updates them, anyone else through sudo.
+    argv = ["apt-get", "update", "-q"]
+    if os.geteuid() != 0 and shutil.which("sudo"):
+        argv = ["sudo", "-n", *argv]
+    _run(argv, timeout=900)
 
 
 def resolve(metapackage: str = METAPACKAGE) -> KernelPackage:

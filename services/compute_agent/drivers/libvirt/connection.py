@@ -156,17 +156,22 @@ class Connection:
             except libvirt.libvirtError as exc:
                 err = translate(exc, doing)
                 if isinstance(err, HypervisorUnavailable):
-                    self._lost()
+                    self._lost(close=True)
                 raise err from None
         return await asyncio.to_thread(run)
 
-    def _lost(self) -> None:
+    def _lost(self, *, close: bool) -> None:
+        """Forget the connection so the next call opens a new one; ``close``: let go
+        of it too (its handle and event registration), never from libvirt's own
+        close callback, where closing is not allowed."""
         with self._open_lock:
-            self._conn = None
+            conn, self._conn = self._conn, None
+        if close and conn is not None:
+            self._close(conn)
 
     def _on_close(self, conn: libvirt.virConnect, reason: int, opaque: object) -> None:
         log.warning("libvirt.connection_lost", uri=self.uri, reason=reason)
-        self._lost()
+        self._lost(close=False)
 
     # --- lifecycle events ---
 
