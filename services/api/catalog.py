@@ -17,6 +17,7 @@ Every seeded image has a file in the image store (``shared.image_store``):
 
 from __future__ import annotations
 
+import filecmp
 import shutil
 from pathlib import Path
 from uuid import UUID
@@ -95,7 +96,7 @@ def _tiny(store: ImageStore, built: Path) -> str:
     """The built tiny image copied into the store (again when the build changed)."""
     location = store.location_for(TINY_IMAGE_ID, "qcow2")
     path = store.path(location)
-    if not path.is_file() or path.read_bytes() != built.read_bytes():
+    if not path.is_file() or not filecmp.cmp(path, built, shallow=False):
         with store.writing(location) as part:
             shutil.copyfile(built, part)
     return location

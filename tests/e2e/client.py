@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 from lxml import etree
 
+from deploy.local.hypervisor import stop_guests
 from deploy.local.supervisor import Stack
 
 T = TypeVar("T")
@@ -171,6 +172,10 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
 
     env = dict(env)
     env.pop("NIMBUS_CONFIG", None)
+    # Where make up keeps them, under the run directory: the fake hosts' guests
+    # (tests read what each was given there), the libvirt hosts', the images.
+    env.setdefault("NIMBUS_FAKE_STATE_DIR", str(run_dir / "guests"))
+    env.setdefault("NIMBUS_LIBVIRT_STATE_DIR", str(run_dir / "libvirt"))
     env.setdefault("NIMBUS_IMAGES_DIR", str(run_dir / "images"))
     repo = Path(__file__).resolve().parents[2]
     ports = ServicePorts.free()
@@ -192,3 +197,27 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
             await cloud.close()
     finally:
         await asyncio.to_thread(stack.stop)
+        # Real guests a failed test left go with the cloud, as with make down.
+        await asyncio.to_thread(stop_guests, Path(env["NIMBUS_LIBVIRT_STATE_DIR"]))
+
+
+@asynccontextmanager
+async def fresh_cloud(infra: Any, template: str, name: str,
+                      settings: dict[str, str]) -> AsyncIterator[Cloud]:
+    """:func:`running_cloud` with ``settings`` on a database cloned from the migrated
+    ``template`` and a vhost of its own, both dropped afterwards."""
+    import os
+    import tempfile
+    import uuid
+
+    db_name = f"{name}_{uuid.uuid4().hex[:12]}"
+    db_url = await infra.create_database(db_name, template=template)
+    amqp_url = await infra.new_vhost()
+    run_dir = Path(tempfile.mkdtemp(prefix=f"nimbus-{name}-"))
+    env = {**os.environ, **settings, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url}
+    try:
+        async with running_cloud(env, run_dir) as cloud:
+            yield cloud
+    finally:
+        await infra.drop_vhost(amqp_url)
+        await infra.drop_database(db_name)

@@ -8,15 +8,12 @@ spawn delay, heartbeat), never by reaching into a service.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import Api, Cloud, running_cloud
+from tests.e2e.client import Api, Cloud, fresh_cloud
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,20 +38,10 @@ E2E_ENV = {
 
 @pytest.fixture(scope="session")
 async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
-    db_name = f"e2e_{uuid.uuid4().hex[:12]}"
-    db_url = await infra.create_database(db_name, template=migrated_template)
-    amqp_url = await infra.new_vhost()
-    run_dir = Path(tempfile.mkdtemp(prefix="nimbus-e2e-"))
     # The fake driver records what each guest was given under guests/<host>/<server id>/
     # (tests read it through cloud.stack.env["NIMBUS_FAKE_STATE_DIR"]).
-    env = {**os.environ, **E2E_ENV, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url,
-           "NIMBUS_FAKE_STATE_DIR": str(run_dir / "guests")}
-    try:
-        async with running_cloud(env, run_dir) as c:
-            yield c
-    finally:
-        await infra.drop_vhost(amqp_url)
-        await infra.drop_database(db_name)
+    async with fresh_cloud(infra, migrated_template, "e2e", E2E_ENV) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

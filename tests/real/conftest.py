@@ -4,16 +4,12 @@ TCG), the seeded Nimbus Tiny Linux image built from Debian's packages."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from deploy.local.hypervisor import stop_guests
-from tests.e2e.client import Api, Cloud, running_cloud
+from tests.e2e.client import Api, Cloud, fresh_cloud
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,21 +37,9 @@ def tiny_image() -> Path:
 
 @pytest.fixture(scope="session")
 async def real_cloud(infra, migrated_template, tiny_image) -> AsyncIterator[Cloud]:
-    db_name = f"real_{uuid.uuid4().hex[:12]}"
-    db_url = await infra.create_database(db_name, template=migrated_template)
-    amqp_url = await infra.new_vhost()
-    run_dir = Path(tempfile.mkdtemp(prefix="nimbus-real-"))
-    env = {**os.environ, **REAL_ENV, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url,
-           "NIMBUS_LIBVIRT_STATE_DIR": str(run_dir / "libvirt"),
-           "NIMBUS_IMAGES_SEED_TINY": str(tiny_image)}
-    try:
-        async with running_cloud(env, run_dir) as c:
-            yield c
-    finally:
-        # Whatever a failed test left running goes with the cloud.
-        stop_guests(run_dir / "libvirt")
-        await infra.drop_vhost(amqp_url)
-        await infra.drop_database(db_name)
+    settings = {**REAL_ENV, "NIMBUS_IMAGES_SEED_TINY": str(tiny_image)}
+    async with fresh_cloud(infra, migrated_template, "real", settings) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

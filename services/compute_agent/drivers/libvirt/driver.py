@@ -224,15 +224,7 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     async def _hard_stop(self, server_id: UUID) -> None:
         """Cut the power if the guest runs (QEMU is gone on return)."""
         def stop(c: libvirt.virConnect) -> None:
-            dom = c.lookupByUUIDString(str(server_id))
-            if not dom.isActive():
-                return
-            try:
-                dom.destroy()
-            except libvirt.libvirtError:
-                # It may have stopped by itself meanwhile ("domain is not running").
-                if dom.isActive():
-                    raise
+            cut_power(c.lookupByUUIDString(str(server_id)))
         await self._conn.call(stop, "power off the server")
 
     async def _remove(self, server_id: UUID) -> None:
@@ -241,12 +233,7 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
             dom = lookup(c, server_id)
             if dom is None:
                 return
-            if dom.isActive():
-                try:
-                    dom.destroy()
-                except libvirt.libvirtError:
-                    if dom.isActive():
-                        raise
+            cut_power(dom)
             try:
                 dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                                   | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
@@ -348,3 +335,15 @@ def lookup(c: libvirt.virConnect, server_id: UUID) -> libvirt.virDomain | None:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return None
         raise
+
+
+def cut_power(dom: libvirt.virDomain) -> None:
+    """Destroy the domain's QEMU if it runs (blocking). A guest that stopped by
+    itself meanwhile makes destroy fail ("domain is not running"): that is fine."""
+    if not dom.isActive():
+        return
+    try:
+        dom.destroy()
+    except libvirt.libvirtError:
+        if dom.isActive():
+            raise
