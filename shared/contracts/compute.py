@@ -4,6 +4,9 @@ v1: BuildServer, DeleteServer.
 v2: RebootServer, StopServer, StartServer, RescueServer, UnrescueServer, RebuildServer,
     SnapshotServer (casts); GetConsoleOutput, GetVncConsole (calls).
 v3: BuildServer.port_requests (networks with their fixed IPs).
+v4: AttachVolume, DetachVolume (casts); BuildServer.block_devices (volumes the
+    guest starts with: a boot volume in place of an image), BuildServer.image
+    optional (None when it boots from a volume).
 
 Every message may be delivered more than once (``shared.rpc.server``): the agent
 handles each idempotently.
@@ -17,6 +20,7 @@ import msgspec
 
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.contracts.network import PortRequest
+from shared.contracts.volume import VolumeConnection
 from shared.rpc import RpcClient
 
 
@@ -29,6 +33,17 @@ class InjectedFile(msgspec.Struct, frozen=True, kw_only=True):
     contents: bytes
 
 
+class BlockDevice(msgspec.Struct, frozen=True, kw_only=True):
+    """A volume attached to a guest: which, as what device, and how to reach it."""
+
+    volume_id: UUID
+    device: str
+    """As the API shows it: ``/dev/vdb``."""
+    connection: VolumeConnection
+    boot: bool = False
+    """The guest's root disk (boot from volume): it boots from this, not an image."""
+
+
 class BuildServer(msgspec.Struct, tag="build_server", frozen=True, kw_only=True):
     """Network, prepare disks and spawn a server the scheduler placed on this host."""
 
@@ -37,7 +52,8 @@ class BuildServer(msgspec.Struct, tag="build_server", frozen=True, kw_only=True)
     user_id: str
     name: str
     flavor: FlavorSpec
-    image: ImageSpec
+    image: ImageSpec | None
+    """None: the server boots from the volume in ``block_devices`` marked ``boot``."""
     admin_pass: str | None = None
     metadata: dict[str, str] = {}
     security_groups: tuple[str, ...] = ("default",)
@@ -50,6 +66,8 @@ class BuildServer(msgspec.Struct, tag="build_server", frozen=True, kw_only=True)
     port_requests: tuple[PortRequest, ...] = ()
     """(v3) The networks again, each with its fixed IP if one was asked for (and
     reserved); ``network_ids`` stays for agents that predate it."""
+    block_devices: tuple[BlockDevice, ...] = ()
+    """(v4) Volumes attached from the start (the API holds them ``attaching``)."""
 
 
 class DeleteServer(msgspec.Struct, tag="delete_server", frozen=True, kw_only=True):
@@ -110,6 +128,22 @@ class SnapshotServer(msgspec.Struct, tag="snapshot_server", frozen=True, kw_only
     name: str
 
 
+class AttachVolume(msgspec.Struct, tag="attach_volume", frozen=True, kw_only=True):
+    """Attach the volume (held ``attaching`` for this server) to the guest; the
+    volume ends ``in-use``, or ``available`` again if the hypervisor refused."""
+
+    server_id: UUID
+    device: BlockDevice
+
+
+class DetachVolume(msgspec.Struct, tag="detach_volume", frozen=True, kw_only=True):
+    """Detach the volume (held ``detaching``) from the guest; it ends ``available``,
+    or ``in-use`` again if the guest would not let go of it."""
+
+    server_id: UUID
+    volume_id: UUID
+
+
 class GetConsoleOutput(msgspec.Struct, tag="get_console_output", frozen=True, kw_only=True):
     """(call) The last ``length`` lines of the guest's console log, all if None."""
 
@@ -130,7 +164,7 @@ class GetVncConsole(msgspec.Struct, tag="get_vnc_console", frozen=True, kw_only=
 
 ComputeMessage = (BuildServer | DeleteServer | RebootServer | StopServer | StartServer
                   | RescueServer | UnrescueServer | RebuildServer | SnapshotServer
-                  | GetConsoleOutput | GetVncConsole)
+                  | AttachVolume | DetachVolume | GetConsoleOutput | GetVncConsole)
 
 
 class ComputeClient:

@@ -12,7 +12,10 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.db import actions
+from shared import outbox
+from shared.contracts import volume as volume_contract
+from shared.contracts.volume import DeleteVolume
+from shared.db import actions, volumes
 from shared.db.actions import ActionRef
 from shared.errors import TaskStateConflict
 from shared.states import DELETE, TaskState, Transition, VmState
@@ -128,12 +131,20 @@ async def set_error(conn: asyncpg.Connection, server_id: UUID, *, code: int, mes
 async def mark_deleted(conn: asyncpg.Connection, server_id: UUID, *,
                        request_id: str | None = None) -> bool:
     """The server is DELETED; the delete's action (``request_id``, else the newest
-    open one) is finished. False if it already was."""
+    open one) is finished; its volumes are released (``volumes.release_server``:
+    free again, or deleted with it when ``delete_on_termination``). Every way a
+    server is deleted ends here, so no volume is ever left on a deleted server.
+    False if it already was."""
     async with conn.transaction():
         if await conn.fetchval(_MARK_DELETED, server_id) is None:
             return False
         await conn.execute(_DROP_BUILD_REQUEST, server_id)
         await actions.finish(conn, ActionRef(server_id, request_id))
+        _, doomed = await volumes.release_server(conn, server_id, request_id=request_id)
+        for volume_id in doomed:
+            # Lease 0: the first relay to look (every service runs one) sends it.
+            await outbox.put(conn, volume_contract.QUEUE, DeleteVolume(volume_id=volume_id),
+                             request_id=request_id, lease_s=0)
         return True
 
 

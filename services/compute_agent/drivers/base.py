@@ -19,8 +19,9 @@ from uuid import UUID
 import msgspec
 
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
-from shared.contracts.compute import InjectedFile
+from shared.contracts.compute import BlockDevice, InjectedFile
 from shared.image_store import ImageFile, ImageStore
+from shared.volume_store import VolumeStore
 from shared.states import PowerState
 
 # --- errors ------------------------------------------------------------------------
@@ -101,9 +102,17 @@ class GuestSpec(msgspec.Struct, frozen=True, kw_only=True):
     server_id: UUID
     name: str
     flavor: FlavorSpec
-    image: ImageSpec
+    image: ImageSpec | None
+    """None when the guest boots from the volume in ``volumes`` marked ``boot``."""
     ports: tuple[Port, ...] = ()
     config: GuestConfig
+    volumes: tuple[BlockDevice, ...] = ()
+    """Volumes attached from the start; the ``boot`` one is the root disk (in place
+    of a disk made from ``image``), and it outlives the guest."""
+
+    @property
+    def boot_volume(self) -> BlockDevice | None:
+        return next((v for v in self.volumes if v.boot), None)
 
 
 class GuestInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,6 +143,8 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     snapshot: bool = False
     vnc_console: bool = False
     console_output: bool = False
+    volumes: bool = False
+    """Attach and detach volumes, and boot from one."""
 
 
 class DriverContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,6 +155,8 @@ class DriverContext(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_timeout_s: float = 60.0
     """How long a soft reboot waits for the guest OS to shut down before the power
     is cut (``NIMBUS_COMPUTE_SHUTDOWN_TIMEOUT_S``; a stop passes it to ``power_off``)."""
+    volume_store: VolumeStore | None = None
+    """Where ``file`` volumes are (``NIMBUS_VOLUMES_DIR``), shared with the volume service."""
 
 
 # --- the interface -----------------------------------------------------------------
@@ -240,6 +253,23 @@ class HypervisorDriver(abc.ABC):
         fails (nothing is left in the store then). Safe to repeat (the file is
         written again). NotSupported unless ``capabilities.snapshot``."""
         raise NotSupported(f"The {self.name} hypervisor cannot snapshot a server.")
+
+    async def attach_volume(self, server_id: UUID, device: BlockDevice) -> None:
+        """Attach the volume to the guest as ``device.device`` (running: hot-plugged,
+        the guest sees a new disk; stopped: it has it at its next boot). The volume's
+        bits are the volume service's: the driver only points the guest at them.
+        Idempotent (a volume already attached is left alone). GuestNotFound if there
+        is no such guest; DriverError if the hypervisor refuses (nothing changed);
+        NotSupported unless ``capabilities.volumes``."""
+        raise NotSupported(f"The {self.name} hypervisor cannot attach a volume.")
+
+    async def detach_volume(self, server_id: UUID, volume_id: UUID) -> None:
+        """Take the volume off the guest (running: the guest is asked to release the
+        disk, and this returns once it has). Idempotent (a volume not attached is
+        fine). GuestNotFound if there is no such guest; DriverError if the guest
+        would not let go (the volume stays attached); NotSupported unless
+        ``capabilities.volumes``."""
+        raise NotSupported(f"The {self.name} hypervisor cannot detach a volume.")
 
     async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
         """``(host, port)`` where the running guest's VNC server listens, reachable from
