@@ -13,6 +13,7 @@ import msgspec
 import structlog
 
 from services.compute_agent import runner
+from services.compute_agent import volumes as volume_ops
 from services.compute_agent.drivers import DriverContext, HypervisorDriver
 from services.compute_agent.drivers import make_driver as make_named_driver
 from services.compute_agent.operations import CALLS, OPERATIONS
@@ -23,6 +24,7 @@ from shared.contracts.network import NetworkClient
 from shared.db import hosts
 from shared.errors import NotImplementedFault
 from shared.image_store import ImageStore
+from shared.volume_store import VolumeStore
 from shared.rpc.server import CallContext
 from shared.worker import Worker
 
@@ -33,7 +35,8 @@ def make_driver(settings: Settings) -> HypervisorDriver:
     """The driver ``NIMBUS_COMPUTE_DRIVER`` names (``drivers.DRIVERS``)."""
     context = DriverContext(host=settings.compute.host,
                             image_store=ImageStore.from_settings(settings.images),
-                            shutdown_timeout_s=settings.compute.shutdown_timeout_s)
+                            shutdown_timeout_s=settings.compute.shutdown_timeout_s,
+                            volume_store=VolumeStore.from_settings(settings.volumes))
     return make_named_driver(settings.compute.driver, settings, context)
 
 
@@ -92,6 +95,9 @@ class ComputeAgent:
             return None
         if (call := CALLS.get(type(msg))) is not None:
             return await call(self, msg)
+        if (volume_op := volume_ops.HANDLERS.get(type(msg))) is not None:
+            await volume_op(self, msg, ctx)
+            return None
         raise NotImplementedFault(f"This compute agent cannot handle {type(msg).__name__}.")
 
     async def give_up(self, msg: Any, ctx: CallContext, exc: BaseException) -> None:
@@ -99,6 +105,8 @@ class ComputeAgent:
         if (operation := OPERATIONS.get(type(msg))) is not None:
             await runner.give_up(self, operation(msg), msg, ctx, exc,
                                  self.settings.amqp.retry_deadline_s)
+        elif type(msg) in volume_ops.HANDLERS:
+            await volume_ops.give_up(self, msg, ctx, exc, self.settings.amqp.retry_deadline_s)
 
 
 async def run(settings: Settings) -> None:

@@ -51,7 +51,9 @@ class Build(Operation):
         log.info("compute.networked", server_id=str(sid), addresses=[p.address for p in ports])
         if task is TaskState.NETWORKING:
             task = await _advance(run, task)
-        # No volumes yet: the root and ephemeral disks come with the guest.
+        # The volumes it starts with (a boot volume is its root disk) were taken
+        # for it by the API when it was created (in-use, this server's): the
+        # driver only plugs them in, at spawn.
         if task is TaskState.BLOCK_DEVICE_MAPPING:
             task = await _advance(run, task)
         config = GuestConfig(
@@ -60,7 +62,7 @@ class Build(Operation):
             public_keys={msg.key_name: msg.key_data} if msg.key_name and msg.key_data else {})
         await run.agent.driver.spawn(GuestSpec(
             server_id=sid, name=msg.name, flavor=msg.flavor, image=msg.image, ports=tuple(ports),
-            config=config))
+            config=config, volumes=msg.block_devices))
 
     async def complete(self, run: Run, conn: asyncpg.Connection) -> bool:
         return await servers.finish_build(conn, run.server_id, run.power, host=run.agent.host,

@@ -20,7 +20,7 @@ from services.compute_agent.drivers.base import hostname_for
 from services.compute_agent.runner import Operation, Run
 from shared.contracts.common import FlavorSpec, Port
 from shared.contracts.compute import RebuildServer
-from shared.db import servers
+from shared.db import servers, volumes
 from shared.states import REBUILD, VmState
 
 
@@ -35,10 +35,15 @@ class Rebuild(Operation):
         config = GuestConfig(hostname=hostname_for(msg.name, run.server_id),
                              metadata=msg.metadata, files=msg.files, admin_pass=msg.admin_pass,
                              config_drive=bool(row["config_drive"]))
+        # Its volumes stay attached across the rebuild, as in Nova (the API
+        # refuses to rebuild a server that boots from a volume).
+        async with run.pool.acquire() as conn:
+            attached = await volumes.block_devices(conn, run.server_id)
         spec = GuestSpec(
             server_id=run.server_id, name=msg.name,
             flavor=msgspec.convert(row["flavor"], FlavorSpec), image=msg.image,
-            ports=tuple(msgspec.convert(row["addresses"], list[Port])), config=config)
+            ports=tuple(msgspec.convert(row["addresses"], list[Port])), config=config,
+            volumes=attached)
         await run.agent.driver.rebuild(spec)
         if self.transition.end_state(VmState(row["vm_state"])) is VmState.STOPPED:
             await run.agent.driver.power_off(run.server_id, timeout_s=0)

@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
+from shared.contracts.compute import BlockDevice
 from shared.contracts.volume import VolumeConnection
 from shared.volume_states import (
     ATTACH,
@@ -211,6 +212,17 @@ async def end_detach(conn: asyncpg.Connection, volume_id: UUID, server_id: UUID,
 async def of_server(conn: asyncpg.Connection, server_id: UUID) -> list[asyncpg.Record]:
     """The volumes attached (or attaching, or detaching) to the server, by device."""
     return list(await conn.fetch(_OF_SERVER, server_id))
+
+
+async def block_devices(conn: asyncpg.Connection, server_id: UUID) -> tuple[BlockDevice, ...]:
+    """The volumes the server's guest has plugged in now (in-use or detaching)."""
+    out = []
+    for row in await of_server(conn, server_id):
+        connection = connection_of(row)
+        if row["status"] in (VolumeStatus.IN_USE, VolumeStatus.DETACHING) and connection:
+            out.append(BlockDevice(volume_id=row["id"], device=row["device"],
+                                   connection=connection, boot=row["boot"]))
+    return tuple(out)
 
 
 async def release_server(conn: asyncpg.Connection, server_id: UUID, *,

@@ -12,7 +12,10 @@ import msgspec
 
 _COLUMNS = """s.*, (SELECT row(f.code, f.message, f.details, f.created_at)
                       FROM server_faults f WHERE f.server_id = s.id
-                     ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fault"""
+                     ORDER BY f.created_at DESC, f.id DESC LIMIT 1) AS fault,
+                (SELECT coalesce(array_agg(v.id ORDER BY v.device), '{}')
+                   FROM volumes v WHERE v.server_id = s.id AND v.deleted_at IS NULL)
+                AS volumes_attached"""
 
 _LIST = f"""
 SELECT {_COLUMNS} FROM servers s

@@ -143,6 +143,9 @@ LISTS: Mapping[str, ListShape] = {
     "snapshots": ListShape("snapshots", "snapshot"),
     "attachments": ListShape("attachments", "attachment"),
     "volumeAttachments": ListShape("volumeAttachments", "volumeAttachment"),
+    # Nova's os-extended-volumes: <os-extended-volumes:volume_attached id="..."/>
+    # straight in <server>.
+    "os-extended-volumes:volumes_attached": ListShape(None, "os-extended-volumes:volume_attached"),
     "instanceActions": ListShape("instanceActions", "instanceAction"),
     "events": ListShape("events", "event"),
     "networks": ListShape("networks", "network"),

@@ -66,7 +66,8 @@ class NetworkRef(msgspec.Struct, kw_only=True):
 
 class CreateServerBody(msgspec.Struct, kw_only=True):
     name: str
-    imageRef: str | int
+    imageRef: str | int = ""
+    """Empty when the server boots from a volume (``server_volumes``)."""
     flavorRef: str | int
     metadata: dict[str, str] = {}
     security_groups: list[NamedRef] = []

@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import structlog
 from aiohttp import web
 
@@ -45,6 +46,7 @@ from services.api.queries import security_groups as group_q
 from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented
 from services.api.resources import server_body as body
+from services.api.resources import server_volumes
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
 from services.api.views import servers as views
 from shared import outbox
@@ -96,16 +98,22 @@ async def create_server(request: web.Request) -> View:
         flavor = await flavor_q.get(conn, ref_id(req.flavorRef))
         if flavor is None:
             raise BadRequest("Invalid flavorRef provided.")
-        image_id = parse_uuid(ref_id(req.imageRef))
-        image = await image_q.get_visible(conn, who.project_id, image_id) if image_id else None
-        if image is None:
-            raise BadRequest("Can not find requested image.")
-        if image["status"] != "ACTIVE":
-            raise BadRequest(f"Image {image_id} is not active.")
-        if flavor["disk_gb"] and flavor["disk_gb"] < image["min_disk_gb"]:
-            raise BadRequest("Flavor's disk is too small for requested image.")
-        if flavor["ram_mb"] < image["min_ram_mb"]:
-            raise BadRequest("Flavor's memory is too small for requested image.")
+        mappings = server_volumes.parse(raw["server"])
+        if mappings.volumes and max_count > 1:
+            raise BadRequest("Cannot attach one or more volumes to multiple instances.")
+        await server_volumes.check(conn, who.project_id, mappings)
+        image = None
+        if mappings.boot is None:  # else the root disk is the volume: no image
+            image_id = parse_uuid(ref_id(req.imageRef or mappings.image_ref or ""))
+            image = await image_q.get_visible(conn, who.project_id, image_id) if image_id else None
+            if image is None:
+                raise BadRequest("Can not find requested image.")
+            if image["status"] != "ACTIVE":
+                raise BadRequest(f"Image {image_id} is not active.")
+            if flavor["disk_gb"] and flavor["disk_gb"] < image["min_disk_gb"]:
+                raise BadRequest("Flavor's disk is too small for requested image.")
+            if flavor["ram_mb"] < image["min_ram_mb"]:
+                raise BadRequest("Flavor's memory is too small for requested image.")
         if req.availability_zone and not await q.zone_known(conn, req.availability_zone):
             raise BadRequest(f"The requested availability zone is not available: "
                              f"{req.availability_zone}")
@@ -123,7 +131,10 @@ async def create_server(request: web.Request) -> View:
     reservation_id = f"r-{secrets.token_hex(4)}"
     first_sid = uuid.uuid4()  # named before it is written: its fixed IPs are reserved first
     admin_pass = admin_password()
-    image_spec = image_q.image_spec(image)
+    image_spec = image_q.image_spec(image) if image is not None else None
+    # A volume-backed server's root disk is not on its host: it is scheduled with
+    # no root disk to claim (as Nova's request spec has root_gb 0).
+    build_flavor = spec if image is not None else msgspec.structs.replace(spec, disk_gb=0)
     injected = tuple(InjectedFile(path=f.path, contents=f.contents) for f in files)
     rid, relay = request["request_id"], request.app[RELAY]
     # The reservation is a call to the network service: no pooled connection is
@@ -145,16 +156,20 @@ async def create_server(request: web.Request) -> View:
         for sid in sids:
             await q.insert(
                 conn, id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
-                image_id=image["id"], flavor_id=flavor["id"], flavor=spec,
+                image_id=image["id"] if image is not None else None, flavor_id=flavor["id"],
+                flavor=spec,
                 availability_zone=req.availability_zone, metadata=req.metadata,
                 security_groups=groups,
                 key_name=keypair["name"] if keypair else None, config_drive=drive,
                 reservation_id=reservation_id, request_id=rid)
             await actions.start_action(conn, server_id=sid, project_id=who.project_id,
                                        user_id=who.user_id, action="create", request_id=rid)
+            # The volumes become this server's (in-use) in this transaction.
+            block_devices = await server_volumes.take(conn, who.project_id, sid, mappings,
+                                                      request_id=rid)
             schedule = ScheduleBuild(build=BuildServer(
                 server_id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
-                flavor=spec, image=image_spec, admin_pass=admin_pass, metadata=req.metadata,
+                flavor=build_flavor, image=image_spec, block_devices=block_devices, admin_pass=admin_pass, metadata=req.metadata,
                 security_groups=tuple(groups), config_drive=drive, user_data=user_data,
                 key_name=keypair["name"] if keypair else None,
                 key_data=keypair["public_key"] if keypair else None,
@@ -168,7 +183,9 @@ async def create_server(request: web.Request) -> View:
                                           lease_s=relay.lease_s))
     relay.send(*items)
     first = sids[0]
-    log.info("api.server_accepted", server_id=str(first), flavor=spec.id, image=str(image["id"]),
+    log.info("api.server_accepted", server_id=str(first), flavor=spec.id,
+             image=str(image["id"]) if image is not None else None,
+             boot_volume=str(mappings.boot.volume_id) if mappings.boot else None,
              count=len(sids), reservation_id=reservation_id)
     base = base_url(request)
     view = views.created(str(first), admin_pass, groups, base, who.project_id)

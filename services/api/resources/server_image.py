@@ -42,6 +42,7 @@ from services.api.representation import View
 from services.api.resources import server_body as body
 from services.api.resources.common import base_url, principal
 from services.api.resources.server_tasks import cast_action
+from services.api.resources.server_volumes import refuse_volume_backed
 from shared.contracts.common import FlavorSpec
 from shared.contracts.compute import SnapshotServer
 from shared.db import images as image_db
@@ -102,6 +103,7 @@ def snapshot_metadata(*, base: asyncpg.Record | None, server: asyncpg.Record, fl
 async def create_image(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     who = principal(request)
     req = parse(value)
+    refuse_volume_backed(row, "createImage", "Snapshot its volume instead (os-snapshots).")
     pool = request.app[POOL]
     flavor = msgspec.convert(row["flavor"], FlavorSpec)
     async with pool.acquire() as conn:

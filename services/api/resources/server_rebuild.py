@@ -36,6 +36,7 @@ from services.api.resources import server_body as body
 from services.api.resources.common import base_url, parse_uuid, principal, ref_id
 from services.api.resources.server_create import admin_password
 from services.api.resources.server_tasks import cast_action
+from services.api.resources.server_volumes import refuse_volume_backed
 from services.api.views import servers as views
 from shared.contracts.common import FlavorSpec
 from shared.contracts.compute import InjectedFile, RebuildServer
@@ -72,6 +73,7 @@ def parse(value: Any) -> RebuildBody:
 async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     who = principal(request)
     req = parse(value)
+    refuse_volume_backed(row, "rebuild", "Create a new server from another volume instead.")
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         limits = await quotas.absolute_limits(conn, who.project_id)

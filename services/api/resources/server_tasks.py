@@ -52,6 +52,8 @@ NEEDS: dict[str, tuple[str, str]] = {
     "createImage": ("snapshot", "snapshot a server"),
     "os-getVNCConsole": ("vnc_console", "give a VNC console"),
     "os-getConsoleOutput": ("console_output", "record console output"),
+    "attach_volume": ("volumes", "attach a volume"),
+    "detach_volume": ("volumes", "detach a volume"),
 }
 
 

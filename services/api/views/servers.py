@@ -80,6 +80,10 @@ def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> d
         "OS-EXT-STS:task_state": row["task_state"],
         "OS-EXT-STS:power_state": row["power_state"],
         "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
+        # Not in the spec's examples; Nova's os-extended-volumes showed a server's
+        # volumes so, and the volume's own attachments say the same (issue 11).
+        "os-extended-volumes:volumes_attached": [
+            {"id": str(v)} for v in row.get("volumes_attached") or ()],
     }
     fault = row["fault"]
     if fault is not None and row["vm_state"] == "error":

@@ -45,6 +45,8 @@ from services.compute_agent.drivers.fake_console import (
     POWERING_ON,
     boot_lines,
     creation_lines,
+    source_of,
+    volume_line,
 )
 from services.compute_agent.drivers.fake_disk import (
     disk_usage,
@@ -54,6 +56,7 @@ from services.compute_agent.drivers.fake_disk import (
 from services.compute_agent.drivers.fake_host import FakeHost, GuestRecord
 from services.compute_agent.drivers.fake_vnc import FakeVncServer
 from shared.contracts.common import ImageSpec
+from shared.contracts.compute import BlockDevice
 from shared.image_store import ImageFile, ImageStore
 from shared.states import PowerState
 
@@ -94,6 +97,8 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_delay_s: float = 2.0
     """How long copying a guest's root disk into an image takes (createImage);
     real snapshots take tens of seconds to minutes."""
+    volume_delay_s: float = 0.2
+    """How long hot-plugging a volume into a guest, or unplugging it, takes."""
 
 
 class FakeDriver(HypervisorDriver):
@@ -102,7 +107,8 @@ class FakeDriver(HypervisorDriver):
     def __init__(self, settings: FakeSettings, *, host: str,
                  image_store: ImageStore | None = None) -> None:
         self._settings = settings
-        full = Capabilities(rescue=True, snapshot=True, vnc_console=True, console_output=True)
+        full = Capabilities(rescue=True, snapshot=True, vnc_console=True, console_output=True,
+                            volumes=True)
         lacks = {name.strip() for name in settings.lacks.split(",") if name.strip()}
         unknown = lacks - set(msgspec.structs.asdict(full))
         if unknown:
@@ -322,8 +328,8 @@ class FakeDriver(HypervisorDriver):
         old = record.spec
         spec = _rebuilt_spec(old, spec)
         self._set(record, "rebuilding", power_state=PowerState.SHUTDOWN, lines=[
-            f"nimbus-fake: rebuilding guest {old.name} from image {spec.image.name} "
-            f"(was {old.image.name})", "nimbus-fake: guest powered off, root disk re-imaged"])
+            f"nimbus-fake: rebuilding guest {old.name} from {source_of(spec)} "
+            f"(was {source_of(old)})", "nimbus-fake: guest powered off, root disk re-imaged"])
         await asyncio.sleep(self._settings.destroy_delay_s)
         record = self._set(record, "rebuilding", spec=spec, power_state=PowerState.NOSTATE,
                            lines=creation_lines(spec))
@@ -335,7 +341,7 @@ class FakeDriver(HypervisorDriver):
         record = self._known(server_id)
         spec = record.spec
         self.fake_host.log(server_id, f"nimbus-fake: snapshot of the root disk started "
-                                      f"(image {spec.image.name}, {spec.flavor.disk_gb} GB disk)")
+                                      f"({source_of(spec)}, {spec.flavor.disk_gb} GB disk)")
         await asyncio.sleep(self._settings.snapshot_delay_s)
         now = self.fake_host.guest(server_id)
         console = self.fake_host.console(server_id)
@@ -348,6 +354,34 @@ class FakeDriver(HypervisorDriver):
         await asyncio.to_thread(_write_snapshot, self._images, location, now.spec, size)
         self.fake_host.log(server_id, f"nimbus-fake: snapshot of the root disk done ({size} bytes)")
         return self._images.file(location, "raw")
+
+    # --- volumes (issue 11): the guest's spec lists what it has attached ---
+
+    async def attach_volume(self, server_id: UUID, device: BlockDevice) -> None:
+        if not self.capabilities.volumes:
+            await super().attach_volume(server_id, device)
+        record = self._known(server_id)
+        if any(v.volume_id == device.volume_id for v in record.spec.volumes):
+            return
+        if any(v.device == device.device for v in record.spec.volumes):
+            raise DriverError(f"the guest already has a disk at {device.device}")
+        await asyncio.sleep(self._settings.volume_delay_s)
+        spec = msgspec.structs.replace(record.spec, volumes=(*record.spec.volumes, device))
+        self._set(record, "attaching a volume", spec=spec, lines=[volume_line(device, "attached")])
+
+    async def detach_volume(self, server_id: UUID, volume_id: UUID) -> None:
+        if not self.capabilities.volumes:
+            await super().detach_volume(server_id, volume_id)
+        record = self._known(server_id)
+        gone = [v for v in record.spec.volumes if v.volume_id == volume_id]
+        if not gone:
+            return
+        if gone[0].boot:
+            raise DriverError(f"volume {volume_id} is the guest's root disk")
+        await asyncio.sleep(self._settings.volume_delay_s)
+        spec = msgspec.structs.replace(
+            record.spec, volumes=tuple(v for v in record.spec.volumes if v.volume_id != volume_id))
+        self._set(record, "detaching a volume", spec=spec, lines=[volume_line(gone[0], "detached")])
 
     async def vnc_endpoint(self, server_id: UUID) -> tuple[str, int] | None:
         if not self.capabilities.vnc_console:
@@ -373,7 +407,8 @@ def _write_snapshot(store: ImageStore, location: str, spec: GuestSpec, size: int
     """The simulated disk as a raw file of ``size`` bytes: a header naming what it
     was made from, then holes (sparse, so a large snapshot costs no disk)."""
     header = msgspec.json.encode({"nimbus_fake_disk": 1, "server": str(spec.server_id),
-                                  "image": str(spec.image.id), "name": spec.name})
+                                  "image": str(spec.image.id) if spec.image else None,
+                                  "name": spec.name})
     with store.writing(location) as part, part.open("wb") as fh:
         fh.write(header)
         fh.truncate(max(size, len(header)))

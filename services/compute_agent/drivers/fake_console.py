@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from services.compute_agent.drivers.base import GuestSpec
+from shared.contracts.compute import BlockDevice
 
 BOOTING = "Booting the kernel."
 GOING_DOWN = "The system is going down for power off NOW!"
@@ -25,7 +26,8 @@ KERNEL_PANIC = ("Kernel panic - not syncing: Fatal exception",
 def creation_lines(spec: GuestSpec) -> list[str]:
     """The hypervisor notes that a guest is being created (spawn, rebuild)."""
     lines = [f"nimbus-fake: creating guest {spec.name} ({spec.flavor.vcpus} vCPU, "
-             f"{spec.flavor.ram_mb} MB) from image {spec.image.name}"]
+             f"{spec.flavor.ram_mb} MB) from {source_of(spec)}"]
+    lines += [volume_line(v, "attached") for v in spec.volumes if not v.boot]
     config = spec.config
     if config.config_drive:
         lines.append(f"nimbus-fake: config drive with {len(config.metadata)} "
@@ -33,6 +35,20 @@ def creation_lines(spec: GuestSpec) -> list[str]:
     elif config.files:
         lines.append(f"nimbus-fake: injecting {len(config.files)} file(s)")
     return lines
+
+
+def source_of(spec: GuestSpec) -> str:
+    """What the guest's root disk is, as the console names it."""
+    boot = spec.boot_volume
+    if boot is not None:
+        return f"volume {boot.volume_id}"
+    return f"image {spec.image.name}" if spec.image is not None else "no image"
+
+
+def volume_line(device: BlockDevice, what: str) -> str:
+    """A volume came or went: the line a guest's kernel would log (virtio_blk)."""
+    name = device.device.rsplit("/", 1)[-1]
+    return f"nimbus-fake: volume {device.volume_id} {what} as {name}"
 
 
 def boot_lines(spec: GuestSpec) -> list[str]:

@@ -86,7 +86,7 @@ def disk_usage(spec: GuestSpec, console_chars: int) -> int:
     than the flavor's disk."""
     written = sum(len(f.contents) for f in spec.config.files) + len(spec.config.user_data or b"")
     written += console_chars * 64
-    size = spec.image.size_bytes + written
+    size = (spec.image.size_bytes if spec.image is not None else 0) + written
     size = -(-size // 65536) * 65536
     if spec.flavor.disk_gb:
         size = min(size, spec.flavor.disk_gb * 2**30)

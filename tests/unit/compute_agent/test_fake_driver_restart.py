@@ -253,7 +253,7 @@ async def test_a_restarted_driver_rebuilds_with_what_the_guest_was_created_with(
     assert (tmp_path / HOST / str(spec.server_id) / "user_data").read_bytes() == \
         b"#!/bin/sh\necho hi\n"
     console = await after.console_output(spec.server_id)
-    assert "rebuilding guest vm from image debian (was cirros)" in console
+    assert "rebuilding guest vm from image debian (was image cirros)" in console
     assert console.rstrip().endswith("vm2 login:") and await _boots(after, spec) == 2
     size = (await after.snapshot(spec.server_id, uuid.uuid4())).size_bytes
     assert size % 65536 == 0 and size >= len(b"#!/bin/sh\necho hi\n")
