@@ -1,11 +1,12 @@
 """The volume service's factory: a connected Worker serving the ``volume`` queue,
-with its backend and its volume types written."""
+with its backend, its volume types written, and the sweep."""
 
 from __future__ import annotations
 
 from services.volume.backends import BackendContext, make_backend
 from services.volume.handler import VolumeHandler
 from services.volume.settings import Settings
+from services.volume.sweep import VolumeSweeper
 from shared.contracts.volume import QUEUE, VolumeMessage
 from shared.db import volumes
 from shared.image_store import ImageStore
@@ -17,7 +18,7 @@ SERVICE = "volume"
 
 async def create_worker(settings: Settings) -> Worker:
     """Open the database pool and broker connection, write the configured volume
-    types and register the RPC server.
+    types and register the RPC server and the sweep.
 
     The caller runs it with ``await worker.run()`` (until SIGTERM or
     ``worker.stop()``).
@@ -33,5 +34,7 @@ async def create_worker(settings: Settings) -> Worker:
         await volumes.sync_types(conn, s.volume_types())
     handler = VolumeHandler(worker.pool, backend, ImageStore.from_settings(settings.images))
     worker.serve(QUEUE, VolumeMessage, handler, give_up=handler.give_up)
+    sweeper = VolumeSweeper(worker.pool, s, backend, outages=worker.outages)
+    worker.every(s.sweep_interval_s, sweeper.sweep, "volume-sweep")
     worker.health_info(queue=QUEUE, backend=backend.name, store=store.root)
     return worker
