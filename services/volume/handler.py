@@ -81,31 +81,24 @@ class VolumeHandler:
         """``creating`` -> ``available`` with the backend's connection (blank, from its
         snapshot or from its image), or ``error`` with why."""
         vlog = log.bind(volume_id=str(volume_id))
-        async with self._pool.acquire() as conn:
-            row = await volumes.get(conn, volume_id)
-            if not _in(row, VolumeStatus.CREATING):
-                vlog.info("volume.ignored", message="create", status=row and row["status"])
-                return
-            try:
+        try:
+            async with self._pool.acquire() as conn:
+                row = await volumes.get(conn, volume_id)
+                if not _in(row, VolumeStatus.CREATING):
+                    vlog.info("volume.ignored", message="create", status=row and row["status"])
+                    return
                 make, bootable = await self._source(conn, row)
-            except WorkFailed as exc:
-                make, failure = None, str(exc)
-        if make is not None:
-            try:
-                connection = await _work(make(), "The volume could not be created.")
-            except WorkFailed as exc:
-                failure = str(exc)
-            else:
-                async with self._pool.acquire() as conn:
-                    done = await volumes.set_created(conn, volume_id, connection,
-                                                     bootable=bootable)
-                vlog.info("volume.created" if done else "volume.create_superseded",
-                          file=connection.name, bootable=bootable)
-                return
+            connection = await _work(make(), "The volume could not be created.")
+        except WorkFailed as exc:
+            async with self._pool.acquire() as conn:
+                await volumes.end(conn, volume_id, CREATE, failed=str(exc),
+                                  request_id=ctx.request_id)
+            vlog.warning("volume.create_failed", reason=str(exc))
+            return
         async with self._pool.acquire() as conn:
-            await volumes.end(conn, volume_id, CREATE, failed=failure,
-                              request_id=ctx.request_id)
-        vlog.warning("volume.create_failed", reason=failure)
+            done = await volumes.set_created(conn, volume_id, connection, bootable=bootable)
+        vlog.info("volume.created" if done else "volume.create_superseded",
+                  file=connection.name, bootable=bootable)
 
     async def _source(self, conn: asyncpg.Connection,
                       row: asyncpg.Record) -> tuple[Callable[[], Awaitable[VolumeConnection]],
@@ -163,14 +156,15 @@ class VolumeHandler:
         """``creating`` -> ``available`` with a copy of its volume as it is now, or
         ``error`` with why."""
         slog = log.bind(snapshot_id=str(snapshot_id))
-        async with self._pool.acquire() as conn:
-            snap = await volumes.get_snapshot(conn, snapshot_id)
-            if not _in(snap, SnapshotStatus.CREATING):
-                slog.info("snapshot.ignored", message="create", status=snap and snap["status"])
-                return
-            volume = await volumes.get(conn, snap["volume_id"])
-        connection = volumes.connection_of(volume) if volume is not None else None
         try:
+            async with self._pool.acquire() as conn:
+                snap = await volumes.get_snapshot(conn, snapshot_id)
+                if not _in(snap, SnapshotStatus.CREATING):
+                    slog.info("snapshot.ignored", message="create",
+                              status=snap and snap["status"])
+                    return
+                volume = await volumes.get(conn, snap["volume_id"])
+            connection = volumes.connection_of(volume) if volume is not None else None
             if connection is None:
                 raise WorkFailed(f"Volume {snap['volume_id']} has no data to copy.")
             location = await _work(self._backend.snapshot(snapshot_id, connection),

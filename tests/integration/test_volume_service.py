@@ -371,3 +371,32 @@ async def dead_letters(amqp_url: str) -> list[VolumeMessage]:
         return await eventually(some, timeout=10)
     finally:
         await broker.close()
+
+
+async def test_give_up_ends_each_operation_in_its_failed_status(service, db, rpc, again):
+    creating = await add_volume(db, 1)
+    deleting = await add_volume(db, 1, status="deleting")
+    volume = await create(db, rpc, 1)
+    snap_creating = await add_snapshot(db, volume["id"])
+    snap_deleting = (await snapshot(db, rpc, volume["id"]))["id"]
+    await begin_snapshot_delete(db, snap_deleting)
+    gave_up = TimeoutError()
+
+    await again.give_up(CreateVolume(volume_id=creating), CallContext(), gave_up)
+    await again.give_up(DeleteVolume(volume_id=deleting), CallContext(), gave_up)
+    await again.give_up(CreateSnapshot(snapshot_id=snap_creating), CallContext(), gave_up)
+    await again.give_up(DeleteSnapshot(snapshot_id=snap_deleting), CallContext(), gave_up)
+    await again.give_up(CreateVolume(volume_id=volume["id"]), CallContext(), gave_up)
+
+    why = "a service it needs stayed unavailable."
+    for vid, status, what in ((creating, "error", "created"),
+                              (deleting, "error_deleting", "deleted")):
+        row = await volumes.get(db, vid)
+        assert (row["status"], row["error_reason"]) == (
+            status, f"The volume could not be {what}: {why}")
+    for sid, status, what in ((snap_creating, "error", "made"),
+                              (snap_deleting, "error_deleting", "deleted")):
+        row = await volumes.get_snapshot(db, sid)
+        assert (row["status"], row["error_reason"]) == (
+            status, f"The snapshot could not be {what}: {why}")
+    assert await volumes.get(db, volume["id"]) == volume  # no longer creating: left alone
