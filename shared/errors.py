@@ -157,6 +157,21 @@ class ImageNotFound(NotFound):
         super().__init__(f"Image {image_id} could not be found.")
 
 
+class VolumeNotFound(NotFound):
+    def __init__(self, volume_id: object) -> None:
+        super().__init__(f"Volume {volume_id} could not be found.")
+
+
+class SnapshotNotFound(NotFound):
+    def __init__(self, snapshot_id: object) -> None:
+        super().__init__(f"Snapshot {snapshot_id} could not be found.")
+
+
+class VolumeTypeNotFound(NotFound):
+    def __init__(self, volume_type: object) -> None:
+        super().__init__(f"Volume type {volume_type} could not be found.")
+
+
 class NoValidHost(ComputeError):
     """The scheduler found no host for a build; recorded as the server's fault."""
 

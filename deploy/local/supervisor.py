@@ -55,22 +55,23 @@ class ServicePorts:
     scheduler_health: int = 8781
     network_health: int = 8782
     compute_health: Sequence[int] = (8783, 8784, 8785)
+    volume_health: int = 8786
     console_proxy: int = 6080
     """The console proxy's port: its pages, websockets and `/healthz`."""
 
     @classmethod
     def free(cls, agents: int = len(AZS)) -> ServicePorts:
         """Ports free right now on 127.0.0.1 (for tests running beside `make up`)."""
-        p = infra.free_ports(5 + agents)
+        p = infra.free_ports(6 + agents)
         return cls(api=p[0], identity=p[1], scheduler_health=p[2], network_health=p[3],
-                   console_proxy=p[4], compute_health=tuple(p[5:]))
+                   console_proxy=p[4], volume_health=p[5], compute_health=tuple(p[6:]))
 
 
 def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePorts | None = None,
                      azs: Sequence[str] = AZS, host: str = "127.0.0.1",
                      python: str = sys.executable) -> list[ServiceSpec]:
-    """The Nimbus services: api, scheduler, network, the console proxy and one compute
-    agent per AZ.
+    """The Nimbus services: api, scheduler, network, volume, the console proxy and one
+    compute agent per AZ.
 
     Args:
         env: the environment the stack will run with; only read for
@@ -97,6 +98,7 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
         }, f"{api_url}/healthz"),
         _worker("scheduler", [python, "-m", "services.scheduler"], host, ports.scheduler_health),
         _worker("network", [python, "-m", "services.network"], host, ports.network_health),
+        _worker("volume", [python, "-m", "services.volume"], host, ports.volume_health),
         ServiceSpec("consoleproxy", [python, "-m", "services.consoleproxy"], {
             "NIMBUS_CONSOLEPROXY_HOST": host, "NIMBUS_CONSOLEPROXY_PORT": str(ports.console_proxy),
             "NIMBUS_CONSOLEPROXY_PUBLIC_URL": console_url,
@@ -440,8 +442,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         # The fake hypervisors keep their guests under the run directory, so they
-        # outlive an agent restart as a real host's guests do.
+        # outlive an agent restart as a real host's guests do. The image and volume
+        # stores are one directory each that every service reaching them shares.
         env = {"NIMBUS_FAKE_STATE_DIR": str(run / "guests"), "NIMBUS_IMAGES_DIR": str(run / "images"),
+               "NIMBUS_VOLUMES_DIR": str(run / "volumes"),
                "NIMBUS_LIBVIRT_STATE_DIR": str(run / "libvirt"), **os.environ,
                **infra.read_env(run)}
     except OSError:

@@ -19,6 +19,7 @@ from services.api.resources import image_metadata, server_actions, server_metada
 from services.api.resources import extensions, flavors, images, limits, servers, versions
 from services.api.resources import keypairs, security_group_rules, security_groups
 from services.api.resources import floating_ips, server_ips, volume_attachments
+from services.api.resources import volume_snapshots, volume_types, volumes
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
@@ -45,7 +46,8 @@ def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient, r
     for resource in (versions, extensions, flavors, images, servers, instance_actions,
                      availability_zones, limits, server_metadata, image_metadata,
                      server_actions, keypairs, security_groups, security_group_rules,
-                     server_ips, floating_ips, volume_attachments):
+                     server_ips, floating_ips, volumes, volume_snapshots, volume_types,
+                     volume_attachments):
         resource.setup(app.router)
     return app
 

@@ -98,7 +98,7 @@ ALL: tuple[Extension, ...] = (
               namespace=f"{_NS}/userdata/api/v1.1",
               description="Add user_data to the Create Server v1.1 API.", implemented=True),
     Extension(alias="os-volumes", name="Volumes", updated="2011-03-25T00:00:00+00:00",
-              namespace=f"{_NS}/volumes/api/v1.1", description="Volumes support.", implemented=False),
+              namespace=f"{_NS}/volumes/api/v1.1", description="Volumes support.", implemented=True),
 )
 
 IMPLEMENTED: dict[str, Extension] = {e.alias: e for e in ALL if e.implemented}

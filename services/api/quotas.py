@@ -1,4 +1,5 @@
-"""Per-project limits (section 3.8.1 / 4.4.1.4) and the quota check of create server.
+"""Per-project limits (section 3.8.1 / 4.4.1.4) and the quota checks of create server
+and create volume.
 
 Defaults are the values of the spec's example; a project may have its own
 (``project_quotas``, set by ``manage set-quota``). ``absolute_limits`` is what
@@ -9,7 +10,9 @@ Instances, cores and RAM are counted, never stored: ``claim_servers`` takes a
 per-project advisory lock inside the caller's transaction, counts the
 project's live servers and says how many more fit; the caller inserts them
 before committing. Two creates of one project therefore never both see room
-that only one of them may take, in one API process or many.
+that only one of them may take, in one API process or many. Volumes and their
+gigabytes (section 3.8.1's ``volumes`` and ``gigabytes``) are counted the same
+way from the project's live volumes, under the same lock (``claim_volume``).
 
 A quota fault is 413 overLimit without ``Retry-After``: section 3.11 says an
 overLimit carries one, but waiting frees no quota (deleting servers or a higher
@@ -40,6 +43,10 @@ DEFAULT_LIMITS: dict[str, int] = {
     "maxTotalFloatingIps": 10,
     "maxTotalInstances": 40,
     "maxTotalRAMSize": 15360,
+    # Section 3.8.1's volumes and gigabytes: the spec's examples show neither, so
+    # Cinder's defaults (10 volumes, 1000 GB), under the names Nova's limits gave them.
+    "maxTotalVolumes": 10,
+    "maxTotalVolumeGigabytes": 1000,
 }
 
 UNLIMITED = -1
@@ -75,12 +82,16 @@ async def usage(conn: asyncpg.Connection, project_id: str) -> Usage:
 async def used_limits(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
     """The os-used-limits values of section 4.4.12."""
     used = await usage(conn, project_id)
+    volumes, gigabytes = await volume_usage(conn, project_id)
     return {
         "totalRAMUsed": used.ram_mb,
         "totalInstancesUsed": used.instances,
         "totalCoresUsed": used.cores,
         "totalFloatingIpsUsed": await floating_ip_q.used(conn, project_id),
         "totalSecurityGroupsUsed": await q.security_groups_used(conn, project_id),
+        # Nova's used-limits names for volumes (Folsom's os-used-limits).
+        "totalVolumesUsed": volumes,
+        "totalVolumeGigabytesUsed": gigabytes,
     }
 
 
@@ -154,3 +165,47 @@ async def claim_servers(conn: asyncpg.Connection, project_id: str, *, vcpus: int
     used = await usage(conn, project_id)
     return servers_to_create(limits, used, vcpus=vcpus, ram_mb=ram_mb,
                              min_count=min_count, max_count=max_count)
+
+
+# ---- volumes --------------------------------------------------------------
+
+async def volume_usage(conn: asyncpg.Connection, project_id: str) -> tuple[int, int]:
+    """How many live volumes the project has, and their gigabytes."""
+    row = await q.volume_usage(conn, project_id)
+    return int(row["volumes"]), int(row["gigabytes"])
+
+
+def volume_overage(limits: dict[str, int], used: tuple[int, int],
+                   size_gb: int) -> OverLimit | None:
+    """The fault for one more volume of ``size_gb`` when the project's quota has no
+    room for it; None when it fits. Worded as the instance quota's fault."""
+    wanted = {"volumes": 1, "gigabytes": size_gb}
+    have = dict(zip(("volumes", "gigabytes"), used))
+    limit_of = {"volumes": limits["maxTotalVolumes"],
+                "gigabytes": limits["maxTotalVolumeGigabytes"]}
+    overs = [name for name in ("volumes", "gigabytes")
+             if limit_of[name] != UNLIMITED and have[name] + wanted[name] > limit_of[name]]
+    if not overs:
+        return None
+    first = overs[0]
+    message = (f"Quota exceeded for {', '.join(overs)}: Requested {wanted[first]}, but already "
+               f"used {have[first]} of {limit_of[first]} {first}")
+    if first == "volumes":
+        details = "Cannot create any more volumes; delete some, or ask for a higher quota."
+    else:
+        room = max(0, limit_of["gigabytes"] - have["gigabytes"])
+        details = f"Only {room} GB of volume quota are left."
+    return OverLimit(message, details=details)
+
+
+async def claim_volume(conn: asyncpg.Connection, project_id: str, size_gb: int) -> None:
+    """Lock the project's quota and raise OverLimit unless one more volume of
+    ``size_gb`` fits. Must run inside the transaction that inserts the volume
+    (see ``claim_servers``)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("claim_volume must run inside the transaction that inserts")
+    await q.lock_project(conn, project_id)
+    limits = await absolute_limits(conn, project_id)
+    fault = volume_overage(limits, await volume_usage(conn, project_id), size_gb)
+    if fault is not None:
+        raise fault

@@ -115,6 +115,12 @@ SELECT * FROM volume_snapshots
  WHERE status IN ('creating', 'deleting') AND deleted_at IS NULL
    AND updated_at < now() - make_interval(secs => $1)"""
 
+# Attaches and detaches waiting on one of the given compute hosts (the server's).
+_MOVING_ON_HOSTS = """
+SELECT v.*, s.host AS server_host FROM volumes v JOIN servers s ON s.id = v.server_id
+ WHERE v.status IN ('attaching', 'detaching') AND v.deleted_at IS NULL
+   AND s.host = ANY($1::text[])"""
+
 _UPSERT_TYPE = """
 INSERT INTO volume_types (id, name, extra_specs) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET extra_specs = excluded.extra_specs"""
@@ -269,6 +275,12 @@ async def stuck(conn: asyncpg.Connection, older_than_s: float) -> list[asyncpg.R
 
 async def stuck_snapshots(conn: asyncpg.Connection, older_than_s: float) -> list[asyncpg.Record]:
     return list(await conn.fetch(_STUCK_SNAPSHOTS, older_than_s))
+
+
+async def moving_on_hosts(conn: asyncpg.Connection, hosts: list[str]) -> list[asyncpg.Record]:
+    """Volumes attaching or detaching to a server on one of ``hosts`` (each row with
+    ``server_host``)."""
+    return list(await conn.fetch(_MOVING_ON_HOSTS, hosts))
 
 
 async def sync_types(conn: asyncpg.Connection, types: dict[str, dict[str, Any]]) -> None:

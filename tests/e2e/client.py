@@ -173,10 +173,12 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
     env = dict(env)
     env.pop("NIMBUS_CONFIG", None)
     # Where make up keeps them, under the run directory: the fake hosts' guests
-    # (tests read what each was given there), the libvirt hosts', the images.
+    # (tests read what each was given there), the libvirt hosts', the images, the
+    # volumes.
     env.setdefault("NIMBUS_FAKE_STATE_DIR", str(run_dir / "guests"))
     env.setdefault("NIMBUS_LIBVIRT_STATE_DIR", str(run_dir / "libvirt"))
     env.setdefault("NIMBUS_IMAGES_DIR", str(run_dir / "images"))
+    env.setdefault("NIMBUS_VOLUMES_DIR", str(run_dir / "volumes"))
     repo = Path(__file__).resolve().parents[2]
     ports = ServicePorts.free()
     stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=repo)

@@ -20,7 +20,7 @@ from tests.e2e.projects import delete_all, manage, new_project
 COMMON = "http://docs.openstack.org/common/api/v1.0"
 USED_NS = "http://docs.openstack.org/compute/ext/used_limits/api/v1.1"
 USED_KEYS = {"totalRAMUsed", "totalInstancesUsed", "totalCoresUsed", "totalFloatingIpsUsed",
-             "totalSecurityGroupsUsed"}
+             "totalSecurityGroupsUsed", "totalVolumesUsed", "totalVolumeGigabytesUsed"}
 
 
 async def test_limits_json_with_used_values_that_follow_boots(cloud):
@@ -36,7 +36,8 @@ async def test_limits_json_with_used_values_that_follow_boots(cloud):
         "maxServerMeta": 50, "maxPersonality": 5, "maxImageMeta": 50,
         "maxPersonalitySize": 10240, "maxSecurityGroupRules": 20, "maxTotalKeypairs": 100,
         "maxSecurityGroups": 10, "maxTotalCores": -1, "maxTotalFloatingIps": 10,
-        "maxTotalInstances": 40, "maxTotalRAMSize": 15360}
+        "maxTotalInstances": 40, "maxTotalRAMSize": 15360,
+        "maxTotalVolumes": 10, "maxTotalVolumeGigabytes": 1000}
     assert absolute["totalInstancesUsed"] == absolute["totalCoresUsed"] == 0
     assert absolute["totalRAMUsed"] == absolute["totalFloatingIpsUsed"] == 0
 

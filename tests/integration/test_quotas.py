@@ -99,7 +99,8 @@ async def test_usage_counts_live_servers_only(db):
     assert await quotas.usage(db, pid) == quotas.Usage(instances=2, cores=3, ram_mb=5120)
     assert await quotas.used_limits(db, pid) == {
         "totalInstancesUsed": 2, "totalCoresUsed": 3, "totalRAMUsed": 5120,
-        "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 2}
+        "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 2,
+        "totalVolumesUsed": 0, "totalVolumeGigabytesUsed": 0}
 
 
 @pytest.mark.parametrize("limit, value, flavor, expect", [

@@ -1,5 +1,5 @@
 """SQL for per-project limits: ``project_quotas``, ``project_rate_limits``, the
-per-project quota lock and the usage counted from live servers."""
+per-project quota lock and the usage counted from live servers and volumes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ SELECT count(*)                                            AS instances,
        coalesce(sum((flavor->>'vcpus')::bigint), 0)        AS cores,
        coalesce(sum((flavor->>'ram_mb')::bigint), 0)       AS ram_mb
   FROM servers
+ WHERE project_id = $1 AND deleted_at IS NULL"""
+
+_VOLUME_USAGE = """
+SELECT count(*) AS volumes, coalesce(sum(size_gb), 0) AS gigabytes
+  FROM volumes
  WHERE project_id = $1 AND deleted_at IS NULL"""
 
 _SECURITY_GROUPS_USED = "SELECT count(*) FROM security_groups WHERE project_id = $1"
@@ -56,6 +61,12 @@ async def lock_project(conn: asyncpg.Connection, project_id: str) -> None:
 async def usage(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record:
     """``instances``, ``cores`` and ``ram_mb`` of the project's live (not deleted) servers."""
     return await conn.fetchrow(_USAGE, project_id)
+
+
+async def volume_usage(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record:
+    """``volumes`` and ``gigabytes`` of the project's live (not deleted) volumes,
+    whatever their status: an error volume holds its quota until deleted, as in Cinder."""
+    return await conn.fetchrow(_VOLUME_USAGE, project_id)
 
 
 async def security_groups_used(conn: asyncpg.Connection, project_id: str) -> int:

@@ -33,6 +33,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 'building', 'scheduling', $8, $9, $10, $11, 
 RETURNING *"""
 
 _ZONE_KNOWN = "SELECT EXISTS (SELECT 1 FROM compute_hosts WHERE availability_zone = $1)"
+_FIRST_ZONE = "SELECT min(availability_zone) FROM compute_hosts"
 
 _GROUPS_KNOWN = "SELECT name FROM security_groups WHERE project_id = $1 AND name = ANY($2::text[])"
 
@@ -190,7 +191,13 @@ async def holds_ports(conn: asyncpg.Connection, server_id: UUID) -> bool:
 
 
 async def zone_known(conn: asyncpg.Connection, zone: str) -> bool:
+    """Whether ``zone`` exists: some compute host has reported from it."""
     return await conn.fetchval(_ZONE_KNOWN, zone)
+
+
+async def first_zone(conn: asyncpg.Connection) -> str | None:
+    """The first existing zone by name (None before any compute host reported)."""
+    return await conn.fetchval(_FIRST_ZONE)
 
 
 async def known_groups(conn: asyncpg.Connection, project_id: str, names: list[str]) -> set[str]:

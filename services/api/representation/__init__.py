@@ -35,9 +35,11 @@ from services.api.representation.responses import (
     respond,
 )
 from services.api.representation.xml_reader import parse_xml
+from services.api.representation.xml_rules import BLOCK_STORAGE
 from services.api.representation.xml_writer import NETWORK_ADDRESSES, render_xml
 
 __all__ = [
+    "BLOCK_STORAGE",
     "JSON_CONTENT_TYPE",
     "JSON_MEDIA_TYPES",
     "NETWORK_ADDRESSES",

@@ -32,7 +32,8 @@ class View(msgspec.Struct, frozen=True):
         status: HTTP status.
         headers: extra headers (``Location`` on creates, say).
         shape: a hint for bodies whose shape the XML writer cannot see from
-            their keys; only ``NETWORK_ADDRESSES`` for now.
+            their keys: ``NETWORK_ADDRESSES``, or ``BLOCK_STORAGE`` (a body
+            of the block storage API's, in its namespace).
     """
 
     body: Any = None

@@ -33,6 +33,7 @@ from services.api.representation.xml_rules import (
     ROOT_EXTRA_NSMAP,
     ROOT_NAMESPACES,
     RULES,
+    SHAPE_NAMESPACES,
     XMLNS_ATOM,
     XMLNS_V2,
     ElementRule,
@@ -137,7 +138,7 @@ def render_xml(body: Mapping[str, Any], *, shape: str | None = None) -> bytes:
         root_tag = root_tag.partition(":")[2]
     if root_key == "meta" and not (isinstance(value, dict) and len(value) == 1):
         root_key = root_tag = "metadata"  # several items cannot share one <meta>
-    ns = ROOT_NAMESPACES.get(root_tag, XMLNS_V2)
+    ns = SHAPE_NAMESPACES.get(shape or "") or ROOT_NAMESPACES.get(root_tag, XMLNS_V2)
     nsmap: dict[str | None, str] = {None: ns, "atom": XMLNS_ATOM}
     nsmap.update(ROOT_EXTRA_NSMAP.get(root_tag, {}))
     _scan_prefixes(body, nsmap)

@@ -6,25 +6,14 @@ Nova's field names and shapes: an action has ``action``, ``instance_uuid``,
 ``finish_time``, ``result`` (``Success``/``Error``, null while it runs) and,
 for admins only, ``traceback``. The host an event ran on is never shown: it is
 not part of Nova's event view and would tell users where their servers live.
+Times have microseconds and no zone, as the spec's examples (``links.microtime``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-
-def action_time(ts: datetime | None) -> str | None:
-    """Timestamps as the spec's action examples write them: 2013-05-10T12:41:56.000000 (UTC).
-
-    Unlike the rest of the API (``...Z``), Nova rendered action and event times
-    with microseconds and no zone; the spec's examples keep that.
-    """
-    if ts is None:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+from services.api.views.links import microtime
 
 
 def action(row: Any) -> dict[str, Any]:
@@ -34,7 +23,7 @@ def action(row: Any) -> dict[str, Any]:
         "message": row["message"],
         "project_id": row["project_id"],
         "request_id": row["request_id"],
-        "start_time": action_time(row["start_time"]),
+        "start_time": microtime(row["start_time"]),
         "user_id": row["user_id"],
     }
 
@@ -42,8 +31,8 @@ def action(row: Any) -> dict[str, Any]:
 def event(row: Any, *, is_admin: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
         "event": row["event"],
-        "start_time": action_time(row["start_time"]),
-        "finish_time": action_time(row["finish_time"]),
+        "start_time": microtime(row["start_time"]),
+        "finish_time": microtime(row["finish_time"]),
         "result": row["result"],
     }
     # The traceback names internals (exception types, hosts): admins only, as in Nova.

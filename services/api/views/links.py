@@ -23,3 +23,17 @@ def isotime(ts: datetime | None) -> str | None:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def microtime(ts: datetime | None) -> str | None:
+    """Timestamps with microseconds and no zone (UTC): 2013-05-20T13:21:37.000000.
+
+    Unlike the rest of the API (``...Z``), Nova rendered instance actions' and
+    volumes' times as Python's ``str()`` of a naive datetime; the spec's examples
+    of both keep that.
+    """
+    if ts is None:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
