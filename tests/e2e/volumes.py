@@ -134,3 +134,25 @@ async def wait_snapshot_settled(api: Api, sid: str) -> None:
         snap = await snapshot(api, sid)
         return snap is None or snap["status"] != "creating"
     await eventually(settled, timeout=60)
+
+
+async def attach(api: Api, sid: str, vid: str, device: str | None = None) -> dict:
+    """Attach the volume to the server (202); the answer's volumeAttachment."""
+    body: dict[str, Any] = {"volumeId": vid}
+    if device is not None:
+        body["device"] = device
+    r = await api.post(f"/servers/{sid}/os-volume_attachments", json={"volumeAttachment": body})
+    assert r.status == 202, r.raw
+    return r.json["volumeAttachment"]
+
+
+async def detach(api: Api, sid: str, vid: str) -> None:
+    r = await api.delete(f"/servers/{sid}/os-volume_attachments/{vid}")
+    assert r.status == 202, r.raw
+
+
+async def delete_volume(api: Api, vid: str) -> None:
+    """Delete the volume (202, or 404 if it went already) and wait until it is gone."""
+    r = await api.delete(f"/os-volumes/{vid}")
+    assert r.status in (202, 404), r.raw
+    await wait_volume_gone(api, vid)
