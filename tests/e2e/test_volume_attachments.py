@@ -20,6 +20,8 @@ from tests.e2e.volumes import (
     delete_volume,
     detach,
     volume,
+    wait_snapshot,
+    wait_snapshot_gone,
     wait_volume,
 )
 
@@ -202,3 +204,40 @@ async def test_xml_attachment_list(demo: Api) -> None:
     await delete_and_wait(demo, sid)
     await wait_volume(demo, vid, "available")
     await delete_volume(demo, vid)
+
+
+async def test_whole_volume_life_with_a_forced_snapshot_of_an_in_use_volume(demo: Api) -> None:
+    """The issue's walk: create, attach, snapshot (force while in use), detach, a volume
+    from the snapshot attached to another server, delete everything."""
+    a = await active_server(demo, "life-a")
+    b = await active_server(demo, "life-b")
+    vid = (await available_volume(demo, 1, display_name="life"))["id"]
+    await attach(demo, a, vid)
+    await wait_volume(demo, vid, "in-use")
+
+    plain = await demo.post("/os-snapshots", json={"snapshot": {"volume_id": vid}})
+    assert "in-use" in fault(plain, "badRequest", 400)
+    forced = await demo.post("/os-snapshots", json={"snapshot": {
+        "volume_id": vid, "force": True, "display_name": "while-attached"}})
+    assert forced.status == 202, forced.raw
+    snap = forced.json["snapshot"]
+    assert snap["volume_id"] == vid and snap["size"] == 1
+    await wait_snapshot(demo, snap["id"])
+    assert (await volume(demo, vid))["status"] == "in-use"   # the volume never left its server
+
+    await detach(demo, a, vid)
+    await wait_volume(demo, vid, "available")
+    copy = await available_volume(demo, 1, snapshot_id=snap["id"])
+    assert copy["snapshotId"] == snap["id"]
+    await attach(demo, b, copy["id"])
+    await wait_volume(demo, copy["id"], "in-use")
+    assert f"volume {copy['id']} attached as vdb" in await console(demo, b)
+
+    # A volume with a snapshot cannot go before it (400), then can.
+    fault(await demo.delete(f"/os-volumes/{vid}"), "badRequest", 400)
+    assert (await demo.delete(f"/os-snapshots/{snap['id']}")).status == 202
+    await wait_snapshot_gone(demo, snap["id"])
+    await delete_volume(demo, vid)
+    await delete_and_wait(demo, a, b)
+    await wait_volume(demo, copy["id"], "available")
+    await delete_volume(demo, copy["id"])
