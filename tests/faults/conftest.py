@@ -110,6 +110,8 @@ def stack_env(scale: Scale, infra: FaultInfra, run_dir: Path) -> dict[str, str]:
         "NIMBUS_SCHEDULER_SERVICE_DOWN_TIME_S": str(scale.down_time_s),
         "NIMBUS_API_SERVICE_DOWN_TIME_S": str(scale.down_time_s),
         "NIMBUS_SCHEDULER_SWEEP_INTERVAL_S": "1",
+        "NIMBUS_VOLUME_SERVICE_DOWN_TIME_S": str(scale.down_time_s),
+        "NIMBUS_VOLUME_SWEEP_INTERVAL_S": "1",
         "NIMBUS_RECONCILE_INTERVAL_S": "2",
         # Outages here are short; the deadline is the users' patience, not theirs.
         "NIMBUS_AMQP_RETRY_DEADLINE_S": "120",
@@ -153,7 +155,8 @@ async def tenants(fault_cloud: Cloud, request: pytest.FixtureRequest) -> list[Ap
 async def _tenant(fault_cloud: Cloud, name: str) -> Api:
     await _manage(fault_cloud, "create-project", name)
     await _manage(fault_cloud, "create-user", name, "--password", "pw", "--project", name)
-    for key in ("maxTotalInstances", "maxTotalCores", "maxTotalRAMSize"):
+    for key in ("maxTotalInstances", "maxTotalCores", "maxTotalRAMSize", "maxTotalVolumes",
+                "maxTotalVolumeGigabytes"):
         await _manage(fault_cloud, "set-quota", name, key, "-1")
     await _manage(fault_cloud, "set-rate-limit", name, "POST", "*", ".*", "1000000", "MINUTE")
     await _manage(fault_cloud, "set-rate-limit", name, "POST", "*/servers",

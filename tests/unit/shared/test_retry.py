@@ -34,6 +34,8 @@ OUTAGES = [
     asyncpg.SerializationError("could not serialize"),
     asyncpg.QueryCanceledError("statement timeout"),
     asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+    asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in "
+                                "progress"),
     amqp.ChannelInvalidStateError("closed"),
     amqp.AMQPConnectionError("gone"),
     DatabaseUnavailable(),
@@ -49,6 +51,7 @@ PERMANENT = [
     asyncpg.UniqueViolationError("duplicate"),
     asyncpg.DataError("bad"),
     asyncpg.InterfaceError("cannot call Connection.fetch(): connection has been released"),
+    asyncpg.InternalClientError("unexpected codec"),
     BadRequest("no"),
     ServerNotFound("x"),
     RemoteError(),
