@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import uuid
 
 import openstack
@@ -76,3 +77,60 @@ async def test_openstacksdk_metadata_filters_and_pages(cloud):
     assert out["after_set"] == {"role": "web", "n": "0", "color": "blue"}
     assert out["after_delete"] == {"n": "0", "color": "blue"}
     assert out["left"] == []
+
+
+def _volume_life(identity_url: str) -> dict:
+    """The README's volume walk with openstacksdk's compute proxy: os-volumes and
+    os-snapshots through the proxy's own requests (the SDK has no resource for them
+    on the compute API), attachments through its VolumeAttachment calls."""
+    conn = _connect(identity_url)
+    compute = conn.compute
+    seen: dict = {}
+
+    def wait(path: str, key: str, status: str | None) -> dict | None:
+        for _ in range(600):
+            r = compute.get(path)
+            if r.status_code == 404 and status is None:
+                return None
+            body = r.json()[key]
+            if body["status"] == status:
+                return body
+            assert body["status"] not in ("error", "error_deleting"), body
+            time.sleep(0.1)  # polling for the status, as the SDK's own waits do
+        raise AssertionError(f"{path} never reached {status}")
+
+    server = compute.create_server(name="sdk-vol", image_id=str(CIRROS_IMAGE_ID), flavor_id="100")
+    server = compute.wait_for_server(server, status="ACTIVE", wait=60, interval=0.5)
+    vol = compute.post("/os-volumes", json={"volume": {"size": 1, "display_name": "sdk"}}).json()
+    vid = vol["volume"]["id"]
+    wait(f"/os-volumes/{vid}", "volume", "available")
+    attachment = compute.create_volume_attachment(server, volume_id=vid)
+    seen["device"] = attachment.device
+    seen["in_use"] = wait(f"/os-volumes/{vid}", "volume", "in-use")["attachments"]
+    seen["listed"] = [a.volume_id for a in compute.volume_attachments(server)]
+    snap = compute.post("/os-snapshots", json={"snapshot": {"volume_id": vid, "force": True}})
+    sid = snap.json()["snapshot"]["id"]
+    wait(f"/os-snapshots/{sid}", "snapshot", "available")
+    compute.delete_volume_attachment(server, vid)
+    wait(f"/os-volumes/{vid}", "volume", "available")
+    copy = compute.post("/os-volumes", json={"volume": {"size": 1, "snapshot_id": sid}}).json()
+    cid = copy["volume"]["id"]
+    seen["copy"] = wait(f"/os-volumes/{cid}", "volume", "available")["snapshotId"]
+    compute.delete(f"/os-snapshots/{sid}")
+    wait(f"/os-snapshots/{sid}", "snapshot", None)
+    for v in (vid, cid):
+        compute.delete(f"/os-volumes/{v}")
+        wait(f"/os-volumes/{v}", "volume", None)
+    compute.delete_server(server)
+    compute.wait_for_delete(server, wait=60, interval=0.5)
+    seen.update(vid=vid, sid=sid, server=server.id)
+    return seen
+
+
+async def test_openstacksdk_does_the_whole_volume_life(cloud):
+    seen = await asyncio.to_thread(_volume_life, cloud.identity_url)
+    assert seen["device"] == "/dev/vdb"
+    assert seen["in_use"] == [{"device": "/dev/vdb", "id": seen["vid"], "serverId": seen["server"],
+                               "volumeId": seen["vid"]}]
+    assert seen["listed"] == [seen["vid"]]
+    assert seen["copy"] == seen["sid"]
