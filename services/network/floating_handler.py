@@ -4,9 +4,10 @@ queue (``shared.contracts.floating_ips``) and :func:`serve`, which registers it
 
 Each change runs in one transaction that takes the project's floating IP lock
 first (``floating_ips.lock_project``): allocations of a project are counted
-against its quota one at a time, and two associations of one address cannot
-both succeed. A change to a server's floating IPs also takes that server's port
-lock and rewrites its addresses cache before committing (``addresses``).
+against its quota one at a time, and associations of one address take turns
+(the last one holds it). A change to a server's floating IPs also takes that
+server's port lock and rewrites its addresses cache before committing
+(``addresses``); moving an address from one server to another takes both.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from shared.contracts.floating_ips import (
     DisassociateFloatingIp,
     FixedAddressNotOnServer,
     FloatingIp,
-    FloatingIpAssociated,
     FloatingIpMessage,
     FloatingIpNotAssociated,
     FloatingIpNotFound,
@@ -128,7 +128,14 @@ class FloatingIpHandler:
             raise FloatingIpNotFound(f"Floating IP not found for address {msg.address}.")
         async with self._pool.acquire() as conn, conn.transaction():
             await floating_ips.lock_project(conn, msg.project_id)
-            await ports.lock_server(conn, msg.server_id)
+            # An address on another server moves to this one (below), so that
+            # server's port lock is wanted too, before the row's (the lock
+            # order): it is learnt from a read without a lock. Under the project
+            # lock only a DeallocatePorts of that server can change it meanwhile,
+            # and only to no server. Two port locks in one order (by id).
+            holder = await floating_ips.server_of(conn, msg.project_id, address)
+            for sid in sorted({msg.server_id, holder} - {None}, key=str):
+                await ports.lock_server(conn, sid)
             fip = await floating_ips.lock_address(conn, msg.project_id, address)
             if fip is None:
                 raise FloatingIpNotFound(f"Floating IP not found for address {msg.address}.")
@@ -151,16 +158,20 @@ class FloatingIpHandler:
             else:
                 # As Nova: the first fixed address when several could do.
                 port = mine[0]
-            if fip.server_id is not None and fip.server_id != msg.server_id:
-                raise FloatingIpAssociated(
-                    f"Floating IP {address} is already associated with another server.")
             if fip.server_id == msg.server_id and fip.fixed_address == port.address:
                 return fip
+            # As Nova (nova-network's and Neutron's associate_floating_ip): an
+            # address on another server is taken off it and mapped here, and
+            # that server's addresses cache is written again too.
+            moved_from = fip.server_id if fip.server_id != msg.server_id else None
             fip = await floating_ips.associate(conn, address, msg.server_id, port.network_id,
                                                port.address)
             await addresses.refresh(conn, msg.server_id)
+            if moved_from is not None:
+                await addresses.refresh(conn, moved_from)
         log.info("network.floating_ip_associated", server_id=str(msg.server_id),
-                 address=address, fixed_address=port.address)
+                 address=address, fixed_address=port.address,
+                 moved_from=str(moved_from) if moved_from else None)
         return fip
 
     async def disassociate(self, msg: DisassociateFloatingIp) -> FloatingIp:

@@ -66,6 +66,9 @@ RETURNING {_COLUMNS}"""
 
 _GET_BY_ID = f"SELECT {_COLUMNS} FROM floating_ips WHERE id = $1 AND project_id = $2"
 
+_SERVER_OF_ADDRESS = """
+SELECT server_id FROM floating_ips WHERE address = $1::inet AND project_id = $2"""
+
 _LOCK_BY_ADDRESS = f"""
 SELECT {_COLUMNS} FROM floating_ips WHERE address = $1::inet AND project_id = $2 FOR UPDATE"""
 
@@ -155,6 +158,12 @@ async def take(conn: asyncpg.Connection, project_id: str, pool: str,
 async def get(conn: asyncpg.Connection, project_id: str, floating_ip_id: int) -> FloatingIp | None:
     row = await conn.fetchrow(_GET_BY_ID, floating_ip_id, project_id)
     return _floating(row) if row else None
+
+
+async def server_of(conn: asyncpg.Connection, project_id: str, address: str) -> UUID | None:
+    """The server the project's floating IP ``address`` is on, read without a lock
+    (to learn which server's port lock to take before the row's)."""
+    return await conn.fetchval(_SERVER_OF_ADDRESS, address, project_id)
 
 
 async def lock_address(conn: asyncpg.Connection, project_id: str,

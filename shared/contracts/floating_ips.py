@@ -3,6 +3,8 @@ their own queue so that a burst of them never waits behind port allocations.
 
 v1: AllocateFloatingIp, DeallocateFloatingIp, AssociateFloatingIp,
     DisassociateFloatingIp, ListFloatingIpPools (all calls).
+v2: AssociateFloatingIp of an address on another server moves it (as Nova)
+    instead of raising FloatingIpAssociated; the message is unchanged.
 
 The API reads floating IPs straight from PostgreSQL; every write goes through
 these messages. The errors below cross RPC by class name (``shared.rpc``), so
@@ -64,9 +66,12 @@ class AssociateFloatingIp(msgspec.Struct, tag="associate_floating_ip", frozen=Tr
     """Map the project's floating ``address`` to one of the server's fixed addresses
     (``fixed_address``, else the server's first).
 
-    Raises FloatingIpNotFound (not the project's), FloatingIpAssociated (another
-    server has it), NoFixedIpForServer / FixedAddressNotOnServer. Associating it
-    again with the same fixed address changes nothing.
+    An address on another server (or on another fixed address of this one) is
+    taken off it first, both servers' addresses caches written in the same
+    transaction: Nova's re-association (the spec is silent). Raises
+    FloatingIpNotFound (not the project's), NoFixedIpForServer /
+    FixedAddressNotOnServer. Associating it again with the same fixed address
+    changes nothing.
     """
 
     project_id: str
@@ -123,15 +128,15 @@ class FloatingIpQuotaExceeded(OverLimit):
 
 
 class FloatingIpAssociated(Conflict):
-    """The address is associated with another server. Nova answered 400 "floating
-    ip is already associated"; the request conflicts with the address's state,
-    which section 3.11 spells conflictingRequest (409), and removing an address
-    from a server it is not on is the same kind of fault (Nova used 422 there,
-    which the spec's list lacks), so both are 409."""
+    """Raised by v1 network services only: since v2 an address on another server
+    moves (AssociateFloatingIp). Kept so that an API beside a v1 service still
+    answers its 409 conflictingRequest rather than a 500."""
 
 
 class FloatingIpNotAssociated(Conflict):
-    """removeFloatingIp of an address that is not on this server (see above)."""
+    """removeFloatingIp of an address that is not on this server: the request
+    conflicts with the address's state, which section 3.11 spells
+    conflictingRequest (409); Nova used 422, which the spec's list lacks."""
 
 
 class NoFixedIpForServer(BadRequest):

@@ -29,7 +29,6 @@ from shared.contracts.floating_ips import (
     DisassociateFloatingIp,
     FixedAddressNotOnServer,
     FloatingIp,
-    FloatingIpAssociated,
     FloatingIpClient,
     FloatingIpNotAssociated,
     FloatingIpNotFound,
@@ -310,7 +309,41 @@ async def test_association_faults(svc: Clients, db: asyncpg.Connection) -> None:
                                                                address=theirs.address))
 
 
-async def test_one_address_raced_onto_two_servers_lands_on_exactly_one(
+async def floats_on(db: asyncpg.Connection, sid: uuid.UUID) -> tuple[list[str], list[str]]:
+    """The floating addresses the server's cache shows, and the ones the table maps to it."""
+    shown = [a for e in await cache(db, sid) for a in e["floating_ips"]]
+    held = [r["a"] for r in await db.fetch(
+        "SELECT host(address) AS a FROM floating_ips WHERE server_id = $1 ORDER BY address",
+        sid)]
+    return shown, held
+
+
+async def test_associating_an_address_on_another_server_moves_it(
+        svc: Clients, db: asyncpg.Connection) -> None:
+    p = project()
+    s1, [port1] = await server_with_ports(svc, db, p)
+    s2, [port2] = await server_with_ports(svc, db, p)
+    fip = await allocate(svc, p)
+    await svc.floating.associate(AssociateFloatingIp(project_id=p, server_id=s1,
+                                                     address=fip.address))
+    moved = await svc.floating.associate(AssociateFloatingIp(project_id=p, server_id=s2,
+                                                             address=fip.address))
+    # As Nova: off the first server, onto the second, both caches written at once.
+    assert (moved.server_id, moved.fixed_address) == (s2, port2.address)
+    assert await floats_on(db, s1) == ([], [])
+    assert await floats_on(db, s2) == ([fip.address], [fip.address])
+    with pytest.raises(FloatingIpNotAssociated):
+        await svc.floating.disassociate(DisassociateFloatingIp(project_id=p, server_id=s1,
+                                                               address=fip.address))
+    # And back, naming the first server's fixed address.
+    back = await svc.floating.associate(AssociateFloatingIp(
+        project_id=p, server_id=s1, address=fip.address, fixed_address=port1.address))
+    assert (back.server_id, back.fixed_address) == (s1, port1.address)
+    assert await floats_on(db, s1) == ([fip.address], [fip.address])
+    assert await floats_on(db, s2) == ([], [])
+
+
+async def test_one_address_raced_onto_two_servers_ends_on_one_both_caches_true(
         svc: Clients, db: asyncpg.Connection) -> None:
     p = project()
     s1, _ = await server_with_ports(svc, db, p)
@@ -322,17 +355,41 @@ async def test_one_address_raced_onto_two_servers_lands_on_exactly_one(
             *(svc.floating.associate(AssociateFloatingIp(project_id=p, server_id=s,
                                                          address=fip.address))
               for s in targets), return_exceptions=True)
-        winners = {s for s, r in zip(targets, results) if isinstance(r, FloatingIp)}
-        assert len(winners) == 1
-        [winner] = winners
-        loser = s2 if winner == s1 else s1
-        assert all(isinstance(r, FloatingIpAssociated)
-                   for s, r in zip(targets, results) if s == loser)
-        row = await db.fetchrow("SELECT server_id FROM floating_ips WHERE id = $1", fip.id)
-        assert row["server_id"] == winner
-        assert fip.address in (await cache(db, winner))[0]["floating_ips"]
-        assert fip.address not in (await cache(db, loser))[0]["floating_ips"]
+        # Every one succeeds in its turn (each moves it); the last one holds it.
+        assert all(isinstance(r, FloatingIp) for r in results), results
+        holder = await db.fetchval("SELECT server_id FROM floating_ips WHERE id = $1", fip.id)
+        other = s2 if holder == s1 else s1
+        assert holder in (s1, s2)
+        assert await floats_on(db, holder) == ([fip.address], [fip.address])
+        assert await floats_on(db, other) == ([], [])
         await svc.floating.deallocate(DeallocateFloatingIp(project_id=p, floating_ip_id=fip.id))
+
+
+async def test_moves_racing_the_old_servers_port_release_do_not_deadlock(
+        svc: Clients, db: asyncpg.Connection) -> None:
+    # DeallocatePorts holds a server's port lock, then updates its floating IP
+    # rows; a move must take the old server's port lock before the row's, or
+    # the two wait on each other (PostgreSQL then aborts one: an error here).
+    p = project()
+    s1, _ = await server_with_ports(svc, db, p)
+    s2, _ = await server_with_ports(svc, db, p)
+    fips = [await allocate(svc, p) for _ in range(3)]
+    for _ in range(4):
+        for f in fips:
+            await svc.floating.associate(AssociateFloatingIp(project_id=p, server_id=s1,
+                                                             address=f.address))
+        results = await asyncio.gather(
+            *(svc.floating.associate(AssociateFloatingIp(project_id=p, server_id=s2,
+                                                         address=f.address)) for f in fips),
+            *(svc.network.deallocate_ports(DeallocatePorts(server_id=s1, keep_fixed=True))
+              for _ in range(3)),
+            return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)], results
+        # Whatever the order, every address ends on s2 (moved there, or taken off
+        # s1 by a release and then associated), and each cache shows the table.
+        assert await floats_on(db, s1) == ([], [])
+        shown, held = await floats_on(db, s2)
+        assert set(shown) == set(held) == {f.address for f in fips}
 
 
 async def test_deallocating_an_associated_address_disassociates_it(

@@ -11,9 +11,9 @@ network (OS-EXT-IPS:type ``floating``). Faults:
 * an address the project does not hold (another project's too): 404;
 * ``fixed_address`` not one of the server's, or a server without a fixed
   address yet: 400, as in Nova;
-* add: the address is on another server: 409 conflictingRequest (Nova said
-  400 "floating ip is already associated"); adding it again to the same fixed
-  address is a no-op 202;
+* add: an address on another server of the project moves to this one, as in
+  Nova (the spec is silent): both servers' addresses show it at once; adding
+  it again to the same fixed address is a no-op 202;
 * remove: the address is not on this server: 409 (Nova said 422, which the
   spec's fault list lacks).
 
