@@ -23,6 +23,7 @@ from shared.contracts.network import NetworkClient
 from shared.db import hosts
 from shared.errors import NotImplementedFault
 from shared.image_store import ImageStore
+from shared.volume_store import VolumeStore
 from shared.rpc.server import CallContext
 from shared.worker import Worker
 
@@ -33,7 +34,8 @@ def make_driver(settings: Settings) -> HypervisorDriver:
     """The driver ``NIMBUS_COMPUTE_DRIVER`` names (``drivers.DRIVERS``)."""
     context = DriverContext(host=settings.compute.host,
                             image_store=ImageStore.from_settings(settings.images),
-                            shutdown_timeout_s=settings.compute.shutdown_timeout_s)
+                            shutdown_timeout_s=settings.compute.shutdown_timeout_s,
+                            volume_store=VolumeStore.from_settings(settings.volumes))
     return make_named_driver(settings.compute.driver, settings, context)
 
 

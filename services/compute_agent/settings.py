@@ -12,6 +12,7 @@ from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
 from services.compute_agent.reconcile import ReconcileSettings
 from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from shared.image_store import ImageStoreSettings
+from shared.volume_store import VolumeStoreSettings
 
 
 class ComputeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     health: HealthSettings
     compute: ComputeSettings
     images: ImageStoreSettings = ImageStoreSettings()
+    volumes: VolumeStoreSettings = VolumeStoreSettings()
     fake: FakeSettings = FakeSettings()
     libvirt: LibvirtSettings = LibvirtSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
