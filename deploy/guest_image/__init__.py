@@ -18,6 +18,14 @@ shows), one line each, in exactly these forms::
     nimbus-tiny: ready                                           (a power-button press is heard)
     nimbus-tiny: power button: shutting down                     (then it powers off)
 
+and, for each disk ``vdb`` to ``vdz`` found at boot or plugged in while it runs
+(volumes; looked for every second)::
+
+    nimbus-disk: vdb added size=<bytes> serial=<serial, a volume id's first 20 characters>
+    nimbus-disk: vdb data=<text>              (the disk starts with "nimbus-data: <text>")
+    nimbus-disk: vdb wrote=written-by-<hostname>  (it was blank: all zeros; now it has that mark)
+    nimbus-disk: vdb removed
+
 Use::
 
     from deploy.guest_image import ensure_image

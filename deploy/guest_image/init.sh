@@ -7,8 +7,9 @@
 # It reads the OpenStack config drive written by
 # services/compute_agent/drivers/configdrive.py (JSON with sorted keys and one key
 # per line, which is why sed/awk are enough), counts its boots on its own FAT disk
-# (/dev/vda), reports a second nimbus-tiny disk (rescue), and powers off cleanly
-# on an ACPI power-button press.
+# (/dev/vda), reports a second nimbus-tiny disk (rescue), shows the disks plugged in
+# while it runs (volumes, "nimbus-disk: " lines), and powers off cleanly on an ACPI
+# power-button press.
 
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /var/log /disk /config /rescue
 /bin/busybox mount -t proc proc /proc
@@ -155,6 +156,60 @@ i=0
 while [ $i -lt 100 ] && ! ls -l /proc/$acpid_pid/fd 2>/dev/null | grep -q /dev/input/event; do
     sleep 0.05; i=$((i + 1))
 done
+
+# --- volumes: the disks vdb..vdz, plugged in at boot or while it runs ---
+# Looked at every second. A new disk is reported with its size and serial (a
+# volume's id, cut to 20 characters as /dev/disk/by-id shows it); a marker line
+# at its start is shown, and a blank disk gets one, so a volume's data can be seen
+# to follow it from server to server. Each line starts on a line of its own: the
+# shell's prompt may be waiting on the console.
+disk_say() {
+    printf '\nnimbus-disk: %s\n' "$*"
+    printf '\nnimbus-disk: %s\n' "$*" > /dev/tty1 2>/dev/null
+}
+
+disk_added() {  # $1: vdb
+    local dev=/dev/$1 size first mark
+    size=$(( $(cat "/sys/block/$1/size" 2>/dev/null || echo 0) * 512 ))
+    disk_say "$1 added size=$size serial=$(cat "/sys/block/$1/serial" 2>/dev/null)"
+    first=$(dd if="$dev" bs=512 count=1 2>/dev/null | tr -d '\000' | head -n 1 |
+            tr -d '\001-\037\177')
+    case "$first" in
+        "nimbus-data: "*) disk_say "$1 data=${first#nimbus-data: }"; return ;;
+    esac
+    # Blank means 64 KiB of zeros (an ISO 9660 drive starts with 32 KiB of them);
+    # anything else (a file system, a read-only drive) is only looked at.
+    [ "$(dd if="$dev" bs=65536 count=1 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ] || return
+    [ "$(cat "/sys/block/$1/ro" 2>/dev/null)" = 0 ] || return
+    mark="written-by-$(hostname)"
+    printf 'nimbus-data: %s\n' "$mark" | dd of="$dev" conv=notrunc 2>/dev/null || return
+    sync
+    disk_say "$1 wrote=$mark"
+}
+
+watch_disks() {
+    known=
+    while :; do
+        now=
+        for dev in /dev/vd[b-z]; do
+            [ -b "$dev" ] || continue
+            # name:serial, so a disk swapped within a second is seen as two.
+            disk="${dev#/dev/}:$(cat "/sys/block/${dev#/dev/}/serial" 2>/dev/null)"
+            now="$now $disk"
+            case " $known " in *" $disk "*) ;; *) disk_added "${dev#/dev/}" ;; esac
+        done
+        for disk in $known; do
+            case " $now " in *" $disk "*) ;; *) disk_say "${disk%%:*} removed" ;; esac
+        done
+        known=$now
+        sleep 1
+    done
+}
+# The kernel's own notices (PCI and virtio probing) would land in the middle of
+# these lines on the serial console: from here on it prints only errors there
+# (all of it is still in dmesg).
+echo 4 > /proc/sys/kernel/printk
+watch_disks &
 
 say ready
 # A shell on tty1 for the VNC console (opening the tty makes it the session's own),

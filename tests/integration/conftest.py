@@ -1,5 +1,6 @@
-"""Fixtures the integration tests share: an RPC client on the test's own vhost, and
-the network service running in-process on the test's database and vhost.
+"""Fixtures the integration tests share: an RPC client on the test's own vhost, the
+network service running in-process on the test's database and vhost, and the
+guest image and libvirt root of the real-hypervisor tests.
 
 A module that needs them differently (another timeout, a bootstrapped pool)
 defines its own fixture of the same name, which wins.
@@ -8,7 +9,10 @@ defines its own fixture of the same name, which wins.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +21,7 @@ from services.network.settings import Settings as NetworkSettings
 from shared.config import AmqpSettings, DatabaseSettings
 from shared.rpc import RpcClient, connect
 from shared.worker import Worker
+from tests.integration.libvirt_guests import REPO, kill_guests, make_home
 
 
 @pytest.fixture
@@ -47,3 +52,23 @@ async def network(db_url: str, amqp_url: str) -> AsyncIterator[Worker]:
     yield worker
     worker.stop()
     await task
+
+
+@pytest.fixture(scope="session")
+def tiny_image() -> Path:
+    """Nimbus Tiny Linux, built once into ``.run/images`` (``NIMBUS_GUEST_IMAGE_DIR``
+    overrides; the build is skipped while its inputs are unchanged)."""
+    from deploy.guest_image import ensure_image
+    from deploy.local import hypervisor
+    hypervisor.ensure_packages()
+    out = Path(os.environ.get("NIMBUS_GUEST_IMAGE_DIR", REPO / ".run" / "images"))
+    return ensure_image(out)
+
+
+@pytest.fixture(scope="session")
+def libvirt_home(tiny_image: Path) -> Iterator[Path]:
+    """The one embedded libvirt root this test process opens (``libvirt_guests``)."""
+    path = make_home(tiny_image)
+    yield path
+    kill_guests(path)
+    shutil.rmtree(path, ignore_errors=True)

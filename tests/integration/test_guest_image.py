@@ -22,24 +22,15 @@ from pathlib import Path
 import pytest
 
 from deploy.guest_image import ensure_image, read_manifest
-from deploy.local import hypervisor
 from services.compute_agent.drivers.base import GuestConfig, GuestSpec
 from services.compute_agent.drivers.configdrive import build_config_drive
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
 
-REPO = Path(__file__).resolve().parents[2]
 BOOT_DEADLINE_S = 180.0
 """TCG on a busy 2-core machine: ready takes ~7 s alone, much longer when shared."""
 SERVER_A = uuid.UUID("aaaaaaaa-1111-4111-8111-000000000001")
 SERVER_B = uuid.UUID("bbbbbbbb-2222-4222-8222-000000000002")
 MAC_1, MAC_2 = "52:54:00:4e:00:01", "52:54:00:4e:00:02"
-
-
-@pytest.fixture(scope="session")
-def tiny_image() -> Path:
-    hypervisor.ensure_packages()
-    out = Path(os.environ.get("NIMBUS_GUEST_IMAGE_DIR", REPO / ".run" / "images"))
-    return ensure_image(out)
 
 
 def _spec(server_id: uuid.UUID, hostname: str, user_data: bytes | None) -> GuestSpec:

@@ -1,6 +1,14 @@
 """What the libvirt driver does to a guest that exists: power, reboot, rescue,
 rebuild, snapshot and VNC. A mixin of :class:`LibvirtDriver` (``driver``), which
 provides the files, the domain helpers and the per-guest locks used here.
+
+A guest booted from a volume: rescue boots the rescue disk with the volume second,
+as it does an image's overlay (the other volumes wait for unrescue, as in Nova's
+rescue); it has no image of its own, so a rescue image must be given (as Nova's
+rescue of a volume-backed server takes the one the volume was made from, or
+``rescue_image_ref``). Rebuild and snapshot are refused (the API refuses them first, as Nova
+does for a volume-backed server: there is no image disk to make again or copy;
+the volume can be snapshotted instead).
 """
 
 from __future__ import annotations
@@ -98,12 +106,16 @@ class GuestActions(_Base):
             if spec is None:
                 raise DriverError("The server cannot be rescued: its definition is incomplete.")
             d = self.guest_dir(server_id)
+            rescue_image = image or spec.image
+            if rescue_image is None:
+                raise DriverError("The server boots from a volume: a rescue image must be "
+                                  "given to rescue it.")
             rescue_spec = msgspec.structs.replace(
-                spec, image=image or spec.image,
+                spec, image=rescue_image,
                 config=msgspec.structs.replace(spec.config, admin_pass=admin_pass))
             await asyncio.to_thread(_write, d / "original.xml", xml)
             try:
-                await self._make_disk(spec, rescue_spec.image, d / "rescue.qcow2")
+                await self._make_disk(spec, rescue_image, d / "rescue.qcow2")
                 await asyncio.to_thread(build_config_drive, rescue_spec, d / "rescue-config.iso")
                 # Cleanly, as Nova does: the disk the rescue system mounts is not dirty.
                 await self._power_off(server_id, self._shutdown_timeout_s)
@@ -123,7 +135,11 @@ class GuestActions(_Base):
                     spec = await asyncio.to_thread(self._load_spec, server_id)
                     if spec is None:
                         raise DriverError("The server's own definition is lost.")
-                    original = domain.build(spec, self._layout(server_id, spec))
+                    # The volumes it was created with: those attached since were
+                    # in the lost definition only.
+                    volumes = tuple(self._volume_disk(v) for v in spec.volumes if not v.boot)
+                    original = domain.build(spec, self._layout(server_id, spec,
+                                                               volumes=volumes))
                 await self._hard_stop(server_id)
                 await self._restore(server_id, original)
             await self._start(server_id)
@@ -143,6 +159,10 @@ class GuestActions(_Base):
             if await self._state(sid) is None:
                 await self._spawn(spec)
                 return
+            own = await self._xml(sid, libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if spec.image is None or domain.read_boot_volume(own) is not None:
+                raise DriverError("A server booted from a volume cannot be rebuilt.")
+            volumes = tuple(domain.read_volumes(own))  # attached volumes stay attached
             old = await asyncio.to_thread(self._load_spec, sid)
             if old is not None:  # user data and keys stay unless given again
                 spec = msgspec.structs.replace(spec, config=spec.config.rebuilt_from(old.config))
@@ -151,7 +171,7 @@ class GuestActions(_Base):
             for name in _RESCUE_FILES:
                 await asyncio.to_thread((d / name).unlink, missing_ok=True)
             await self._make_files(spec)
-            await self._define(domain.build(spec, self._layout(sid, spec)))
+            await self._define(domain.build(spec, self._layout(sid, spec, volumes=volumes)))
             await self._start(sid)
             log.info("libvirt.rebuilt", server_id=str(sid), image=str(spec.image.id))
 
@@ -161,6 +181,9 @@ class GuestActions(_Base):
         location = ImageStore.location_for(image_id, "qcow2")
         async with self._lock(server_id):
             state, _ = await self._known_state(server_id)
+            if domain.read_boot_volume(await self._xml(server_id)) is not None:
+                raise DriverError("A server booted from a volume has no image disk to copy; "
+                                  "snapshot its volume instead.")
             paused = state == libvirt.VIR_DOMAIN_RUNNING
             if paused:  # a consistent copy: the guest writes nothing meanwhile
                 await self._on_domain(server_id, "pause the server", "suspend")

@@ -2,8 +2,8 @@
 
 * libvirt's default event loop runs in one daemon thread per process
   (``virEventRegisterDefaultImpl`` before the first open, then a thread looping
-  ``virEventRunDefaultImpl``); it delivers domain lifecycle events, which
-  :meth:`Connection.wait_for` turns into awaitable conditions, and the
+  ``virEventRunDefaultImpl``); it delivers domain lifecycle and device-removed
+  events, which :meth:`Connection.wait_for` turns into awaitable conditions, and the
   connection's close callback, which marks it lost so the next call reopens it.
 * Every blocking call runs in a thread (``asyncio.to_thread``).
 * libvirt's errors become the interface's typed ones (:func:`translate`): a
@@ -144,6 +144,9 @@ class Connection:
                 pass  # drivers in the library itself (embed, test) have no close event
             conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                         self._on_lifecycle, None)
+            # A guest released a hot-plugged device (a volume's disk): detach waits for it.
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                        self._on_device_removed, None)
             log.info("libvirt.opened", uri=self.uri, seconds=round(time.monotonic() - started, 2))
             self._conn = conn
             return conn
@@ -173,10 +176,18 @@ class Connection:
         log.warning("libvirt.connection_lost", uri=self.uri, reason=reason)
         self._lost(close=False)
 
-    # --- lifecycle events ---
+    # --- events ---
 
     def _on_lifecycle(self, conn: libvirt.virConnect, dom: libvirt.virDomain, event: int,
                       detail: int, opaque: object) -> None:
+        self._wake_soon(dom)
+
+    def _on_device_removed(self, conn: libvirt.virConnect, dom: libvirt.virDomain, alias: str,
+                           opaque: object) -> None:
+        self._wake_soon(dom)
+
+    def _wake_soon(self, dom: libvirt.virDomain) -> None:
+        """Wake the waits on the domain's guest (from libvirt's event thread)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -193,7 +204,7 @@ class Connection:
 
     async def wait_for(self, server_id: UUID, check: Callable[[], Awaitable[bool]], *,
                        timeout_s: float) -> bool:
-        """Wait until ``await check()`` is true, looking again at each lifecycle event
+        """Wait until ``await check()`` is true, looking again at each event
         of the guest (and every :attr:`poll_s`, in case an event was lost); False if it is
         not true by the deadline."""
         deadline = time.monotonic() + timeout_s

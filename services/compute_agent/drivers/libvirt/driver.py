@@ -2,11 +2,13 @@
 ``nimbus-<server id>`` whose uuid is the server's id.
 
 A guest's files live in ``<state_dir>/<host>/guests/<server id>/``: ``disk.qcow2``
-(an overlay of the store's image), ``config.iso`` (the config drive),
+(an overlay of the store's image; none for a guest booted from a volume, whose
+root disk is the volume's file itself), ``config.iso`` (the config drive),
 ``console.log`` (the serial console, appended to by QEMU), ``spec.json`` (what the
 guest was made from, for rescue and rebuild) and, while rescued, ``rescue.qcow2``,
 ``rescue-config.iso`` and ``original.xml`` (the definition unrescue restores).
 The domain's own ``<metadata>`` says whether it is rescued (``domain``).
+Volumes are files of the volume store, never the guest's (``volumes``).
 
 Operations on one guest are serialised (one asyncio lock per guest), so a message
 the agent delivers twice waits for the first and then finds its work done.
@@ -40,6 +42,7 @@ from services.compute_agent.drivers.libvirt.actions import GuestActions
 from services.compute_agent.drivers.libvirt.connection import Connection
 from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
 from services.compute_agent.drivers.libvirt.states import power_state
+from services.compute_agent.drivers.libvirt.volumes import VolumeActions
 from shared.contracts.common import ImageSpec
 from shared.states import PowerState
 
@@ -48,14 +51,15 @@ log = structlog.get_logger(__name__)
 CONSOLE_MAX_BYTES = 1024 * 1024
 START_TIMEOUT_S = 60.0
 
-class LibvirtDriver(GuestActions, HypervisorDriver):
+class LibvirtDriver(VolumeActions, GuestActions, HypervisorDriver):
     name = "libvirt"
     capabilities = Capabilities(rescue=True, snapshot=True, vnc_console=True,
-                                console_output=True)
+                                console_output=True, volumes=True)
 
     def __init__(self, settings: LibvirtSettings, context: DriverContext) -> None:
         self._settings = settings
         self._store = context.image_store
+        self._volumes = context.volume_store
         self._shutdown_timeout_s = context.shutdown_timeout_s
         self.home = Path(settings.state_dir).absolute() / context.host
         self.uri = settings.uri or embed.embed_uri(self.home / "libvirt")
@@ -101,12 +105,17 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
     def guest_dir(self, server_id: UUID) -> Path:
         return self.home / "guests" / str(server_id)
 
-    def _layout(self, server_id: UUID, spec: GuestSpec, *, rescue: bool = False
-                ) -> domain.Layout:
+    def _layout(self, server_id: UUID, spec: GuestSpec, *, rescue: bool = False,
+                volumes: tuple[domain.VolumeDisk, ...] = ()) -> domain.Layout:
+        """The guest's files; ``volumes``: the volumes attached besides its root disk
+        (a rescue has none: only the root, after the rescue disk)."""
         d = self.guest_dir(server_id)
         own_drive = d / "config.iso" if self._wants_drive(spec) else None
+        boot = spec.boot_volume
+        root = self._volume_disk(boot, target="vda") if boot else d / "disk.qcow2"
         return domain.Layout(
-            disks=(d / "rescue.qcow2", d / "disk.qcow2") if rescue else (d / "disk.qcow2",),
+            disks=(d / "rescue.qcow2", root) if rescue else (root,),
+            volumes=() if rescue else volumes,
             config_drive=d / "rescue-config.iso" if rescue else own_drive,
             console_log=d / "console.log", domain_type=self._domain_type,
             vnc_listen=self._settings.vnc_listen, rescued=rescue)
@@ -162,7 +171,10 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
         d = self.guest_dir(spec.server_id)
         # Owner-only: the guest's drive and spec hold what the user gave it.
         await asyncio.to_thread(d.mkdir, mode=0o700, parents=True, exist_ok=True)
-        await self._make_disk(spec, spec.image, d / "disk.qcow2")
+        if spec.boot_volume is None:
+            if spec.image is None:
+                raise DriverError("The server has neither an image nor a volume to boot from.")
+            await self._make_disk(spec, spec.image, d / "disk.qcow2")
         drive = d / "config.iso"
         await asyncio.to_thread(drive.unlink, missing_ok=True)
         if self._wants_drive(spec):
@@ -259,9 +271,13 @@ class LibvirtDriver(GuestActions, HypervisorDriver):
             return
         try:
             if state is None:  # files are made before the domain is defined
+                volumes = tuple(self._volume_disk(v) for v in spec.volumes if not v.boot)
+                layout = self._layout(sid, spec, volumes=volumes)
+                await self._check_files((*volumes, *(r for r in layout.disks
+                                                     if isinstance(r, domain.VolumeDisk))))
                 await asyncio.to_thread(shutil.rmtree, self.guest_dir(sid), ignore_errors=True)
                 await self._make_files(spec)
-                await self._define(domain.build(spec, self._layout(sid, spec)))
+                await self._define(domain.build(spec, layout))
             await self._start(sid)
         except BaseException:
             log.warning("libvirt.spawn_failed", server_id=str(sid))

@@ -33,6 +33,14 @@ class LibvirtSettings(msgspec.Struct, frozen=True, kw_only=True):
     allow_kvm: bool = False
     """Use KVM (domain type ``kvm``) when ``/dev/kvm`` exists; otherwise, and by
     default, QEMU emulates the CPU (TCG, type ``qemu``)."""
+    detach_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    """How long one request to a running guest to release a volume's disk is waited
+    for (Nova's ``device_detach_timeout``). The guest answers within a second or two
+    when it runs; a guest still booting may miss the request, hence the attempts."""
+    detach_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    """How many times the release is asked for before a detach fails with the volume
+    still attached (Nova's ``device_detach_attempts``). Attempts times the timeout
+    is how long the agent may spend on one detach."""
     fake_disks: bool = False
     """Write empty placeholder files instead of running ``qemu-img`` (only for
     libvirt's ``test:///`` driver, which runs no QEMU and reads no disk)."""

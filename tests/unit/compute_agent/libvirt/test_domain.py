@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import msgspec
 from lxml import etree
 
 from services.compute_agent.drivers.base import GuestConfig, GuestSpec
 from services.compute_agent.drivers.libvirt import domain
 from shared.contracts.common import FlavorSpec, ImageSpec, Port
+from shared.contracts.compute import BlockDevice
+from shared.contracts.volume import VolumeConnection
 
 FLAVOR = FlavorSpec(id="1", name="small", ram_mb=512, disk_gb=2, vcpus=2)
 IMAGE = ImageSpec(id=uuid.uuid4(), name="tiny", location="tiny.qcow2", disk_format="qcow2")
@@ -51,19 +54,22 @@ def test_identity_size_and_machine_come_from_the_spec():
     assert t.xpath("string(memory[@unit='MiB'])") == "512"
     assert t.xpath("string(vcpu)") == "2"
     assert t.xpath("string(os/type/@machine)") == "pc"
-    assert t.xpath("string(os/boot/@dev)") == "hd"
     assert t.xpath("string(on_poweroff)") == "destroy"
     assert _tree(spec, _layout(domain_type="kvm")).get("type") == "kvm"
 
 
-def test_root_disk_is_virtio_qcow2_and_the_config_drive_a_readonly_raw_disk():
+def test_root_disk_is_virtio_qcow2_the_only_boot_device_and_the_drive_an_ide_cdrom():
     t = _tree(_spec(), _layout())
     disks = t.xpath("devices/disk")
-    assert [d.xpath("string(target/@dev)") for d in disks] == ["vda", "vdb"]
-    assert {d.xpath("string(target/@bus)") for d in disks} == {"virtio"}
+    assert [(d.get("device"), d.xpath("string(target/@dev)"), d.xpath("string(target/@bus)"))
+            for d in disks] == [("disk", "vda", "virtio"), ("cdrom", "hdd", "ide")]
     assert disks[0].xpath("string(source/@file)") == str(GUEST / "disk.qcow2")
     assert disks[0].xpath("string(driver/@type)") == "qcow2"
     assert not disks[0].xpath("readonly")
+    # Per-device boot order, never <os><boot dev=...> (libvirt refuses both at once).
+    assert t.xpath("devices//boot/@order") == ["1"] and not t.xpath("os/boot")
+    assert disks[0].xpath("string(boot/@order)") == "1"
+    # Not virtio: the guest would name it vdb, and the first volume would be vdc.
     assert disks[1].xpath("string(source/@file)") == str(GUEST / "config.iso")
     assert disks[1].xpath("string(driver/@type)") == "raw"
     assert disks[1].xpath("readonly")
@@ -81,6 +87,8 @@ def test_rescue_boots_its_own_disk_first_with_the_guest_disk_second_and_is_marke
     t = etree.fromstring(xml.encode())
     assert t.xpath("devices/disk/source/@file") == [
         str(GUEST / "rescue.qcow2"), str(GUEST / "disk.qcow2"), str(GUEST / "rescue-config.iso")]
+    assert t.xpath("devices/disk/target/@dev") == ["vda", "vdb", "hdd"]
+    assert t.xpath("devices/disk[boot]/source/@file") == [str(GUEST / "rescue.qcow2")]
     assert domain.read_rescued(xml)
     assert not domain.read_rescued(domain.build(_spec(), _layout()))
 
@@ -127,3 +135,62 @@ def test_vnc_port_is_read_from_a_live_definition():
     assert domain.read_vnc_port(etree.tostring(live, encoding="unicode")) == 5901
     live.xpath("devices/graphics")[0].set("port", "-1")
     assert domain.read_vnc_port(etree.tostring(live, encoding="unicode")) is None
+
+
+# --- volumes ---
+
+VOL_B, VOL_C, BOOT = (uuid.UUID(f"{n}0000000-1111-4222-8333-444455556666") for n in (1, 2, 3))
+
+
+def _volume(volume_id: uuid.UUID, target: str, fmt: str = "qcow2") -> domain.VolumeDisk:
+    return domain.VolumeDisk(volume_id=volume_id, path=Path(f"/srv/volumes/{volume_id}.qcow2"),
+                             format=fmt, target=target)
+
+
+def test_volumes_are_virtio_disks_at_their_targets_with_serial_and_alias_after_the_drive():
+    layout = _layout(volumes=(_volume(VOL_C, "vdc", "raw"), _volume(VOL_B, "vdb")))
+    t = _tree(_spec(), layout)
+    assert t.xpath("devices/disk/target/@dev") == ["vda", "hdd", "vdb", "vdc"]
+    vdb = t.xpath("devices/disk[target/@dev='vdb']")[0]
+    assert vdb.get("type") == "file" and vdb.get("device") == "disk"
+    assert vdb.xpath("string(driver/@name)") == "qemu"
+    assert vdb.xpath("string(driver/@type)") == "qcow2"
+    assert vdb.xpath("string(source/@file)") == f"/srv/volumes/{VOL_B}.qcow2"
+    assert vdb.xpath("string(target/@bus)") == "virtio"
+    assert vdb.xpath("string(serial)") == str(VOL_B)[:20] == "10000000-1111-4222-8"
+    assert vdb.xpath("string(alias/@name)") == f"ua-volume-{VOL_B}"
+    assert not vdb.xpath("boot") and not vdb.xpath("readonly")
+    assert t.xpath("string(devices/disk[target/@dev='vdc']/driver/@type)") == "raw"
+    assert domain.read_volumes(domain.build(_spec(), layout)) == [
+        _volume(VOL_B, "vdb"), _volume(VOL_C, "vdc", "raw")]
+    assert domain.read_targets(domain.build(_spec(), layout)) == {"vda", "hdd", "vdb", "vdc"}
+    assert domain.read_volumes(domain.build(_spec(), _layout())) == []
+
+
+def test_volume_xml_is_the_same_disk_alone():
+    disk = etree.fromstring(domain.volume_xml(_volume(VOL_B, "vdd")).encode())
+    assert disk.tag == "disk" and disk.xpath("string(target/@dev)") == "vdd"
+    assert disk.xpath("string(alias/@name)") == f"ua-volume-{VOL_B}"
+    wrapped = f"<domain><devices>{domain.volume_xml(_volume(VOL_B, 'vdd'))}</devices></domain>"
+    assert domain.read_volumes(wrapped) == [_volume(VOL_B, "vdd")]
+
+
+def test_a_boot_volume_is_the_root_disk_and_recorded_in_place_of_an_image():
+    boot = BlockDevice(volume_id=BOOT, device="/dev/vda", boot=True,
+                       connection=VolumeConnection(name=f"{BOOT}.qcow2"))
+    spec = msgspec.structs.replace(_spec(), image=None, volumes=(boot,))
+    layout = _layout(disks=(_volume(BOOT, "vda"),), volumes=(_volume(VOL_B, "vdb"),))
+    xml = domain.build(spec, layout)
+    t = etree.fromstring(xml.encode())
+    assert t.xpath("devices/disk/target/@dev") == ["vda", "hdd", "vdb"]
+    assert t.xpath("devices/disk[boot]/alias/@name") == [f"ua-volume-{BOOT}"]
+    assert domain.read_boot_volume(xml) == BOOT and domain.read_image(xml) is None
+    assert [v.volume_id for v in domain.read_volumes(xml)] == [BOOT, VOL_B]
+    assert domain.read_boot_volume(domain.build(_spec(), _layout())) is None
+
+    # Rescued: the rescue disk boots, the volume is the guest's disk second.
+    rescue = _layout(disks=(GUEST / "rescue.qcow2", _volume(BOOT, "vda")), rescued=True)
+    t = _tree(spec, rescue)
+    assert t.xpath("devices/disk/target/@dev") == ["vda", "vdb", "hdd"]
+    assert t.xpath("string(devices/disk[target/@dev='vdb']/alias/@name)") == f"ua-volume-{BOOT}"
+    assert t.xpath("devices/disk[boot]/source/@file") == [str(GUEST / "rescue.qcow2")]
