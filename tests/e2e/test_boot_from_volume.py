@@ -106,6 +106,7 @@ async def test_bad_mappings_are_refused_and_make_nothing(demo: Api) -> None:
         fault(r, "badRequest", 400)
     assert await count_servers(demo) == before
     assert (await volume(demo, vid))["status"] == "available"
+    await delete_volume(demo, vid)
 
 
 async def test_another_projects_volume_cannot_boot_a_server(demo: Api, alt: Api) -> None:
