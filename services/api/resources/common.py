@@ -1,14 +1,18 @@
-"""What every resource handler needs: the caller, the base URL, id and number parsing."""
+"""What every resource handler needs: the caller, the base URL, id and number parsing,
+the server a path names."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
 
 from services.api.identity import Principal
-from services.api.keys import SETTINGS
+from services.api.keys import POOL, SETTINGS
+from services.api.queries import servers as server_q
+from shared.errors import ServerNotFound
 
 
 def principal(request: web.Request) -> Principal:
@@ -18,6 +22,20 @@ def principal(request: web.Request) -> Principal:
 def base_url(request: web.Request) -> str:
     configured = request.app[SETTINGS].api.public_url
     return configured.rstrip("/") if configured else str(request.url.origin())
+
+
+async def load_server(request: web.Request) -> Any:
+    """The caller's live server that ``{server_id}`` in the path names; 404
+    itemNotFound for anything else (another project's, deleted, not a UUID)."""
+    raw = request.match_info["server_id"]
+    sid = parse_uuid(raw)
+    row = None
+    if sid is not None:
+        async with request.app[POOL].acquire() as conn:
+            row = await server_q.get(conn, principal(request).project_id, sid)
+    if row is None:
+        raise ServerNotFound(raw)
+    return row
 
 
 def parse_uuid(value: str) -> UUID | None:

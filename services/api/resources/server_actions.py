@@ -17,14 +17,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from services.api.keys import POOL
-from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources import console_output, server_floating_ips, server_image
 from services.api.resources import server_power, server_rebuild, server_rescue
 from services.api.resources import server_security_groups, vnc_console
-from services.api.resources.common import parse_uuid, principal
-from shared.errors import BadRequest, ServerNotFound
+from services.api.resources.common import load_server
+from shared.errors import BadRequest
 
 ActionHandler = Callable[[web.Request, asyncpg.Record, Any], Awaitable[View]]
 
@@ -58,15 +56,7 @@ async def server_action_endpoint(request: web.Request) -> View:
     handler = ACTIONS.get(name)
     if handler is None:
         raise BadRequest(f"There is no such action: {name}")
-    raw = request.match_info["server_id"]
-    sid = parse_uuid(raw)
-    row = None
-    if sid is not None:
-        async with request.app[POOL].acquire() as conn:
-            row = await q.get(conn, principal(request).project_id, sid)
-    if row is None:
-        raise ServerNotFound(raw)
-    return await handler(request, row, value)
+    return await handler(request, await load_server(request), value)
 
 
 def setup(router: web.UrlDispatcher) -> None:

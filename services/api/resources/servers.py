@@ -36,7 +36,7 @@ from services.api.keys import POOL, RELAY, RPC, SETTINGS
 from services.api.queries import servers as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources import server_create
-from services.api.resources.common import base_url, parse_uuid, principal, ref_id
+from services.api.resources.common import base_url, load_server, parse_uuid, principal, ref_id
 from services.api.resources.pagination import Page, bad_marker, next_links, page_params
 from services.api.views import servers as views
 from shared import outbox
@@ -129,21 +129,9 @@ async def list_servers_detail(request: web.Request) -> View:
                  **next_links(request, "servers/detail", "servers", items, page)})
 
 
-async def _load(request: web.Request) -> Any:
-    raw = request.match_info["server_id"]
-    sid = parse_uuid(raw)
-    row = None
-    if sid is not None:
-        async with request.app[POOL].acquire() as conn:
-            row = await q.get(conn, principal(request).project_id, sid)
-    if row is None:
-        raise ServerNotFound(raw)
-    return row
-
-
 @represented
 async def show_server(request: web.Request) -> View:
-    row = await _load(request)
+    row = await load_server(request)
     who = principal(request)
     return View({"server": views.detail(row, base_url(request), who.project_id,
                                         is_admin=who.is_admin)})
@@ -219,7 +207,7 @@ async def delete_server(request: web.Request) -> View:
     a host (``shared.teardown``), which needs the network service: 503 (and the
     delete given back) if that cannot be reached."""
     who = principal(request)
-    row = await _load(request)
+    row = await load_server(request)
     sid, rid = row["id"], request["request_id"]
     pool, relay = request.app[POOL], request.app[RELAY]
     api = request.app[SETTINGS].api

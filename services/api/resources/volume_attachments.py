@@ -42,13 +42,13 @@ from aiohttp import web
 from services.api.keys import POOL, RELAY, SETTINGS
 from services.api.queries import servers as server_q
 from services.api.representation import View, parse_body, represented, route
-from services.api.resources.common import parse_uuid, principal
+from services.api.resources.common import load_server, parse_uuid, principal
 from services.api.resources.server_tasks import conflict_message, require_capability
 from shared import outbox
 from shared.contracts.compute import AttachVolume, BlockDevice, DetachVolume, host_queue
 from shared.db import actions, hosts
 from shared.db import volumes as volume_db
-from shared.errors import BadRequest, Conflict, NotFound, ServerNotFound, ServiceUnavailable
+from shared.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from shared.volume_states import DETACH, VolumeStatus
 
 log = structlog.get_logger(__name__)
@@ -77,18 +77,6 @@ def view(row: asyncpg.Record) -> dict[str, Any]:
     vid = str(row["id"])
     return {"device": row["device"], "serverId": str(row["server_id"]), "id": vid,
             "volumeId": vid}
-
-
-async def _server(request: web.Request) -> asyncpg.Record:
-    raw = request.match_info["server_id"]
-    sid = parse_uuid(raw)
-    row = None
-    if sid is not None:
-        async with request.app[POOL].acquire() as conn:
-            row = await server_q.get(conn, principal(request).project_id, sid)
-    if row is None:
-        raise ServerNotFound(raw)
-    return row
 
 
 def _volume_id(raw: object) -> UUID:
@@ -146,7 +134,7 @@ async def _ready(conn: asyncpg.Connection, request: web.Request, server: asyncpg
 @represented
 async def attach(request: web.Request) -> View:
     who = principal(request)
-    server = await _server(request)
+    server = await load_server(request)
     raw = await parse_body(request, root="volumeAttachment")
     body = raw.get("volumeAttachment")
     if not isinstance(body, dict):
@@ -192,7 +180,7 @@ async def attach(request: web.Request) -> View:
 
 @represented
 async def list_attachments(request: web.Request) -> View:
-    server = await _server(request)
+    server = await load_server(request)
     async with request.app[POOL].acquire() as conn:
         rows = await volume_db.of_server(conn, server["id"])
     return View({"volumeAttachments": [view(r) for r in rows]})
@@ -200,14 +188,14 @@ async def list_attachments(request: web.Request) -> View:
 
 @represented
 async def show_attachment(request: web.Request) -> View:
-    server = await _server(request)
+    server = await load_server(request)
     return View({"volumeAttachment": view(await _attached(request, server))})
 
 
 @represented
 async def detach(request: web.Request) -> View:
     who = principal(request)
-    server = await _server(request)
+    server = await load_server(request)
     vol = await _attached(request, server)
     sid, vid, rid = server["id"], vol["id"], request["request_id"]
     if vol["boot"]:
