@@ -157,10 +157,12 @@ async def test_real_guests_live_their_whole_life_through_the_api(real_cloud, rea
     started = time.monotonic()
     server = await settled(api, c, "SHUTOFF", timeout=60)
     elapsed = time.monotonic() - started
+    # How fast is a figure, not a verdict (a loaded machine is slower): what is
+    # checked is who stopped it, the agent's reconcile loop.
     print(f"QEMU killed -> SHUTOFF in {elapsed:.1f} s (reconcile period {period:g} s)")
-    # One period to be seen, then the stop it starts (a message, a guarded update).
-    assert elapsed < period + 5, elapsed
     assert server["OS-EXT-STS:power_state"] == 4
+    acts = (await api.get(f"/servers/{c}/os-instance-actions")).json["instanceActions"]
+    assert acts[0]["action"] == "stop" and "compute host" in (acts[0]["message"] or ""), acts[0]
 
     # --- delete leaves no process, no domain, no disk ---
     servers = {sid: await api.server(sid) for sid in (a, b, c)}

@@ -18,9 +18,10 @@ nothing. Choices where the spec is silent (Cinder's, behind Nova's os-volumes):
 * ``availability_zone`` must be one of the zones that exist (those of the
   compute hosts, as for servers), else 400. Without one, a volume made from a
   snapshot goes to the snapshot's volume's zone (Cinder did so), any other to
-  the first zone by name (``az1`` under ``make up``), where Cinder put volumes
-  in its one configured storage zone. A zone given with a snapshot must be the
-  snapshot's volume's (Cinder's ``cloned_volume_same_az``).
+  ``NIMBUS_API_VOLUME_DEFAULT_ZONE`` (``az1``; Cinder put volumes in its one
+  configured storage zone), or the first zone by name if no host is there. A
+  zone given with a snapshot must be the snapshot's volume's (Cinder's
+  ``cloned_volume_same_az``).
 * ``volume_type``: unknown is 404 "Volume type ... could not be found." (Cinder
   answered 404 "Volume type not found."); no type leaves the volume untyped.
 * ``imageRef``: an image the project can see (else 404, as Cinder's
@@ -48,7 +49,7 @@ import structlog
 from aiohttp import web
 
 from services.api import quotas
-from services.api.keys import POOL, RELAY
+from services.api.keys import POOL, RELAY, SETTINGS
 from services.api.queries import images as image_q
 from services.api.queries import servers as server_q
 from services.api.queries import volumes as q
@@ -132,7 +133,7 @@ async def _image(conn: asyncpg.Connection, project_id: str,
 
 
 async def _zone(conn: asyncpg.Connection, asked: str | None,
-                snapshot: asyncpg.Record | None) -> str:
+                snapshot: asyncpg.Record | None, default: str) -> str:
     """The zone the volume goes to (see the module docstring)."""
     if asked is not None and not await server_q.zone_known(conn, asked):
         raise BadRequest(f"Availability zone '{asked}' is invalid.")
@@ -144,6 +145,8 @@ async def _zone(conn: asyncpg.Connection, asked: str | None,
         return source
     if asked is not None:
         return asked
+    if await server_q.zone_known(conn, default):
+        return default
     first = await server_q.first_zone(conn)
     if first is None:
         raise BadRequest("No availability zone exists yet (no compute host has reported); "
@@ -184,7 +187,8 @@ async def create_volume(request: web.Request) -> View:
                 req.size, snapshot_gb=snapshot["size_gb"] if snapshot else None,
                 image_min_disk_gb=image["min_disk_gb"] if image else None,
                 image_bytes=image["size_bytes"] if image else None)
-            zone = await _zone(conn, req.availability_zone, snapshot)
+            zone = await _zone(conn, req.availability_zone, snapshot,
+                               request.app[SETTINGS].api.volume_default_zone)
             # Holds the project's quota lock until commit: a concurrent create
             # of the project counts this volume.
             await quotas.claim_volume(conn, pid, size)
