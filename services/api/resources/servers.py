@@ -17,7 +17,9 @@ Other query parameters are ignored, as Nova ignored them for non-admins.
 
 Update (4.4.1.9) changes the name and, as Nova's v2 API also did, ``accessIPv4``
 and ``accessIPv6``; the spec's example shows only the name. A body naming none
-of them is 400. A server that is deleted or being deleted is 404 there.
+of them is 400. A server that is deleted or being deleted is 404 there. The
+answer is the server's core view, as the spec's example shows it (no extension
+attributes, addresses with version and addr only).
 
 Delete claims the server's task state and hands the work to the agent that
 owns it (or, when that host is down, frees the server here).
@@ -206,8 +208,8 @@ async def update_server(request: web.Request) -> View:
     if row is None:  # deleted in between
         raise ServerNotFound(raw)
     log.info("api.server_update", server_id=str(sid))
-    return View({"server": views.detail(row, base_url(request), who.project_id,
-                                        is_admin=who.is_admin)})
+    return View({"server": views.core(row, base_url(request), who.project_id,
+                                      is_admin=who.is_admin)})
 
 
 @represented
