@@ -6,6 +6,7 @@ security group attributes)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from typing import Any
 
 from services.api.views.links import bookmark, isotime, resource_links
@@ -93,15 +94,23 @@ def core(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dic
     return view
 
 
-def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dict[str, Any]:
+def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False,
+           hide_addresses_in: Collection[str] = ()) -> dict[str, Any]:
     """The server as get (4.4.1.8) and list detail (4.4.1.7) show it: :func:`core`
     with the attributes of the extensions (OS-EXT-STS, OS-EXT-AZ, OS-EXT-IPS,
-    OS-EXT-IPS-MAC, config drive, key name, security groups)."""
+    OS-EXT-IPS-MAC, config drive, key name, security groups).
+
+    Args:
+        hide_addresses_in: vm_states in which ``addresses`` shows empty
+            (os-hide-server-addresses: Nova's extension emptied them in show
+            and detail only).
+    """
+    hidden = row["vm_state"] in hide_addresses_in
     return {
         **core(row, base, project_id, is_admin=is_admin),
         "key_name": row["key_name"],
         "config_drive": "True" if row["config_drive"] else "",
-        "addresses": addresses(row["addresses"]),
+        "addresses": {} if hidden else addresses(row["addresses"]),
         "security_groups": [{"name": n} for n in row["security_groups"]],
         "OS-EXT-STS:vm_state": row["vm_state"],
         "OS-EXT-STS:task_state": row["task_state"],

@@ -1,6 +1,7 @@
 """Server views from a database row: the answers of update (4.4.1.9) and rebuild
-(4.4.1.18) against the spec's examples in JSON and XML, and get's detail with the
-extension attributes those two leave out."""
+(4.4.1.18) against the spec's examples in JSON and XML, get's detail with the
+extension attributes those two leave out, and os-hide-server-addresses (the view
+and its setting)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import datetime as dt
 import uuid
 
 import msgspec
+import pytest
 
 from services.api.representation import render
+from services.api.settings import ApiSettings
 from services.api.views import servers as views
+from shared.config import load_section
+from shared.states import VmState
 from tests.unit.api.xmlcompare import assert_xml_equal
 
 V2 = "http://docs.openstack.org/compute/api/v2"
@@ -148,3 +153,35 @@ def test_fault_of_an_errored_server_is_core() -> None:
         assert view["fault"] == {"code": 500, "message": "boom", "created": "2014-04-16T17:00:00Z"}
     admin = views.core(failed, BASE, PROJECT, is_admin=True)
     assert admin["fault"]["details"] == "host compute-7 said no"
+
+
+# ---- os-hide-server-addresses ---------------------------------------------------
+
+def test_addresses_are_hidden_in_the_given_states_only() -> None:
+    building = row(vm_state="building", task_state="spawning")
+    assert views.detail(building, BASE, PROJECT, hide_addresses_in={"building"})["addresses"] == {}
+    assert views.detail(building, BASE, PROJECT)["addresses"]  # nothing hidden by default
+    active = views.detail(row(), BASE, PROJECT, hide_addresses_in={"building"})
+    assert active["addresses"]["CloudHorizonNetwork"][0]["addr"] == "10.0.0.7"
+    # Nova's extension did not touch the answers of update and rebuild.
+    assert views.core(building, BASE, PROJECT)["addresses"]
+    payload, _ = render({"server": views.detail(building, BASE, PROJECT,
+                                                hide_addresses_in={"building"})}, "xml")
+    assert b"<addresses/>" in payload
+
+
+@pytest.mark.parametrize(("raw", "states"), [
+    ("building", {VmState.BUILDING}), ("", set()), (" , ", set()),
+    ("Building, STOPPED,error", {VmState.BUILDING, VmState.STOPPED, VmState.ERROR}),
+])
+def test_hide_server_address_states_setting(raw, states) -> None:
+    settings = load_section(ApiSettings, "api",
+                            environ={"NIMBUS_API_HIDE_SERVER_ADDRESS_STATES": raw})
+    assert settings.hidden_address_states() == states
+    assert ApiSettings().hidden_address_states() == {VmState.BUILDING}  # Nova's default
+
+
+def test_a_state_that_is_no_vm_state_fails_at_load() -> None:
+    with pytest.raises(SystemExit, match=r"\[api\].*names no vm_state: spawning"):
+        load_section(ApiSettings, "api", environ={"NIMBUS_API_HIDE_SERVER_ADDRESS_STATES":
+                                                  "building,spawning"})
