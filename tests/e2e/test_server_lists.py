@@ -118,7 +118,7 @@ async def test_unknown_marker_is_400(fleet, demo, alt):
         await _gone(alt, [alt_sid])
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "two", "1.5", ""])
+@pytest.mark.parametrize("limit", ["-1", "two", "1.5", ""])
 async def test_bad_limit_is_400(demo, limit):
     r = await demo.get(f"/servers?limit={limit}")
     assert r.status == 400 and fault_name(r) == "badRequest", r.raw
