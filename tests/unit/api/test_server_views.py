@@ -185,3 +185,10 @@ def test_a_state_that_is_no_vm_state_fails_at_load() -> None:
     with pytest.raises(SystemExit, match=r"\[api\].*names no vm_state: spawning"):
         load_section(ApiSettings, "api", environ={"NIMBUS_API_HIDE_SERVER_ADDRESS_STATES":
                                                   "building,spawning"})
+
+
+def test_a_server_without_groups_shows_an_empty_list() -> None:
+    view = views.detail(row(security_groups=[]), BASE, PROJECT)
+    assert view["security_groups"] == []
+    payload, _ = render({"server": view}, "xml")
+    assert b"<security_groups/>" in payload
