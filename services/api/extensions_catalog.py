@@ -74,7 +74,7 @@ ALL: tuple[Extension, ...] = (
               description="Floating IPs support.", implemented=True),
     Extension(alias="os-hide-server-addresses", name="HideServerAddresses",
               updated="2012-12-11T00:00:00+00:00", namespace=f"{_NS}/hide_server_addresses/api/v1.1",
-              description="Support hiding server addresses in certain states.", implemented=False),
+              description="Support hiding server addresses in certain states.", implemented=True),
     Extension(alias="os-instance-actions", name="InstanceActions", updated="2013-02-08T00:00:00+00:00",
               namespace=f"{_NS}/instance-actions/api/v1.1",
               description="View a log of actions and events taken on an instance.", implemented=True),

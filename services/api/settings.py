@@ -9,6 +9,7 @@ import msgspec
 from services.api.identity.settings import IdentitySettings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
 from shared.image_store import ImageStoreSettings
+from shared.states import VmState
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +39,30 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     console_token_ttl_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     """Seconds a console URL's token stays usable (once). Longer gives a user more
     time to open the console; an unused URL that leaks stays usable as long."""
+    hide_server_address_states: str = "building"
+    """Comma-separated ``vm_state``s (``building``, ``active``, ``stopped``,
+    ``rescued``, ``error``, ``deleted``) in which get and list detail show a
+    server's ``addresses`` empty (os-hide-server-addresses, Nova's
+    ``osapi_hide_server_address_states``); empty hides them never. Hiding them
+    while building keeps clients from using an address before the guest is up;
+    ``GET .../ips`` still shows them, as in Nova."""
+
+    def __post_init__(self) -> None:
+        self.hidden_address_states()  # a typo fails at start, not per request
+
+    def hidden_address_states(self) -> frozenset[VmState]:
+        """The vm_states of ``hide_server_address_states``.
+
+        Raises:
+            ValueError: an entry is not a vm_state.
+        """
+        names = {part.strip().lower() for part in self.hide_server_address_states.split(",")}
+        names.discard("")
+        unknown = names - set(VmState)
+        if unknown:
+            raise ValueError(f"hide_server_address_states names no vm_state: "
+                             f"{', '.join(sorted(unknown))}")
+        return frozenset(VmState(name) for name in names)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

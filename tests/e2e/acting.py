@@ -14,6 +14,13 @@ from tests.e2e.client import NS, Api, Response
 
 XML_BODY = {"Content-Type": "application/xml"}
 
+CORE_KEYS = frozenset({"id", "name", "status", "updated", "hostId", "addresses", "links", "image",
+                       "flavor", "metadata", "tenant_id", "user_id", "created", "accessIPv4",
+                       "accessIPv6", "progress"})
+"""What update (4.4.1.9) and rebuild (4.4.1.18, with adminPass) answer, as their
+examples show: the server without the attributes of extensions (key_name,
+OS-EXT-STS:*, security_groups, ...)."""
+
 State = tuple[str, str | None, int]
 """(status, OS-EXT-STS:task_state, OS-EXT-STS:power_state)"""
 

@@ -104,7 +104,7 @@ async def test_image_marker_must_be_visible(snaps, demo, alt):
         assert r.status == 400 and fault_name(r) == "badRequest", marker
     r = await alt.get(f"/images.xml?marker={snaps['d1']}")
     assert r.status == 400 and etree.QName(r.xml).localname == "badRequest"
-    r = await demo.get("/images?limit=0")
+    r = await demo.get("/images?limit=-1")
     assert r.status == 400
 
 
@@ -179,7 +179,7 @@ async def test_flavor_filters(demo):
 
 
 @pytest.mark.parametrize("query", ["minRam=abc", "minRam=-1", "minDisk=1.5", "minDisk=",
-                                   "limit=0", "limit=x"])
+                                   "limit=-1", "limit=x"])
 async def test_bad_flavor_filters_are_400(demo, query):
     r = await demo.get(f"/flavors/detail?{query}")
     assert r.status == 400 and fault_name(r) == "badRequest", r.raw

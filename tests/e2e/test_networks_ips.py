@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import uuid
 
 from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.client import NS, Api, Cloud, eventually
@@ -75,6 +76,72 @@ async def test_server_ips_json_and_xml(demo: Api, alt: Api) -> None:
             r = await alt.get(path)
             assert r.status == 404 and "itemNotFound" in r.json
         assert (await demo.get("/servers/nope/ips")).status == 404
+    finally:
+        await demo.delete(f"/servers/{sid}")
+        await demo.wait_status(sid, gone)
+
+
+# --------------------------------------------------------------------------- os-hide-server-addresses
+
+HIDE = "os-hide-server-addresses"
+
+
+def _xml_addresses(server) -> list[tuple[str, str]]:
+    """(network, addr) of every ip in an XML server's <addresses>."""
+    return [(net.get("id"), ip.get("addr"))
+            for net in server.find(f"{{{NS}}}addresses") for ip in net]
+
+
+async def test_addresses_are_hidden_while_building(demo: Api) -> None:
+    """os-hide-server-addresses with its default (vm_state building): get and list
+    detail show a building server's addresses empty, in JSON and XML, though it
+    has them (``.../ips`` shows them, as in Nova); once ACTIVE they show."""
+    r = await demo.get(f"/extensions/{HIDE}")
+    assert r.status == 200 and r.json["extension"] == {
+        "alias": HIDE, "name": "HideServerAddresses",
+        "namespace": "http://docs.openstack.org/compute/ext/hide_server_addresses/api/v1.1",
+        "updated": "2012-12-11T00:00:00+00:00", "links": [],
+        "description": "Support hiding server addresses in certain states."}
+    assert HIDE in {e["alias"] for e in (await demo.get("/extensions")).json["extensions"]}
+    assert (await demo.get(f"/extensions/{HIDE}.xml")).xml.get("alias") == HIDE
+
+    name = f"hide-{uuid.uuid4().hex[:8]}"
+    r = await demo.boot(name=name)
+    assert r.status == 202, r.raw
+    sid = r.json["server"]["id"]
+    detail = f"/servers/detail?name=^{name}$"
+    # Each answer is one read of the server: its status and addresses agree. An
+    # address once shown by .../ips stays through the build, so every answer
+    # after it that still says BUILD is of a server that has an address.
+    hidden = {"get": 0, "get.xml": 0, "detail": 0, "detail.xml": 0}
+    has_address = False
+    while True:
+        has_address = has_address or bool((await demo.get(f"/servers/{sid}/ips")).json["addresses"])
+        got = await demo.get(f"/servers/{sid}")
+        got_xml = await demo.get(f"/servers/{sid}", xml=True)
+        (listed,) = (await demo.get(detail)).json["servers"]
+        (listed_xml,) = (await demo.get(detail, xml=True)).xml
+        answers = {"get": (got.json["server"]["status"], got.json["server"]["addresses"]),
+                   "get.xml": (got_xml.xml.get("status"), _xml_addresses(got_xml.xml)),
+                   "detail": (listed["status"], listed["addresses"]),
+                   "detail.xml": (listed_xml.get("status"), _xml_addresses(listed_xml))}
+        for kind, (status, addresses) in answers.items():
+            if status.startswith("BUILD"):
+                assert not addresses, (kind, status, addresses)
+                hidden[kind] += has_address
+        if got.json["server"]["status"] == "ACTIVE":
+            break
+        assert got.json["server"]["status"].startswith("BUILD"), got.json
+    assert all(hidden.values()), hidden
+    try:
+        ips = (await demo.get(f"/servers/{sid}/ips")).json["addresses"]
+        ((net, [ip]),) = ips.items()
+        server = await demo.server(sid)
+        assert [(net, a["addr"]) for a in server["addresses"][net]] == [(net, ip["addr"])]
+        assert _xml_addresses((await demo.get(f"/servers/{sid}", xml=True)).xml) == [
+            (net, ip["addr"])]
+        (listed,) = (await demo.get(detail)).json["servers"]
+        assert listed["addresses"] == server["addresses"]
     finally:
         await demo.delete(f"/servers/{sid}")
         await demo.wait_status(sid, gone)

@@ -9,9 +9,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from services.api.catalog import CIRROS_IMAGE_ID, DEBIAN_IMAGE_ID
-from tests.e2e.acting import delete_and_wait
+from tests.e2e.acting import CORE_KEYS, delete_and_wait
 from tests.e2e.client import NS, Api, eventually
 
 XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
@@ -64,7 +65,12 @@ async def test_rebuild_json_moves_to_the_new_image_keeping_addresses(demo, alt, 
     assert server["image"]["id"] == str(DEBIAN_IMAGE_ID)
     assert server["name"] == "rb-json-2" and server["metadata"] == {"new": "2"}
     assert isinstance(server["adminPass"], str) and len(server["adminPass"]) >= 8
-    assert server["addresses"] == before["addresses"]
+    # What the spec's example shows, and nothing else: no extension attribute, and
+    # the addresses with version and addr only (as .../ips shows them).
+    assert set(server) == CORE_KEYS | {"adminPass"}
+    assert server["addresses"] == (await demo.get(f"/servers/{sid}/ips")).json["addresses"]
+    assert [(ip["version"], ip["addr"]) for ip in server["addresses"]["private"]] == [
+        (ip["version"], ip["addr"]) for ip in before["addresses"]["private"]]
     rid = r.headers["X-Compute-Request-Id"]
 
     after, seen = await demo.wait_status(sid, lambda s: s["status"] != "REBUILD")
@@ -110,6 +116,13 @@ async def test_rebuild_xml_takes_the_given_password(demo):
     meta = root.find(f"{{{NS}}}metadata/{{{NS}}}meta")
     assert meta.get("key") == "key-1" and meta.text == "value-1"
     assert r.headers["Location"].endswith(f"/servers/{sid}")
+    assert set(root.attrib) == {"status", "updated", "hostId", "name", "created", "userId",
+                                "tenantId", "accessIPv4", "accessIPv6", "progress", "id",
+                                "adminPass"}
+    assert [etree.QName(c).localname for c in root] == [
+        "image", "flavor", "metadata", "addresses", "link", "link"]
+    assert [dict(ip.attrib) for ip in root.iterfind(f".//{{{NS}}}ip")] == [
+        {"version": "4", "addr": ip["addr"]} for ip in before["addresses"]["private"]]
     after, seen = await demo.wait_status(sid, lambda s: s["status"] != "REBUILD")
     assert seen == ["REBUILD", "ACTIVE"] and after["addresses"] == before["addresses"]
     await delete_and_wait(demo, sid)

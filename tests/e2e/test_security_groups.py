@@ -432,6 +432,51 @@ async def test_server_details_follow_a_group_deleted_while_it_builds(demo):
     await demo.delete(f"/servers/{sid}")
 
 
+async def test_a_server_without_groups_shows_none_and_one_made_without_shows_default(demo):
+    from services.api.catalog import CIRROS_IMAGE_ID
+    # Made without groups (none named, or an empty list): the default group, in the
+    # create answer and after, as Nova's "security_groups or ['default']" did.
+    r = await demo.boot(name="no-groups")
+    assert r.status == 202 and r.json["server"]["security_groups"] == [{"name": "default"}]
+    sid = r.json["server"]["id"]
+    r = await demo.boot(name="empty-groups", security_groups=[])
+    assert r.status == 202 and r.json["server"]["security_groups"] == [{"name": "default"}]
+    empty = r.json["server"]["id"]
+    r = await demo.post("/servers", headers=XML, data=(
+        f'<server xmlns="{NS}" name="xml-no-groups" imageRef="{CIRROS_IMAGE_ID}" flavorRef="100"/>'))
+    assert r.status == 202, r.raw
+    xml_sid = r.xml.get("id")
+    assert [g.get("name") for g in r.xml.find(q("security_groups"))] == ["default"]
+    for server in (sid, empty, xml_sid):
+        await demo.wait_status(server, lambda s: s and s["status"] == "ACTIVE")
+        assert (await demo.server(server))["security_groups"] == [{"name": "default"}]
+
+    # Its only group removed: none, shown as an empty list, not as a default.
+    web = await make_group(demo)
+    r = await demo.post(f"/servers/{sid}/action", json={"addSecurityGroup": {"name": web["name"]}})
+    assert r.status == 202, r.raw
+    for name in ("default", web["name"]):
+        r = await demo.post(f"/servers/{sid}/action", json={"removeSecurityGroup": {"name": name}})
+        assert r.status == 202, r.raw
+    assert (await demo.server(sid))["security_groups"] == []
+    (listed,) = [s for s in (await demo.get("/servers/detail")).json["servers"] if s["id"] == sid]
+    assert listed["security_groups"] == []
+    r = await demo.get(f"/servers/{sid}", xml=True)
+    groups = r.xml.find(q("security_groups"))
+    assert groups is not None and len(groups) == 0, r.raw
+    r = await demo.get("/servers/detail", xml=True)
+    (server,) = [s for s in r.xml if s.get("id") == sid]
+    groups = server.find(q("security_groups"))
+    assert groups is not None and len(groups) == 0, r.raw
+    # And none again: removing default once more is refused as not associated.
+    r = await demo.post(f"/servers/{sid}/action", json={"removeSecurityGroup": {"name": "default"}})
+    assert r.status == 400, r.raw
+    for server in (sid, empty, xml_sid):
+        await demo.delete(f"/servers/{server}")
+    for server in (sid, empty, xml_sid):
+        await demo.wait_status(server, lambda s: s is None)
+
+
 # --------------------------------------------------------------------------- isolation
 
 

@@ -12,8 +12,11 @@ LIMIT n``), and adds :func:`next_links` to its body::
 
 Rules (the spec's, with Nova's behaviour where the spec says nothing):
 
-* ``limit``: a positive integer; above 1000 it is 1000 ("Setting limit to a
-  value greater than 1000 has no effect"); anything else is 400 badRequest.
+* ``limit``: a whole number; above 1000 it is 1000 ("Setting limit to a
+  value greater than 1000 has no effect"); 0 gives an empty page with no next
+  link, as in Nova (whose database query took the limit as it was); a negative
+  number is 400 "limit param must be positive" and anything else 400 "limit
+  param must be an integer", Nova's words.
 * ``marker``: the id of the last item of the previous page; one that names no
   item the caller can see is 400 badRequest ("A marker with an invalid ID will
   return a badRequest (400) fault"). An empty marker is no marker, as in Nova.
@@ -67,13 +70,16 @@ def page_params(request: web.Request, *, polling: bool = True) -> Page:
 
 
 def parse_limit(raw: str | None) -> int:
-    """The page size: ``raw`` as a positive integer, at most MAX_LIMIT; MAX_LIMIT if absent."""
+    """The page size: ``raw`` as a whole number, at most MAX_LIMIT; MAX_LIMIT if absent."""
     if raw is None:
         return MAX_LIMIT
-    value = None if beyond_int(raw) else parse_digits(raw, ceiling=MAX_LIMIT)
-    if value is None:
+    text = raw.strip()
+    negative = text.startswith("-")
+    digits = text[1:] if negative else text
+    value = None if beyond_int(raw) else parse_digits(digits, ceiling=MAX_LIMIT)
+    if value is None or digits != digits.strip():
         raise BadRequest(f"limit param must be an integer: {raw[:40]!r}")
-    if value <= 0:
+    if negative and value:
         raise BadRequest("limit param must be positive")
     return value
 

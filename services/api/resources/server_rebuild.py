@@ -14,8 +14,9 @@ spec's response example does), and the message goes to its agent
 (``server_tasks.cast_action``), which re-images the disk: it ends ACTIVE, or
 SHUTOFF if it was stopped (as in Nova), or ERROR with a fault.
 
-The response is 202 with the server's detail and its ``adminPass``, and a
-``Location`` header: the spec's example shows both.
+The response is 202 with the server's core view (as the spec's example shows
+it: no extension attributes, addresses with version and addr only) and its
+``adminPass``, and a ``Location`` header: the example shows both.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ async def rebuild(request: web.Request, row: asyncpg.Record, value: Any) -> View
     if current is None:  # deleted in the meantime
         raise Conflict(f"Cannot 'rebuild' instance {sid}: it is deleted.")
     base = base_url(request)
-    view = views.detail(current, base, who.project_id, is_admin=who.is_admin)
+    view = views.core(current, base, who.project_id, is_admin=who.is_admin)
     view["adminPass"] = admin_pass
     return View({"server": view}, status=202,
                 headers={"Location": f"{base}/v2/{who.project_id}/servers/{sid}"})

@@ -15,9 +15,16 @@ Lists page with ``limit``/``marker`` and poll with ``changes-since`` (see
 
 Other query parameters are ignored, as Nova ignored them for non-admins.
 
+Get and list detail show the ``addresses`` of a server whose vm_state is one of
+``hide_server_address_states`` (``building`` by default) empty, as Nova's
+os-hide-server-addresses did; update, rebuild and ``.../ips`` show them still,
+as they did in Nova.
+
 Update (4.4.1.9) changes the name and, as Nova's v2 API also did, ``accessIPv4``
 and ``accessIPv6``; the spec's example shows only the name. A body naming none
-of them is 400. A server that is deleted or being deleted is 404 there.
+of them is 400. A server that is deleted or being deleted is 404 there. The
+answer is the server's core view, as the spec's example shows it (no extension
+attributes, addresses with version and addr only).
 
 Delete claims the server's task state and hands the work to the agent that
 owns it (or, when that host is down, frees the server here).
@@ -118,23 +125,27 @@ async def list_servers(request: web.Request) -> View:
     return View({"servers": items, **next_links(request, "servers", "servers", items, page)})
 
 
+def _details(request: web.Request, rows: list[Any]) -> list[dict[str, Any]]:
+    """The details of get and list detail, with the addresses of a server in one of
+    the configured states hidden (os-hide-server-addresses)."""
+    who, base = principal(request), base_url(request)
+    hidden = request.app[SETTINGS].api.hidden_address_states()
+    return [views.detail(row, base, who.project_id, is_admin=who.is_admin,
+                         hide_addresses_in=hidden) for row in rows]
+
+
 @represented
 async def list_servers_detail(request: web.Request) -> View:
-    pid = principal(request).project_id
     rows, page = await _page(request)
-    base = base_url(request)
-    admin = principal(request).is_admin
-    items = [views.detail(r, base, pid, is_admin=admin) for r in rows]
+    items = _details(request, rows)
     return View({"servers": items,
                  **next_links(request, "servers/detail", "servers", items, page)})
 
 
 @represented
 async def show_server(request: web.Request) -> View:
-    row = await load_server(request)
-    who = principal(request)
-    return View({"server": views.detail(row, base_url(request), who.project_id,
-                                        is_admin=who.is_admin)})
+    [server] = _details(request, [await load_server(request)])
+    return View({"server": server})
 
 
 class UpdateServerBody(msgspec.Struct, kw_only=True):
@@ -194,8 +205,8 @@ async def update_server(request: web.Request) -> View:
     if row is None:  # deleted in between
         raise ServerNotFound(raw)
     log.info("api.server_update", server_id=str(sid))
-    return View({"server": views.detail(row, base_url(request), who.project_id,
-                                        is_admin=who.is_admin)})
+    return View({"server": views.core(row, base_url(request), who.project_id,
+                                      is_admin=who.is_admin)})
 
 
 @represented

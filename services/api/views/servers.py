@@ -1,9 +1,12 @@
-"""Server views (section 4.4.1.5-8) with the OS-EXT-STS, OS-EXT-AZ, OS-EXT-IPS,
-OS-EXT-IPS-MAC and config drive attributes."""
+"""Server views: brief (list, 4.4.1.5), core (the answers of update and rebuild,
+4.4.1.9 and 4.4.1.18) and detail (get and list detail, 4.4.1.7-8: core with the
+OS-EXT-STS, OS-EXT-AZ, OS-EXT-IPS, OS-EXT-IPS-MAC, config drive, key name and
+security group attributes)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from typing import Any
 
 from services.api.views.links import bookmark, isotime, resource_links
@@ -51,7 +54,14 @@ def plain_addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
             for network, ips in addresses(ports).items()}
 
 
-def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dict[str, Any]:
+def core(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dict[str, Any]:
+    """The server as update (4.4.1.9) and rebuild (4.4.1.18) answer it: the core
+    attributes their examples show, addresses with version and addr only, and no
+    extension attribute. So did Nova, whose extensions (extended status, AZ, IPs,
+    config drive, key name, security groups) extended show and detail only.
+
+    The ``fault`` of a server in ERROR is core too (Nova's view builder added it).
+    """
     sid = str(row["id"])
     view: dict[str, Any] = {
         "id": sid,
@@ -65,25 +75,14 @@ def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> d
         "accessIPv4": row["access_ipv4"],
         "accessIPv6": row["access_ipv6"],
         "progress": row["progress"],
-        "key_name": row["key_name"],
-        "config_drive": "True" if row["config_drive"] else "",
         "image": {"id": str(row["image_id"]),
                   "links": bookmark(base, project_id, "images", row["image_id"])}
         if row["image_id"] else "",
         "flavor": {"id": row["flavor_id"],
                    "links": bookmark(base, project_id, "flavors", row["flavor_id"])},
         "metadata": dict(row["metadata"]),
-        "addresses": addresses(row["addresses"]),
-        "security_groups": [{"name": n} for n in row["security_groups"]],
+        "addresses": plain_addresses(row["addresses"]),
         "links": resource_links(base, project_id, "servers", sid),
-        "OS-EXT-STS:vm_state": row["vm_state"],
-        "OS-EXT-STS:task_state": row["task_state"],
-        "OS-EXT-STS:power_state": row["power_state"],
-        "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
-        # Not in the spec's examples; Nova's os-extended-volumes showed a server's
-        # volumes so, and the volume's own attachments say the same (issue 11).
-        "os-extended-volumes:volumes_attached": [
-            {"id": str(v)} for v in row.get("volumes_attached") or ()],
     }
     fault = row["fault"]
     if fault is not None and row["vm_state"] == "error":
@@ -93,6 +92,35 @@ def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> d
         if details and (is_admin or code != 500):
             view["fault"]["details"] = details
     return view
+
+
+def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False,
+           hide_addresses_in: Collection[str] = ()) -> dict[str, Any]:
+    """The server as get (4.4.1.8) and list detail (4.4.1.7) show it: :func:`core`
+    with the attributes of the extensions (OS-EXT-STS, OS-EXT-AZ, OS-EXT-IPS,
+    OS-EXT-IPS-MAC, config drive, key name, security groups).
+
+    Args:
+        hide_addresses_in: vm_states in which ``addresses`` shows empty
+            (os-hide-server-addresses: Nova's extension emptied them in show
+            and detail only).
+    """
+    hidden = row["vm_state"] in hide_addresses_in
+    return {
+        **core(row, base, project_id, is_admin=is_admin),
+        "key_name": row["key_name"],
+        "config_drive": "True" if row["config_drive"] else "",
+        "addresses": {} if hidden else addresses(row["addresses"]),
+        "security_groups": [{"name": n} for n in row["security_groups"]],
+        "OS-EXT-STS:vm_state": row["vm_state"],
+        "OS-EXT-STS:task_state": row["task_state"],
+        "OS-EXT-STS:power_state": row["power_state"],
+        "OS-EXT-AZ:availability_zone": row["availability_zone"] or "",
+        # Not in the spec's examples; Nova's os-extended-volumes showed a server's
+        # volumes so, and the volume's own attachments say the same (issue 11).
+        "os-extended-volumes:volumes_attached": [
+            {"id": str(v)} for v in row.get("volumes_attached") or ()],
+    }
 
 
 def created(server_id: str, admin_pass: str, groups: list[str], base: str,

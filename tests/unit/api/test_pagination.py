@@ -28,16 +28,24 @@ from shared.errors import BadRequest
     (None, MAX_LIMIT), ("1", 1), ("2", 2), (" 7 ", 7), ("1000", 1000), ("1001", 1000),
     ("99999999999999999999999", 1000), ("007", 7),
     ("9" * 4300, 1000), ("0" * 5000 + "5", 5),  # leading zeros are not digits of the number
+    # An empty page, as in Nova (int() reads "-0" as 0 too).
+    ("0", 0), (" 0 ", 0), ("-0", 0), ("0" * 5000, 0),
 ])
 def test_limit(raw, want):
     assert parse_limit(raw) == want
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "abc", "", "1.5", "+3", "1_0", "0x10", "2 3",
-                                 "0" * 5000, "\u0663", "-" + "9" * 5000,
+@pytest.mark.parametrize("raw", ["abc", "", "1.5", "+3", "1_0", "0x10", "2 3", "- 1", "--1",
+                                 "\u0663", "-" + "9" * 5000,
                                  "9" * 4301])  # past the 4,300 digits int() converts, as Nova
 def test_bad_limit_is_400(raw):
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequest, match="^limit param must be an integer"):
+        parse_limit(raw)
+
+
+@pytest.mark.parametrize("raw", ["-1", " -7 ", "-1001", "-" + "9" * 4300])
+def test_negative_limit_is_400_must_be_positive(raw):
+    with pytest.raises(BadRequest, match="^limit param must be positive$"):
         parse_limit(raw)
 
 
@@ -107,6 +115,12 @@ def test_no_next_link_on_a_short_page():
     request = _request("/v2/p1/servers?limit=3")
     assert next_links(request, "servers", "servers", [{"id": "a"}, {"id": "b"}],
                       page_params(request)) == {}
+    assert next_links(request, "servers", "servers", [], page_params(request)) == {}
+
+
+def test_no_next_link_on_an_empty_page_of_limit_0():
+    # A page of 0 items is "full" at limit=0: still no link, as in Nova.
+    request = _request("/v2/p1/servers?limit=0")
     assert next_links(request, "servers", "servers", [], page_params(request)) == {}
 
 
