@@ -3,7 +3,8 @@ before and after a request that must change nothing.
 
 Everything a tenant's request can change is in it: servers (with their vm
 and task state, updated_at, metadata, groups, name), the project's own
-images, keypairs, security groups and rules, floating IPs. Instance actions
+images, keypairs, security groups and rules, floating IPs, volumes and their
+snapshots. Instance actions
 and console tokens are left out: a refused action records none, and reads
 (console output, VNC) record none either.
 """
@@ -38,7 +39,19 @@ _QUERIES = {
         WHERE g.project_id = $1""",
     "floating_ips": """
         SELECT id, address, server_id, fixed_address FROM floating_ips WHERE project_id = $1""",
+    "volumes": """
+        SELECT id, status, size_gb, display_name, display_description, volume_type_id,
+               availability_zone, snapshot_id, image_id, metadata, server_id, updated_at,
+               deleted_at
+        FROM volumes WHERE project_id = $1""",
+    "volume_snapshots": """
+        SELECT id, volume_id, status, size_gb, display_name, display_description, updated_at,
+               deleted_at
+        FROM volume_snapshots WHERE project_id = $1""",
 }
+
+# Volume and snapshot statuses that move on by themselves (shared.volume_states).
+_MOVING = ("creating", "attaching", "detaching", "deleting")
 
 # One statement, so one round trip and one snapshot: a change in flight is seen whole.
 _FINGERPRINT = "SELECT " + ", ".join(
@@ -56,12 +69,15 @@ async def fingerprint(conn: asyncpg.Connection, project_id: str) -> Fingerprint:
 
 def in_flight(state: Fingerprint) -> list[str]:
     """What in ``state`` is still moving on its own: servers building or with a task,
-    images being saved. Empty when the project is settled."""
+    images being saved, volumes and snapshots in a transient status. Empty when the
+    project is settled."""
     moving = [f"server {s['id']} {s['vm_state']}/{s['task_state']}" for s in state["servers"]
               if s["deleted_at"] is None
               and (s["task_state"] is not None or s["vm_state"] == "building")]
     moving += [f"image {i['id']} SAVING" for i in state["images"]
                if i["deleted_at"] is None and i["status"] == "SAVING"]
+    moving += [f"{kind[:-1]} {v['id']} {v['status']}" for kind in ("volumes", "volume_snapshots")
+               for v in state[kind] if v["deleted_at"] is None and v["status"] in _MOVING]
     return moving
 
 

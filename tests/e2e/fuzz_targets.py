@@ -5,7 +5,9 @@ The project is the fuzzer's own (``projects.new_project``), with tight quotas
 so that accepted creates run out quickly (413 from then on, which must change
 nothing either) and rate limits lifted so that the fuzzer never meets them. It
 holds three servers (two ACTIVE, one SHUTOFF to begin with), a snapshot image
-of its own, a keypair, a security group ``web`` with a rule, and a floating IP.
+of its own, a keypair, a security group ``web`` with a rule, a floating IP, and
+an available volume with a snapshot of it. Volumes and volume snapshots that an
+accepted request made are deleted again (as snapshot images are).
 
 Actions are aimed at roles, not at fixed servers: ``{active}`` and
 ``{stopped}`` in a path name whichever server is ACTIVE or SHUTOFF when the
@@ -29,11 +31,13 @@ from tests.e2e.acting import act, active_server, delete_and_wait, settled
 from tests.e2e.client import Api, Cloud
 from tests.e2e.fingerprint import Fingerprint, fingerprint, in_flight
 from tests.e2e.projects import manage, new_project
+from tests.e2e.volumes import available_snapshot, available_volume, delete_volumes
 
 IMAGE = str(CIRROS_IMAGE_ID)
 
 QUOTAS = {"maxTotalInstances": 4, "maxTotalKeypairs": 3, "maxSecurityGroups": 4,
-          "maxSecurityGroupRules": 5, "maxTotalFloatingIps": 2}
+          "maxSecurityGroupRules": 5, "maxTotalFloatingIps": 2, "maxTotalVolumes": 3,
+          "maxTotalVolumeGigabytes": 4}
 """Three fixture servers and room for one more; a little room for everything else."""
 
 ROLES = ("active", "stopped")
@@ -130,6 +134,16 @@ def endpoints(t: Targets) -> list[Endpoint]:
                   {"security_group_rule": {"parent_group_id": str(t.group_id),
                                            "group_id": t.default_group_id}})),
         Endpoint("floating-ips", "POST", "/os-floating-ips", ({"pool": "public"},)),
+        Endpoint("volumes", "POST", "/os-volumes", (
+            {"volume": {"size": 1}},
+            {"volume": {"size": 1, "display_name": "v", "display_description": "d",
+                        "metadata": {"a": "b"}, "availability_zone": "az1",
+                        "volume_type": "standard"}},
+            {"volume": {"snapshot_id": t.volume_snapshot}},
+            {"volume": {"size": 1, "imageRef": IMAGE}})),
+        Endpoint("volume-snapshots", "POST", "/os-snapshots", (
+            {"snapshot": {"volume_id": t.volume, "display_name": "s",
+                          "display_description": "d", "force": False}},)),
     ]
     return found
 
@@ -144,7 +158,9 @@ def probes(t: Targets) -> list[Probe]:
         ("floating-ip-id", "/os-floating-ips/{}"), ("group-id", "/os-security-groups/{}"),
         ("keypair", "/os-keypairs/{}"), ("metadata-key", f"/servers/{sid}/metadata/{{}}"),
         ("metadata-key", f"/images/{t.image}/metadata/{{}}"), ("flavor", "/flavors/{}"),
-        ("server", "/servers/{}"), ("image", "/images/{}"),
+        ("server", "/servers/{}"), ("image", "/images/{}"), ("volume", "/os-volumes/{}"),
+        ("snapshot", "/os-snapshots/{}"), ("volume-type", "/os-volume-types/{}"),
+        ("limit", "/os-volumes/detail?limit={}"), ("marker", "/os-snapshots?marker={}"),
     )]
 
 
@@ -162,6 +178,8 @@ class Targets:
     default_group_id: int
     floating_ip: str
     network_id: str
+    volume: str
+    volume_snapshot: str
     state: Fingerprint = field(default_factory=dict)
 
     async def settle(self, timeout: float = 60.0) -> Fingerprint:
@@ -187,6 +205,21 @@ class Targets:
         return {role: next(sid for sid in self.servers if vm_states.get(sid) == role)
                 for role in ROLES}
 
+    async def _drop_extra_volumes(self) -> bool:
+        """Delete the snapshots, then the volumes, an accepted request made."""
+        dropped = False
+        for kind, path, keep in (("volume_snapshots", "/os-snapshots", self.volume_snapshot),
+                                 ("volumes", "/os-volumes", self.volume)):
+            extra = [v["id"] for v in self.state[kind]
+                     if v["deleted_at"] is None and v["id"] != keep]
+            for rid in extra:
+                r = await self.api.delete(f"{path}/{rid}")
+                assert r.status == 202, r.raw
+            if extra and kind == "volume_snapshots":
+                self.state = await self.settle()    # gone before their volumes go
+            dropped = dropped or bool(extra)
+        return dropped
+
     async def restore(self) -> None:
         """After an accepted request: let the project settle, drop snapshots but the
         fixture's, give each role a server again if it has none; take the new state."""
@@ -196,6 +229,8 @@ class Targets:
         for image_id in extra:
             assert (await self.api.delete(f"/images/{image_id}")).status == 204
         if extra:
+            self.state = await self.settle()
+        if await self._drop_extra_volumes():
             self.state = await self.settle()
         if set(ROLES) <= set(self._vm_states().values()):
             return
@@ -243,22 +278,26 @@ async def make_targets(cloud: Cloud) -> Targets:
     default_id = next(g["id"] for g in groups if g["name"] == "default")
     r = await api.post("/os-floating-ips")
     assert r.status == 200, r.raw
+    floating_ip = r.json["floating_ip"]["ip"]
     network_id = await cloud.fetchval("SELECT id::text FROM networks WHERE project_id = $1",
                                       api.project_id)
+    volume = (await available_volume(api, 1, display_name="fuzz"))["id"]
+    volume_snapshot = (await available_snapshot(api, volume, display_name="fuzz"))["id"]
     conn = await cloud.db()
     targets = Targets(api=api, conn=conn, servers=tuple(servers), image=image,
                       keypair="fuzzkey", public_key=public_key, group_id=group_id,
-                      default_group_id=default_id, floating_ip=r.json["floating_ip"]["ip"],
-                      network_id=network_id)
+                      default_group_id=default_id, floating_ip=floating_ip,
+                      network_id=network_id, volume=volume, volume_snapshot=volume_snapshot)
     await targets.restore()  # the snapshot saved, too
     assert [i["status"] for i in targets.state["images"]] == ["ACTIVE"]
     return targets
 
 
 async def drop_targets(t: Targets) -> None:
-    """Give the floating IPs back to the session's pool; delete the servers."""
+    """Give the floating IPs back to the session's pool; delete the servers and volumes."""
     for fip in (await t.api.get("/os-floating-ips")).json["floating_ips"]:
         await t.api.delete(f"/os-floating-ips/{fip['id']}")
+    await delete_volumes(t.api)
     live = [s["id"] for s in (await t.api.get("/servers")).json["servers"]]
     await delete_and_wait(t.api, *live)
     await t.conn.close()

@@ -14,6 +14,10 @@ from available, error or error_deleting (400 otherwise, as Cinder); a snapshot
 a volume is still being made from is refused too (400), checked in the same
 transaction, while create volume holds the snapshot share-locked until its
 volume's row is written. Unknown, malformed and other projects' ids are 404.
+
+The spec's create example answers ``status: available`` at once and its curl
+line posts to ``os-volume-type``; we answer ``creating`` (the copy is made by
+the volume service after the 202) at ``POST /os-snapshots``, the operation's path.
 """
 
 from __future__ import annotations

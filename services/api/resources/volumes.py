@@ -37,6 +37,12 @@ error, but current status is: in-use"), and so is a volume with snapshots
 Unknown, malformed and other projects' ids are all 404 itemNotFound. Lists page
 with ``limit`` and ``marker`` (section 3.6; Nova's os-volumes cut its lists
 with ``limit`` and ``offset``), newest first, at most 1000 a page.
+
+Spec contradictions settled here, for the most detailed text (4.4.13.3): the
+table of 4.1.13 gives create as ``POST /os-volumes/{volume_id}``, the operation
+itself as ``POST /os-volumes`` (and Nova served that); the create example's XML
+shows ``status="active"`` for a volume just accepted, which is ``creating``
+until the volume service has made it (``shared.volume_states``).
 """
 
 from __future__ import annotations
