@@ -21,11 +21,11 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Base URL written into links and Location headers; empty means the URL the
     request came in on (set it when a proxy or load balancer is in front)."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
+    """Largest request body accepted; larger ones get 413 overLimit."""
     volume_default_zone: str = "az1"
     """The availability zone of a volume created without one (Cinder's
     ``default_availability_zone``); when no compute host is in it, the first zone
     by name."""
-    """Largest request body accepted; larger ones get 413 overLimit."""
     service_down_time_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """A compute host silent for longer counts as down: deleting one of its
     servers then frees the server here instead of waiting for the host. Keep it

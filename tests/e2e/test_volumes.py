@@ -128,7 +128,8 @@ async def test_zone_and_type_defaults(demo: Api) -> None:
     types = {t["name"]: t["id"] for t in (await demo.get("/os-volume-types")).json["volume_types"]}
     by_id = await available_volume(demo, 1, volume_type=types["standard"])
     assert by_id["volumeType"] == "standard"
-    # Without a zone: the first by name; without a type: untyped, shown "None".
+    # Without a zone: NIMBUS_API_VOLUME_DEFAULT_ZONE (az1); without a type: untyped,
+    # shown "None".
     plain = await available_volume(demo, 1)
     assert (plain["availabilityZone"], plain["volumeType"]) == ("az1", "None")
     await delete_volumes(demo)

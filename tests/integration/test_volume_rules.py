@@ -118,7 +118,7 @@ async def test_create_writes_the_row_and_its_message_together(api: Api) -> None:
     assert await api.outbox() == [CreateVolume(volume_id=uuid.UUID(vid))]
     status, body = await api.call("GET", f"/os-volumes/{vid}")
     assert (status, body["volume"]["status"]) == (200, "creating")
-    # Without a zone: the first one by name.
+    # Without a zone: the configured default (az1, NIMBUS_API_VOLUME_DEFAULT_ZONE).
     assert body["volume"]["availabilityZone"] == "az1"
     async with api.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM volumes WHERE id = $1", uuid.UUID(vid))
