@@ -98,8 +98,11 @@ async def test_fault(scenario: Scenario, fault_infra: FaultInfra, fault_cloud: C
     fault_at = load.now()
     await scenario.fault(fault_infra, fault_cloud)
     # What the fault really hit: a build may finish on the victim host between the
-    # list above and the kill (seen on a loaded machine); it is no work lost.
-    hit = await _building(fault_cloud, projects, scenario.victim_host)
+    # list above and the kill (seen on a loaded machine); it is no work lost. Only
+    # an agent's kill has a victim host, and only then is the database there to ask
+    # (a PostgreSQL stop would fail this read and leave PostgreSQL down for the rest).
+    hit = (await _building(fault_cloud, projects, scenario.victim_host)
+           if scenario.victim_host else in_flight)
     if not scenario.immediate_undo:
         await _pause(scale.outage_s)
     await scenario.undo(fault_infra, fault_cloud)
