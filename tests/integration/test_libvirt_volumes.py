@@ -187,9 +187,9 @@ async def test_a_volume_is_hot_plugged_written_released_and_found_by_another_gue
     v4, v4_path = await _volume(libvirt_home, "64M")
     with pytest.raises(DriverError, match=r"^The server already has a disk at /dev/vdb\.$"):
         await driver.attach_volume(b.server_id, _device(v4, v4_path, "/dev/vdb"))
+    gone = _device(uuid.uuid4(), v4_path.with_name("gone.qcow2"), "/dev/vdd")
     with pytest.raises(DriverError, match="has no data in the volume store"):
-        await driver.attach_volume(b.server_id, _device(uuid.uuid4(),
-                                                        v4_path.with_name("gone.qcow2"), "/dev/vdd"))
+        await driver.attach_volume(b.server_id, gone)
 
     # Stopped: attached to the definition only, there at the next boot, with the
     # hot-plugged one (the persistent definition is what starts).

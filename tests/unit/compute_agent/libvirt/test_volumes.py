@@ -106,7 +106,8 @@ async def test_a_guest_boots_from_its_volume_file_and_destroy_leaves_the_files(d
     xml = await _definition(driver, spec.server_id)
     assert domain.read_boot_volume(xml) == boot.volume_id
     assert [(v.volume_id, v.target, v.path.name) for v in domain.read_volumes(xml)] == [
-        (boot.volume_id, "vda", boot.connection.name), (data.volume_id, "vdc", data.connection.name)]
+        (boot.volume_id, "vda", boot.connection.name),
+        (data.volume_id, "vdc", data.connection.name)]
     assert not (driver.guest_dir(spec.server_id) / "disk.qcow2").exists()
     assert driver._volumes is not None
     files = sorted(Path(driver._volumes.root).iterdir())
