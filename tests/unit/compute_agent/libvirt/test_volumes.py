@@ -46,8 +46,10 @@ def _driver(tmp_path: Path, host: str, *, volumes: bool = True) -> LibvirtDriver
     (tmp_path / "images" / "tiny.qcow2").write_bytes(b"not really an image")
     ctx = DriverContext(host=host, image_store=ImageStore(str(tmp_path / "images")),
                         volume_store=VolumeStore(str(tmp_path / "volumes")) if volumes else None)
+    # A refused detach is waited out once (the disk might be leaving): not for long here.
     return LibvirtDriver.from_settings(LibvirtSettings(
-        uri="test:///default", state_dir=str(tmp_path / "state"), fake_disks=True), ctx)
+        uri="test:///default", state_dir=str(tmp_path / "state"), fake_disks=True,
+        detach_timeout_s=0.3), ctx)
 
 
 @pytest.fixture
