@@ -6,9 +6,9 @@ A guest booted from a volume: rescue boots the rescue disk with the volume secon
 as it does an image's overlay (the other volumes wait for unrescue, as in Nova's
 rescue); it has no image of its own, so a rescue image must be given (as Nova's
 rescue of a volume-backed server takes the one the volume was made from, or
-``rescue_image_ref``). Rebuild and snapshot are refused (the API refuses them first, as Nova
-does for a volume-backed server: there is no image disk to make again or copy;
-the volume can be snapshotted instead).
+``rescue_image_ref``). Rebuild and snapshot are refused (the API refuses them
+first, as Nova does for a volume-backed server: there is no image disk to make
+again or copy; the volume can be snapshotted instead).
 """
 
 from __future__ import annotations

@@ -149,12 +149,17 @@ def _volume_disk(devices: etree._Element, volume: VolumeDisk, target: str) -> et
     _sub(disk, "source", file=str(volume.path))
     _sub(disk, "target", dev=target, bus="virtio")
     _sub(disk, "serial", str(volume.volume_id)[:SERIAL_CHARS])
-    _sub(disk, "alias", name=f"{VOLUME_ALIAS}{volume.volume_id}")
+    _sub(disk, "alias", name=volume_alias(volume.volume_id))
     return disk
 
 
+def volume_alias(volume_id: UUID) -> str:
+    """The alias of the volume's disk (what libvirt's detach by alias takes)."""
+    return f"{VOLUME_ALIAS}{volume_id}"
+
+
 def volume_xml(volume: VolumeDisk) -> str:
-    """The ``<disk>`` of one volume, for libvirt's attach and detach."""
+    """The ``<disk>`` of one volume, for libvirt's attach."""
     holder = etree.Element("devices")
     return etree.tostring(_volume_disk(holder, volume, volume.target), encoding="unicode")
 

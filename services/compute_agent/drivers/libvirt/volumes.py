@@ -15,12 +15,15 @@ definition only. Both survive a stop and start or a hard reboot, which start the
 persistent definition again.
 
 Detach from a running guest is a request the guest answers by releasing the
-device: libvirt sends it, waits up to 5 s itself and returns whether or not the
-guest answered. :meth:`VolumeActions.detach_volume` waits for the disk to leave
-the live definition (woken by libvirt's device-removed event) and asks again a
-few times, as Nova's detach does (a guest still booting misses the request); the
-persistent definition loses the disk only once the guest has let go, so a guest
-that never answers keeps the volume attached in both and the detach fails.
+device: libvirt's detach by alias sends it and returns at once (its detach by
+XML would wait up to 5 s in a thread, answered or not).
+:meth:`VolumeActions.detach_volume` waits for the disk to leave the live
+definition (woken by libvirt's device-removed event) and asks again a few times,
+as Nova's detach does (a guest still booting misses the request); a request
+libvirt refuses outright is waited out once (the disk may be leaving already),
+then its refusal is the answer. The persistent definition loses the disk only
+once the guest has let go, so a guest that never answers keeps the volume
+attached in both and the detach fails.
 
 A rescued guest runs a temporary definition (``actions``): volumes are neither
 attached nor detached then (the API refuses it, as Nova does), so the guest's own
@@ -138,38 +141,37 @@ class VolumeActions(_Base):
             if domain.read_boot_volume(own) == volume_id:
                 raise DriverError("The volume is the server's boot disk; it cannot be "
                                   "detached.")
-            if await self._is_active(server_id):
-                live = _find(domain.read_volumes(await self._xml(server_id)), volume_id)
-                if live is not None:
-                    await self._unplug(server_id, live)
-            kept = _find(domain.read_volumes(own), volume_id)
-            if kept is not None:
-                await self._on_domain(server_id, "detach the volume", "detachDeviceFlags",
-                                      domain.volume_xml(kept), CONFIG)
+            if not await self._unplugged(server_id, volume_id):
+                await self._unplug(server_id, volume_id)
+            if _find(domain.read_volumes(own), volume_id) is not None:
+                await self._on_domain(server_id, "detach the volume", "detachDeviceAlias",
+                                      domain.volume_alias(volume_id), CONFIG)
         log.info("libvirt.volume_detached", server_id=str(server_id), volume_id=str(volume_id))
 
-    async def _unplug(self, server_id: UUID, disk: domain.VolumeDisk) -> None:
+    async def _unplug(self, server_id: UUID, volume_id: UUID) -> None:
         """Ask the running guest to release the disk until it has (DriverError if it
         never does: the disk stays)."""
-        xml = domain.volume_xml(disk)
+        alias = domain.volume_alias(volume_id)
         attempts = self._settings.detach_attempts
         for attempt in range(1, attempts + 1):
+            refused: DriverError | None = None
             try:
-                await self._on_domain(server_id, "detach the volume", "detachDeviceFlags",
-                                      xml, LIVE)
+                await self._on_domain(server_id, "detach the volume", "detachDeviceAlias",
+                                      alias, LIVE)
             except (GuestNotFound, HypervisorUnavailable):
                 raise
-            except DriverError:
-                # A refusal at once is the hypervisor's own answer; later ones may only
-                # say an earlier request is still pending (the guest may yet answer it).
-                if attempt == 1 and not await self._unplugged(server_id, disk.volume_id):
-                    raise
+            except DriverError as exc:
+                # The disk may be on its way out already (the guest released it, libvirt
+                # has not heard yet), or an earlier request still pending: wait all the same.
+                refused = exc
             if await self._conn.wait_for(
-                    server_id, lambda: self._unplugged(server_id, disk.volume_id),
+                    server_id, lambda: self._unplugged(server_id, volume_id),
                     timeout_s=self._settings.detach_timeout_s):
                 return
+            if refused is not None and attempt == 1:
+                raise refused  # the hypervisor's own refusal: asking again would not help
             log.warning("libvirt.volume_not_released", server_id=str(server_id),
-                        volume_id=str(disk.volume_id), attempt=attempt, attempts=attempts)
+                        volume_id=str(volume_id), attempt=attempt, attempts=attempts)
         raise DriverError("The guest did not release the volume; it is still attached.")
 
     async def _unplugged(self, server_id: UUID, volume_id: UUID) -> bool:

@@ -46,8 +46,10 @@ def _driver(tmp_path: Path, host: str, *, volumes: bool = True) -> LibvirtDriver
     (tmp_path / "images" / "tiny.qcow2").write_bytes(b"not really an image")
     ctx = DriverContext(host=host, image_store=ImageStore(str(tmp_path / "images")),
                         volume_store=VolumeStore(str(tmp_path / "volumes")) if volumes else None)
+    # A refused detach is waited out once (the disk might be leaving): not for long here.
     return LibvirtDriver.from_settings(LibvirtSettings(
-        uri="test:///default", state_dir=str(tmp_path / "state"), fake_disks=True), ctx)
+        uri="test:///default", state_dir=str(tmp_path / "state"), fake_disks=True,
+        detach_timeout_s=0.3), ctx)
 
 
 @pytest.fixture
@@ -106,7 +108,8 @@ async def test_a_guest_boots_from_its_volume_file_and_destroy_leaves_the_files(d
     xml = await _definition(driver, spec.server_id)
     assert domain.read_boot_volume(xml) == boot.volume_id
     assert [(v.volume_id, v.target, v.path.name) for v in domain.read_volumes(xml)] == [
-        (boot.volume_id, "vda", boot.connection.name), (data.volume_id, "vdc", data.connection.name)]
+        (boot.volume_id, "vda", boot.connection.name),
+        (data.volume_id, "vdc", data.connection.name)]
     assert not (driver.guest_dir(spec.server_id) / "disk.qcow2").exists()
     assert driver._volumes is not None
     files = sorted(Path(driver._volumes.root).iterdir())
