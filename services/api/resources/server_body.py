@@ -228,7 +228,10 @@ def _count(value: object, name: str) -> int:
 # read, merged in this order, so the examples' spelling wins on a clash.
 HINTS_KEYS = ("os:scheduler_hints", "OS-SCH-HINTS:scheduler_hints", "OS-SCH-HNT:scheduler_hints")
 
-# Hints that name servers of the project: one server, or one or more.
+# Hints that name servers: one server, or one or more. The list hints are
+# conditions, so the servers they name must be the project's (``servers``);
+# ``near`` is a preference, which the scheduler drops when its server cannot be
+# found (``PlacementRequest.near_placement``), so only its form is checked here.
 _ONE_SERVER_HINTS = ("near",)
 _SERVER_LIST_HINTS = ("same_host", "different_host")
 
@@ -239,7 +242,8 @@ class SchedulerHints(NamedTuple):
     ``different_host`` lists of server ids (canonical UUID text), only the
     keys given; any other hint passed through untouched."""
     servers: tuple[tuple[str, UUID], ...]
-    """(hint, server id) for every server named, to look up in the project."""
+    """(hint, server id) for every server ``same_host`` and ``different_host``
+    name, to look up in the project (not ``near``'s: see ``_ONE_SERVER_HINTS``)."""
 
 
 def scheduler_hints(body: dict[str, Any]) -> SchedulerHints:
@@ -260,9 +264,7 @@ def scheduler_hints(body: dict[str, Any]) -> SchedulerHints:
             items = value if isinstance(value, list) else [value]
             if len(items) != 1:
                 raise BadRequest(f"Scheduler hint {key} must name one server UUID.")
-            sid = _server_uuid(key, items[0])
-            hints[key] = str(sid)
-            servers.append((key, sid))
+            hints[key] = str(_server_uuid(key, items[0]))
         elif key in _SERVER_LIST_HINTS:
             items = value if isinstance(value, list) else [value]
             ids = list(dict.fromkeys(_server_uuid(key, item) for item in items))
