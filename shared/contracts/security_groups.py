@@ -17,21 +17,15 @@ from uuid import UUID
 
 import msgspec
 
-from shared.errors import OverLimit
+from shared.errors import QuotaExceeded
 from shared.rpc import RpcClient
 
 QUEUE = "network.security"
 
 
-class SecurityGroupQuotaExceeded(OverLimit):
-    """maxSecurityGroups or maxSecurityGroupRules would be passed (413, no Retry-After).
-
-    Errors cross RPC by class name and are rebuilt without running their own
-    ``__init__``; the class attribute keeps ``retry_after`` defined on the
-    API's side (waiting frees no quota, so there is none to send).
-    """
-
-    retry_after = None
+class SecurityGroupQuotaExceeded(QuotaExceeded):
+    """maxSecurityGroups or maxSecurityGroupRules would be passed (413 overLimit,
+    ``Retry-After: 0`` as every quota fault)."""
 
 
 # ---- values -------------------------------------------------------------------

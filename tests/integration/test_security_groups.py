@@ -123,8 +123,8 @@ async def test_create_makes_the_default_group_first_and_counts_it(groups, db) ->
     assert names == ["default", "web"]
     with pytest.raises(SecurityGroupQuotaExceeded) as err:
         await create(groups, project, "db", max_groups=2)
-    # Rebuilt from its class name on this side: still an overLimit, no Retry-After.
-    assert isinstance(err.value, OverLimit) and err.value.headers == {}
+    # Rebuilt from its class name on this side: still an overLimit, Retry-After: 0.
+    assert isinstance(err.value, OverLimit) and err.value.headers == {"Retry-After": "0"}
     assert err.value.message == "Quota exceeded, too many security groups."
     with pytest.raises(BadRequest, match="Security group web already exists"):
         await create(groups, project, "web")

@@ -16,7 +16,8 @@ Choices (the spec gives the normal codes only; the faults are Nova's):
   length only; XML cannot carry control characters). A name taken in the
   project is 400 "Security group NAME already exists" (Nova's code).
 * maxSecurityGroups counts the ``default`` group; over it is 413 overLimit
-  without Retry-After, checked under a per-project lock in the network service.
+  with ``Retry-After: 0`` (as every quota), checked under a per-project lock in
+  the network service.
 * ``default`` is never deleted: 400 "Unable to delete system group 'default'"
   (Nova's code and message).
 * Deleting a group that servers use is allowed, as section 2.3.2 describes:
