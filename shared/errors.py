@@ -79,6 +79,9 @@ class Conflict(ComputeError):
 
 
 class OverLimit(ComputeError):
+    """A limit was passed (section 3.11): a rate limit says when the next request
+    fits (``retry_after``), a quota is a ``QuotaExceeded``."""
+
     http_status, fault_name = 413, "overLimit"
     default_message = "This request was rate-limited."
     # Errors rebuilt after crossing RPC skip __init__: the class default stands in.
@@ -87,11 +90,29 @@ class OverLimit(ComputeError):
     def __init__(self, message: str | None = None, *, details: str | None = None,
                  retry_after: int | None = None) -> None:
         super().__init__(message, details=details)
-        self.retry_after = retry_after
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
+
+class QuotaExceeded(OverLimit):
+    """A quota would be passed (instances, cores, RAM, volumes, metadata items,
+    personality files, key pairs, security groups and rules, floating IPs).
+
+    Section 3.11 gives every overLimit a ``Retry-After``. For a quota it is 0, as
+    Nova sent it with its quota faults: no wait frees quota (deleting something,
+    or a higher quota, does), so there is no time to name, and 0 tells a client
+    that honours the header that waiting is pointless rather than making it
+    sleep. Every quota fault is this class or a subclass, so all of them carry
+    it, also when rebuilt after crossing RPC (by class name, without
+    ``__init__``: the class attribute stands in).
+    """
+
+    default_message = "Quota exceeded."
+    retry_after = 0
 
 
 class BadMediaType(ComputeError):

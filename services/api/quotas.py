@@ -14,10 +14,8 @@ that only one of them may take, in one API process or many. Volumes and their
 gigabytes (section 3.8.1's ``volumes`` and ``gigabytes``) are counted the same
 way from the project's live volumes, under the same lock (``claim_volume``).
 
-A quota fault is 413 overLimit without ``Retry-After``: section 3.11 says an
-overLimit carries one, but waiting frees no quota (deleting servers or a higher
-quota does), and a client honouring ``Retry-After`` would only spin. Nova sent
-``Retry-After: 0`` for the same reason; we send none.
+A quota fault is ``shared.errors.QuotaExceeded``: 413 overLimit with
+``Retry-After: 0`` (why 0 is said there, once for every quota).
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import asyncpg
 
 from services.api.queries import floating_ips as floating_ip_q
 from services.api.queries import quotas as q
-from shared.errors import OverLimit
+from shared.errors import QuotaExceeded
 
 # The spec's example in 4.4.1.4 (and the contract's defaults). -1 is unlimited.
 DEFAULT_LIMITS: dict[str, int] = {
@@ -121,12 +119,12 @@ def servers_to_create(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb
     """How many servers a create of ``min_count``..``max_count`` makes.
 
     Raises:
-        OverLimit: fewer than ``min_count`` fit (nothing may then be created).
+        QuotaExceeded: fewer than ``min_count`` fit (nothing may then be created).
     """
     if min_count > MAX_SERVERS_PER_REQUEST:
-        raise OverLimit(f"Quota exceeded for instances: Requested {min_count}, but at most "
-                        f"{MAX_SERVERS_PER_REQUEST} servers are created per request.",
-                        details=f"Ask for at most {MAX_SERVERS_PER_REQUEST} servers at once.")
+        raise QuotaExceeded(f"Quota exceeded for instances: Requested {min_count}, but at "
+                            f"most {MAX_SERVERS_PER_REQUEST} servers are created per request.",
+                            details=f"Ask for at most {MAX_SERVERS_PER_REQUEST} servers at once.")
     fit = servers_that_fit(limits, used, vcpus=vcpus, ram_mb=ram_mb)
     if fit is not None and fit < min_count:
         raise _exceeded(limits, used, vcpus=vcpus, ram_mb=ram_mb, count=min_count, fit=fit)
@@ -134,7 +132,7 @@ def servers_to_create(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb
 
 
 def _exceeded(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb: int, count: int,
-              fit: int) -> OverLimit:
+              fit: int) -> QuotaExceeded:
     # Nova's TooManyInstances: "Quota exceeded for <overs>: Requested <req>, but
     # already used <used> of <allowed> <resource>", the numbers of the first
     # resource exceeded.
@@ -147,7 +145,7 @@ def _exceeded(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb: int, c
                f"{limits[key]} {name}")
     details = (f"Can only run {fit} more instance(s) of this type." if fit
                else "Cannot run any more instances of this type.")
-    return OverLimit(message, details=details)
+    return QuotaExceeded(message, details=details)
 
 
 async def claim_servers(conn: asyncpg.Connection, project_id: str, *, vcpus: int, ram_mb: int,
@@ -176,7 +174,7 @@ async def volume_usage(conn: asyncpg.Connection, project_id: str) -> tuple[int, 
 
 
 def volume_overage(limits: dict[str, int], used: tuple[int, int],
-                   size_gb: int) -> OverLimit | None:
+                   size_gb: int) -> QuotaExceeded | None:
     """The fault for one more volume of ``size_gb`` when the project's quota has no
     room for it; None when it fits. Worded as the instance quota's fault."""
     wanted = {"volumes": 1, "gigabytes": size_gb}
@@ -195,11 +193,11 @@ def volume_overage(limits: dict[str, int], used: tuple[int, int],
     else:
         room = max(0, limit_of["gigabytes"] - have["gigabytes"])
         details = f"Only {room} GB of volume quota are left."
-    return OverLimit(message, details=details)
+    return QuotaExceeded(message, details=details)
 
 
 async def claim_volume(conn: asyncpg.Connection, project_id: str, size_gb: int) -> None:
-    """Lock the project's quota and raise OverLimit unless one more volume of
+    """Lock the project's quota and raise QuotaExceeded unless one more volume of
     ``size_gb`` fits. Must run inside the transaction that inserts the volume
     (see ``claim_servers``)."""
     if not conn.is_in_transaction():

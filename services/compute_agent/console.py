@@ -25,12 +25,19 @@ log = structlog.get_logger(__name__)
 
 
 def tail(text: str, length: int | None) -> str:
-    """The last ``length`` lines of ``text`` (all of it for None, nothing for 0)."""
+    """Nova's cut (``_tail_log`` in its compute manager): ``text`` split on newlines,
+    its last ``length`` pieces joined again; all of it for None, nothing for 0.
+
+    A log that ends in a newline ends in an empty piece, so ``length`` N gives its
+    last N-1 lines and the final newline. Only a line feed splits, as in Nova: a
+    CRLF line keeps its carriage return, and a lone carriage return ends no line.
+    The API refuses negative lengths, so none comes here.
+    """
     if length is None:
         return text
     if length <= 0:
         return ""
-    return "".join(text.splitlines(keepends=True)[-length:])
+    return "\n".join(text.split("\n")[-length:])
 
 
 async def console_output(agent: ComputeAgent, msg: GetConsoleOutput) -> str:

@@ -15,7 +15,12 @@ concurrent requests right:
   duplicate and counts the group's rules (maxSecurityGroupRules);
 * putting a group on a server holds the group row FOR SHARE until commit, and
   deleting a group deletes that row first, then takes the group off servers:
-  whichever commits first, no live server is left naming a deleted group.
+  whichever commits first, no live server is left naming a deleted group;
+* renaming a group holds the per-project lock (a create or another rename
+  cannot take the new name meanwhile), then the group row FOR UPDATE, and
+  renames it on its servers in the same transaction: an add to a server, or a
+  server create naming the group, either committed before (and is renamed) or
+  looks the group up after, under its new name.
 """
 
 from __future__ import annotations
@@ -81,6 +86,31 @@ _LOCK_GROUP_FOR_DELETE = """
 SELECT id, name FROM security_groups WHERE id = $1 AND project_id = $2 FOR UPDATE"""
 
 _DELETE_GROUP = "DELETE FROM security_groups WHERE id = $1"
+
+_LOCK_GROUP_FOR_UPDATE = """
+SELECT id, name, description FROM security_groups WHERE id = $1 AND project_id = $2 FOR UPDATE"""
+
+_NAME_TAKEN = "SELECT true FROM security_groups WHERE project_id = $1 AND name = $2 AND id <> $3"
+
+_UPDATE_GROUP = "UPDATE security_groups SET name = $2, description = $3 WHERE id = $1"
+
+# Servers name their groups (``servers.security_groups``): a renamed group keeps
+# its place in each live server's list under its new name, as Nova (which kept
+# group ids) showed a rename everywhere. Rows are locked in id order first, so
+# two such updates of many servers cannot deadlock.
+_RENAME_ON_SERVERS = """
+WITH named AS (
+  SELECT id FROM servers
+   WHERE project_id = $1 AND deleted_at IS NULL AND security_groups ? $2::text
+   ORDER BY id FOR UPDATE)
+UPDATE servers s
+   SET security_groups = (SELECT jsonb_agg(CASE WHEN e.name = $2::text THEN $3::text
+                                                ELSE e.name END ORDER BY e.n)
+                            FROM jsonb_array_elements_text(s.security_groups)
+                                 WITH ORDINALITY AS e(name, n)),
+       updated_at = now()
+  FROM named WHERE s.id = named.id
+RETURNING s.id"""
 
 # A deleted group is "effectively removed from all servers with which it was
 # previously associated" (section 2.3.2).
@@ -247,6 +277,41 @@ async def delete_group(conn: asyncpg.Connection, project_id: str, group_id: int)
     log.info("network.security_group_deleted", project_id=project_id, group_id=group_id,
              name=row["name"], servers=[str(s) for s in servers])
     return servers
+
+
+async def update_group(conn: asyncpg.Connection, project_id: str, group_id: int, name: str,
+                       description: str | None) -> tuple[GroupInfo, list[UUID]]:
+    """Rename the project's group and set its description (None: keep it), and
+    rename it on every live server that has it; the group with its rules, and
+    the ids of those servers. The same update again changes nothing.
+
+    Raises:
+        NotFound: the project has no such group.
+        BadRequest: it is the ``default`` group (Nova's "Unable to update system
+            group"), or another group of the project is called ``name``.
+    """
+    if not conn.is_in_transaction():
+        raise RuntimeError("update_group must run inside a transaction")
+    await conn.execute(_LOCK_PROJECT, _GROUPS_LOCK_CLASS, project_id)
+    row = await conn.fetchrow(_LOCK_GROUP_FOR_UPDATE, group_id, project_id)
+    if row is None:
+        raise NotFound(f"Security group {group_id} not found.")
+    if row["name"] == DEFAULT_GROUP:
+        raise BadRequest(f"Unable to update system group '{DEFAULT_GROUP}'")
+    if await conn.fetchval(_NAME_TAKEN, project_id, name, group_id):
+        raise BadRequest(f"Security group {name} already exists")
+    description = row["description"] if description is None else description
+    servers: list[UUID] = []
+    if (name, description) != (row["name"], row["description"]):
+        await conn.execute(_UPDATE_GROUP, group_id, name, description)
+    if name != row["name"]:
+        servers = [r["id"] for r in await conn.fetch(_RENAME_ON_SERVERS, project_id,
+                                                     row["name"], name)]
+    log.info("network.security_group_updated", project_id=project_id, group_id=group_id,
+             old_name=row["name"], name=name, servers=[str(s) for s in servers])
+    info = await group_info(conn, project_id, group_id)
+    assert info is not None  # locked above
+    return info, servers
 
 
 # ---- rules --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from shared.contracts.security_groups import (
     RuleInfo,
     SecurityMessage,
     ServerRules,
+    UpdateSecurityGroup,
 )
 
 from shared.rpc.server import CallContext
@@ -48,6 +49,8 @@ class SecurityGroupHandler:
                 return await self.create_group(msg)
             case DeleteSecurityGroup():
                 return await self.delete_group(msg)
+            case UpdateSecurityGroup():
+                return await self.update_group(msg)
             case CreateSecurityGroupRule():
                 return await self.create_rule(msg)
             case DeleteSecurityGroupRule():
@@ -76,6 +79,15 @@ class SecurityGroupHandler:
     async def delete_group(self, msg: DeleteSecurityGroup) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await sg.delete_group(conn, msg.project_id, msg.group_id)
+
+    async def update_group(self, msg: UpdateSecurityGroup) -> GroupInfo:
+        # The default group first, as for a create: ``default`` is then taken,
+        # so no group can be renamed to it.
+        await self._ensure_default(msg.project_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            info, _ = await sg.update_group(conn, msg.project_id, msg.group_id, msg.name,
+                                            msg.description)
+            return info
 
     async def create_rule(self, msg: CreateSecurityGroupRule) -> RuleInfo:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -92,6 +92,20 @@ class PlacementRequest(msgspec.Struct, frozen=True, kw_only=True):
         return ids[0] if ids else None
 
     @property
+    def near_placement(self) -> ServerPlacement | None:
+        """Where the ``near`` server lives; None without the hint, and None when that
+        server cannot be found (another project's, deleted, not placed yet).
+
+        ``near`` is a preference, not a condition: section 4.4.10's example names
+        a server its reader does not have and answers 202, and Nova, which had no
+        filter of that name, ignored it. A server that cannot be found leaves the
+        hint unused, and the build goes wherever it would have gone without it.
+        ``same_host`` and ``different_host`` are conditions instead (``missing``).
+        """
+        near = self.near
+        return None if near is None else self.placements.get(near)
+
+    @property
     def referenced_servers(self) -> tuple[str, ...]:
         """Every server id the hints name, each once."""
         near = (self.near,) if self.near else ()

@@ -14,12 +14,11 @@ answers with.
 
 from __future__ import annotations
 
-from typing import ClassVar
 from uuid import UUID
 
 import msgspec
 
-from shared.errors import BadRequest, Conflict, NotFound, OverLimit
+from shared.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 from shared.rpc import RpcClient
 
 QUEUE = "network.floating"
@@ -119,12 +118,9 @@ class NoMoreFloatingIps(NotFound):
     pool <name>." (its exception and its API's mapping); we keep both."""
 
 
-class FloatingIpQuotaExceeded(OverLimit):
-    """maxTotalFloatingIps reached: 413 overLimit like every quota here (Nova
-    answered 403 for this one quota). No Retry-After: waiting frees nothing."""
-
-    # An error rebuilt from RPC skips __init__; the class default stands in.
-    retry_after: ClassVar[int | None] = None
+class FloatingIpQuotaExceeded(QuotaExceeded):
+    """maxTotalFloatingIps reached: 413 overLimit with ``Retry-After: 0`` like
+    every quota here (Nova answered 403 for this one quota)."""
 
 
 class FloatingIpAssociated(Conflict):

@@ -9,6 +9,8 @@ Reads (lists, shows) may go straight to PostgreSQL.
 v1: EnsureDefaultGroup, CreateSecurityGroup, DeleteSecurityGroup,
     CreateSecurityGroupRule, DeleteSecurityGroupRule, AddServerSecurityGroup,
     RemoveServerSecurityGroup, GetServerRules (all calls).
+v2: UpdateSecurityGroup (a call). A v1 network service dead-letters it as
+    undecodable, so until it is upgraded the API's call times out (503).
 """
 
 from __future__ import annotations
@@ -17,21 +19,15 @@ from uuid import UUID
 
 import msgspec
 
-from shared.errors import OverLimit
+from shared.errors import QuotaExceeded
 from shared.rpc import RpcClient
 
 QUEUE = "network.security"
 
 
-class SecurityGroupQuotaExceeded(OverLimit):
-    """maxSecurityGroups or maxSecurityGroupRules would be passed (413, no Retry-After).
-
-    Errors cross RPC by class name and are rebuilt without running their own
-    ``__init__``; the class attribute keeps ``retry_after`` defined on the
-    API's side (waiting frees no quota, so there is none to send).
-    """
-
-    retry_after = None
+class SecurityGroupQuotaExceeded(QuotaExceeded):
+    """maxSecurityGroups or maxSecurityGroupRules would be passed (413 overLimit,
+    ``Retry-After: 0`` as every quota fault)."""
 
 
 # ---- values -------------------------------------------------------------------
@@ -121,6 +117,24 @@ class DeleteSecurityGroup(msgspec.Struct, tag="delete_security_group", frozen=Tr
     group_id: int
 
 
+class UpdateSecurityGroup(msgspec.Struct, tag="update_security_group", frozen=True,
+                          kw_only=True):
+    """(v2) Give the project's group a new name and description; returns its
+    GroupInfo with its rules. Every live server that has the group keeps it
+    under the new name (servers name their groups). ``description`` None keeps
+    the current one.
+
+    Idempotent: the same update again changes nothing and answers the same.
+    NotFound if the project has no such group, BadRequest for ``default``
+    (never renamed, as in Nova) and for a name another group of the project has.
+    """
+
+    project_id: str
+    group_id: int
+    name: str
+    description: str | None = None
+
+
 class CreateSecurityGroupRule(msgspec.Struct, tag="create_security_group_rule", frozen=True,
                               kw_only=True):
     """Add a validated rule to the project's group ``parent_group_id``; returns its
@@ -179,7 +193,7 @@ class GetServerRules(msgspec.Struct, tag="get_server_rules", frozen=True, kw_onl
 
 
 SecurityMessage = (EnsureDefaultGroup | CreateSecurityGroup | DeleteSecurityGroup
-                   | CreateSecurityGroupRule | DeleteSecurityGroupRule
+                   | UpdateSecurityGroup | CreateSecurityGroupRule | DeleteSecurityGroupRule
                    | AddServerSecurityGroup | RemoveServerSecurityGroup | GetServerRules)
 
 
@@ -197,6 +211,10 @@ class SecurityGroupClient:
                                     request_id=self._request_id, timeout=self._timeout)
 
     async def create_group(self, msg: CreateSecurityGroup) -> GroupInfo:
+        return await self._rpc.call(QUEUE, msg, GroupInfo,
+                                    request_id=self._request_id, timeout=self._timeout)
+
+    async def update_group(self, msg: UpdateSecurityGroup) -> GroupInfo:
         return await self._rpc.call(QUEUE, msg, GroupInfo,
                                     request_id=self._request_id, timeout=self._timeout)
 

@@ -87,6 +87,7 @@ async def test_too_much_metadata_is_413(demo, cloud):
     meta = {f"k{i}": "v" for i in range(51)}
     r = await demo.boot(name="meta", metadata=meta)
     assert r.status == 413 and r.json["overLimit"]["code"] == 413
+    assert r.headers["Retry-After"] == "0"
     assert await _server_count(cloud) == before
 
 

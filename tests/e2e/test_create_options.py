@@ -135,6 +135,8 @@ async def _refused(demo, status: int, fault: str, **server) -> None:
     r = await demo.boot(name="refused", **server)
     assert r.status == status, r.raw
     assert fault in r.json, r.json
+    if status == 413:  # a quota (maxPersonality, maxPersonalitySize): no wait frees it
+        assert r.headers["Retry-After"] == "0"
 
 
 async def test_personality_limits_are_refused(demo):
@@ -159,4 +161,4 @@ async def test_personality_limit_in_xml(demo):
     r = await demo.post("/servers", data=body, xml=True,
                         headers={"Content-Type": "application/xml"})
     assert r.status == 413, r.raw
-    assert etree.QName(r.xml).localname == "overLimit"
+    assert etree.QName(r.xml).localname == "overLimit" and r.headers["Retry-After"] == "0"

@@ -171,8 +171,10 @@ async def test_server_meta_limit_413(server, demo):
     r = await demo.post(base, json={"metadata": {"one-more": "v"}})
     assert r.status == 413 and fault_name(r) == "overLimit"
     assert "50" in r.json["overLimit"]["message"]
+    assert r.headers["Retry-After"] == "0"          # a quota: no wait frees it
     r = await put(demo, f"{base}/one-more", json={"meta": {"one-more": "v"}}, xml=True)
     assert r.status == 413 and etree.QName(r.xml).localname == "overLimit"
+    assert r.headers["Retry-After"] == "0"
     # Overwriting an existing key does not add an item.
     r = await demo.post(base, json={"metadata": {"k0": "changed"}})
     assert r.status == 200 and r.json["metadata"]["k0"] == "changed"

@@ -144,16 +144,22 @@ async def test_bad_rescue_body_is_400(user, server, body):
 async def test_console_output_whole_and_tail(user, server):
     whole = await console(user, server)
     lines = whole.splitlines(keepends=True)
-    assert "Booting the kernel." in whole and whole.rstrip().endswith("rescuable login:")
+    assert "Booting the kernel." in whole and whole.endswith("rescuable login:\n")
     assert len(lines) >= 4
-    assert await console(user, server, length=2) == "".join(lines[-2:])
-    assert await console(user, server, length=len(lines) + 10) == whole
+    # Nova's cut: the last N pieces of the log split on newlines. The log ends in
+    # a newline, so its last piece is empty and N gives N-1 lines.
+    assert await console(user, server, length=3) == "".join(lines[-2:])
+    assert await console(user, server, length=2) == lines[-1]
+    assert await console(user, server, length=1) == ""
+    assert await console(user, server, length=len(lines) + 1) == whole
+    assert await console(user, server, length=len(lines)) == "".join(lines[1:])
     assert await console(user, server, length=0) == ""
-    # novaclient sends an explicit null for "all of it".
-    r = await act(user, server, {"os-getConsoleOutput": {"length": None}})
-    assert r.status == 200 and r.json == {"output": whole}
+    # novaclient sends an explicit null for "all of it"; -1 is Nova's "unlimited".
+    for length in (None, -1, "-1"):
+        r = await act(user, server, {"os-getConsoleOutput": {"length": length}})
+        assert r.status == 200 and r.json == {"output": whole}, length
     # A string of digits is a number (as XML sends it).
-    r = await act(user, server, {"os-getConsoleOutput": {"length": "1"}})
+    r = await act(user, server, {"os-getConsoleOutput": {"length": "2"}})
     assert r.json["output"] == lines[-1]
 
 
@@ -164,8 +170,11 @@ async def test_console_output_in_xml(user, server):
                                 b"        3\n    </length>\n</os-getConsoleOutput>", xml=True)
     assert r.status == 200, r.raw
     assert r.xml.tag == f"{{{NS}}}output"
-    assert r.xml.text == "".join(lines[-3:])
+    assert r.xml.text == "".join(lines[-2:])
     r = await act(user, server, b"<os-getConsoleOutput/>", xml=True)
+    assert r.status == 200 and r.xml.text == whole
+    r = await act(user, server, b"<os-getConsoleOutput><length>-1</length></os-getConsoleOutput>",
+                  xml=True)
     assert r.status == 200 and r.xml.text == whole
 
 
@@ -185,12 +194,14 @@ async def test_console_shows_every_boot_the_server_went_through(user, server):
     await watch(user, server, settled("SHUTOFF"))
     assert (await act(user, server, {"os-start": None})).status == 202
     await watch(user, server, settled("ACTIVE"))
-    assert boots(await console(user, server, length=3)) == 1  # the last lines are a boot
+    # The last pieces are a boot: its kernel line, the NIC's address, the login
+    # prompt and the empty piece after the log's last newline.
+    assert boots(await console(user, server, length=4)) == 1
     assert boots(await console(user, server)) == 3
 
 
 @pytest.mark.parametrize("body", [
-    {"os-getConsoleOutput": {"length": -1}},
+    {"os-getConsoleOutput": {"length": -2}},
     {"os-getConsoleOutput": {"length": "ten"}},
     {"os-getConsoleOutput": {"length": 2.5}},
     {"os-getConsoleOutput": {"length": True}},
@@ -254,7 +265,8 @@ async def test_openstacksdk_rescues_unrescues_and_reads_the_console(cloud, accou
     out = await asyncio.to_thread(_sdk_rescue_cycle, cloud.identity_url, name, server)
     assert out["rescued"] == "rescued"
     assert boots(out["all"]) == 3 and "rescue: booting" in out["all"]
-    assert out["all"].endswith(out["tail"]) and out["tail"].count("\n") == 2
+    # length=2: the last line and the empty piece after its newline (Nova's cut).
+    assert out["all"].endswith(out["tail"]) and out["tail"].count("\n") == 1
 
 
 async def test_rescue_image_is_the_servers_own(user, server):

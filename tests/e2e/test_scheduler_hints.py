@@ -83,3 +83,28 @@ async def test_hints_that_cannot_be_met_are_error_with_the_failed_hint(demo):
         assert anchor in message
     finally:
         await delete_and_wait(demo, *made)
+
+
+async def test_near_a_server_that_cannot_be_found_is_ignored(demo, alt):
+    """Section 4.4.10's own examples: a server the reader does not have, in JSON
+    and XML, answers 202 and the server is built as without the hint; so does
+    another project's server (not told apart from a missing one)."""
+    theirs = await alt.boot(name="alt-near", availability_zone="az1")
+    assert theirs.status == 202, theirs.raw
+    made = [await _boot_with(demo, "near-nothing", {"near": "2b7c42eb-7736-4a0f-afab-f23969a35ada"}),
+            await _boot_with(demo, "near-theirs", {"near": theirs.json["server"]["id"]})]
+    try:
+        body = (f'<server xmlns="{NS}" xmlns:OS-SCH-HNT="{HINTS_NS}" name="near-nothing-xml" '
+                f'imageRef="{CIRROS_IMAGE_ID}" flavorRef="100"><OS-SCH-HNT:scheduler_hints>'
+                f'<near>eb999657-dd6b-464e-8713-95c532ac3b18</near>'
+                f'</OS-SCH-HNT:scheduler_hints></server>')
+        r = await demo.post("/servers", data=body, xml=True,
+                            headers={"Content-Type": "application/xml"})
+        assert r.status == 202, r.raw
+        assert r.xml.tag == f"{{{NS}}}server" and r.xml.get("adminPass")
+        made.append(r.xml.get("id"))
+        for sid in made:
+            await _active(demo, sid)
+    finally:
+        await delete_and_wait(demo, *made)
+        await delete_and_wait(alt, theirs.json["server"]["id"])

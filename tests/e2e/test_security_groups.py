@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 from tests.e2e.client import NS, Api, eventually
+from tests.e2e.paging import put
 from tests.e2e.projects import delete_all, new_project
 
 XML = {"Content-Type": "application/xml", "Accept": "application/xml"}
@@ -182,10 +183,10 @@ async def test_group_quota(cloud):
                        json={"security_group": {"name": unique(), "description": "d"}})
     assert r.status == 413, r.raw
     assert r.json["overLimit"]["message"] == "Quota exceeded, too many security groups."
-    assert "Retry-After" not in r.headers
+    assert r.headers["Retry-After"] == "0"
     r = await api.post("/os-security-groups", data=f'<security_group name="{unique()}"/>',
                        headers=XML, xml=True)
-    assert r.status == 413 and r.xml.tag == q("overLimit")
+    assert r.status == 413 and r.xml.tag == q("overLimit") and r.headers["Retry-After"] == "0"
     absolute = (await api.get("/limits")).json["limits"]["absolute"]
     assert (absolute["maxSecurityGroups"], absolute["totalSecurityGroupsUsed"]) == (3, 3)
 
@@ -315,7 +316,7 @@ async def test_rule_quota_is_per_group(cloud):
     r = await api.post("/os-security-group-rules", json={"security_group_rule": {
         "parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 3, "to_port": 3,
         "cidr": "0.0.0.0/0"}})
-    assert r.status == 413 and "Retry-After" not in r.headers
+    assert r.status == 413 and r.headers["Retry-After"] == "0"
     assert r.json["overLimit"]["message"] == "Quota exceeded, too many security group rules."
     # Another group has its own allowance.
     other = await make_group(api)
@@ -475,6 +476,149 @@ async def test_a_server_without_groups_shows_none_and_one_made_without_shows_def
         await demo.delete(f"/servers/{server}")
     for server in (sid, empty, xml_sid):
         await demo.wait_status(server, lambda s: s is None)
+
+
+# --------------------------------------------------------------------------- update (Nova's PUT)
+
+
+async def test_update_renames_a_group_and_its_servers_show_the_new_name(cloud):
+    demo, _ = await new_project(cloud)  # a project of its own: its own group quota
+    group = await make_group(demo, unique("web"), "web servers")
+    rule = await make_rule(demo, group["id"])
+    other = await make_group(demo, unique("app"))
+    source = await make_rule(demo, other["id"], cidr=None, group_id=group["id"])
+    r = await demo.boot(name="renamed-group", security_groups=[{"name": "default"},
+                                                                {"name": group["name"]}])
+    assert r.status == 202, r.raw
+    sid = r.json["server"]["id"]
+    await demo.wait_status(sid, lambda s: s and s["status"] == "ACTIVE")
+
+    name = unique("frontend")
+    r = await put(demo, f"/os-security-groups/{group['id']}",
+                  json={"security_group": {"name": f" {name} ", "description": "front end"}})
+    assert r.status == 200, r.raw
+    updated = r.json["security_group"]
+    assert updated == {"id": group["id"], "name": name, "description": "front end",
+                       "tenant_id": demo.project_id, "rules": [rule]}
+    assert (await demo.get(f"/os-security-groups/{group['id']}")).json["security_group"] == updated
+    # The server keeps the group, under its new name, in the same place.
+    server = await demo.server(sid)
+    assert server["security_groups"] == [{"name": "default"}, {"name": name}]
+    detail = (await demo.get("/servers/detail")).json["servers"]
+    assert [s["security_groups"] for s in detail if s["id"] == sid] == [
+        [{"name": "default"}, {"name": name}]]
+    # A rule naming it as its source shows the new name.
+    shown = (await demo.get(f"/os-security-groups/{other['id']}")).json["security_group"]
+    assert [(x["id"], x["group"]["name"]) for x in shown["rules"]] == [(source["id"], name)]
+    # The old name is gone: not on the server, and unknown to the actions and creates.
+    r = await demo.post(f"/servers/{sid}/action",
+                        json={"removeSecurityGroup": {"name": group["name"]}})
+    assert r.status == 404, r.raw
+    r = await demo.boot(name="old-name", security_groups=[{"name": group["name"]}])
+    assert r.status == 400, r.raw
+    r = await demo.post(f"/servers/{sid}/action", json={"removeSecurityGroup": {"name": name}})
+    assert r.status == 202, r.raw
+    assert (await demo.server(sid))["security_groups"] == [{"name": "default"}]
+    # The same update again answers the same; a description left out is kept.
+    r = await put(demo, f"/os-security-groups/{group['id']}",
+                  json={"security_group": {"name": name, "description": "front end"}})
+    assert r.status == 200 and r.json["security_group"] == updated
+    r = await put(demo, f"/os-security-groups/{group['id']}",
+                  json={"security_group": {"name": group["name"]}})
+    assert r.status == 200
+    assert (r.json["security_group"]["name"], r.json["security_group"]["description"]) == (
+        group["name"], "front end")
+    await demo.delete(f"/servers/{sid}")
+    await demo.wait_status(sid, lambda s: s is None)
+
+
+async def test_update_in_xml(cloud):
+    demo, _ = await new_project(cloud)
+    group = await make_group(demo)
+    await make_rule(demo, group["id"], from_port=443, to_port=443)
+    name = unique("xml")
+    body = f"""<?xml version="1.0" ?>
+    <security_group xmlns="http://docs.openstack.org/compute/api/v2" name="{name}">
+        <description>
+            Renamed in XML
+        </description>
+    </security_group>"""
+    r = await put(demo, f"/os-security-groups/{group['id']}", data=body, headers=XML)
+    assert r.status == 200, r.raw
+    assert r.headers["Content-Type"].startswith("application/xml")
+    assert r.xml.tag == q("security_group")
+    assert (r.xml.get("id"), r.xml.get("name"), r.xml.get("tenant_id")) == (
+        str(group["id"]), name, demo.project_id)
+    assert r.xml.findtext(q("description")) == "Renamed in XML"
+    (rule,) = r.xml.find(q("rules")).findall(q("rule"))
+    assert (rule.findtext(q("from_port")), rule.findtext(q("to_port"))) == ("443", "443")
+    shown = (await demo.get(f"/os-security-groups/{group['id']}")).json["security_group"]
+    assert (shown["name"], shown["description"]) == (name, "Renamed in XML")
+    # A JSON body answered in XML (the .xml suffix), and an XML fault.
+    r = await put(demo, f"/os-security-groups/{group['id']}.xml",
+                  json={"security_group": {"name": name, "description": "again"}})
+    assert r.status == 200 and r.xml.findtext(q("description")) == "again"
+    r = await put(demo, f"/os-security-groups/{group['id']}", headers=XML,
+                  data='<security_group description="no name"/>')
+    assert r.status == 400 and r.xml.tag == q("badRequest")
+
+
+async def test_update_faults(cloud, alt):
+    demo, _ = await new_project(cloud)
+    group = await make_group(demo, unique("kept"), "kept as it is")
+    taken = await make_group(demo)
+    default_id = next(g["id"] for g in (await demo.get("/os-security-groups")).json[
+        "security_groups"] if g["name"] == "default")
+    path = f"/os-security-groups/{group['id']}"
+    cases = [
+        ({"security_group": {"description": "no name"}},
+         "Security group name is not a string or unicode"),
+        ({"security_group": {"name": "   ", "description": "d"}},
+         "Security group name has a minimum character requirement of 1."),
+        ({"security_group": {"name": "x" * 256, "description": "d"}},
+         "Security group name has more than 255 characters."),
+        ({"security_group": {"name": unique(), "description": ""}},
+         "Security group description has a minimum character requirement of 1."),
+        ({"security_group": {"name": unique(), "description": "d" * 256}},
+         "Security group description has more than 255 characters."),
+        ({"security_group": {"name": "tab\there", "description": "d"}},
+         "Security group name must not contain control characters."),
+        ({"security_group": {"name": 5, "description": "d"}},
+         "Security group name is not a string or unicode"),
+        ({"security_group": "renamed"}, "The request body must hold a 'security_group' object."),
+        ({"security_group": {"name": taken["name"], "description": "d"}},
+         f"Security group {taken['name']} already exists"),
+        ({"security_group": {"name": "default", "description": "d"}},
+         "Security group default already exists"),
+    ]
+    for body, message in cases:
+        r = await put(demo, path, json=body)
+        assert r.status == 400, (body, r.raw)
+        assert r.json["badRequest"]["message"] == message
+    assert (await put(demo, path, json={"name": "x"})).status == 400
+    # The default group is never updated (Nova's "system group"), in JSON and XML.
+    r = await put(demo, f"/os-security-groups/{default_id}",
+                  json={"security_group": {"name": unique(), "description": "d"}})
+    assert r.status == 400, r.raw
+    assert r.json["badRequest"]["message"] == "Unable to update system group 'default'"
+    r = await put(demo, f"/os-security-groups/{default_id}", headers=XML,
+                  data='<security_group name="mine"><description>d</description></security_group>')
+    assert r.status == 400 and r.xml.tag == q("badRequest")
+    # Unknown groups, ids that are not integers and another project's group: 404.
+    body = {"security_group": {"name": unique(), "description": "d"}}
+    for bad in ("999999999", "web", "1.5", "-3", "99999999999999999999"):
+        r = await put(demo, f"/os-security-groups/{bad}", json=body)
+        assert r.status == 404, (bad, r.raw)
+        assert r.json["itemNotFound"]["message"] == f"Security group {bad} not found."
+    r = await put(alt, path, json=body)
+    assert r.status == 404 and r.json["itemNotFound"]["message"] == (
+        f"Security group {group['id']} not found.")
+    r = await put(alt, path, json=body, xml=True)
+    assert r.status == 404 and r.xml.tag == q("itemNotFound")
+    # None of them changed it.
+    assert (await demo.get(path)).json["security_group"] == group
+    shown = (await demo.get(f"/os-security-groups/{default_id}")).json["security_group"]
+    assert (shown["name"], shown["description"]) == ("default", "default")
 
 
 # --------------------------------------------------------------------------- isolation

@@ -202,6 +202,7 @@ async def test_concurrent_creates_never_pass_max_total_volumes(cloud: Cloud) -> 
     rs = await _concurrent(api, 1)
     assert sorted(r.status for r in rs) == [202] * 5 + [413] * 15
     refused = next(r for r in rs if r.status == 413)
+    assert refused.headers["Retry-After"] == "0"
     assert refused.json["overLimit"]["message"] == ("Quota exceeded for volumes: Requested 1, "
                                                     "but already used 5 of 5 volumes")
     assert await _live(cloud, api.project_id) == 5

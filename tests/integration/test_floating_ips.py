@@ -185,8 +185,9 @@ async def test_quota_is_exact_under_30_concurrent_allocations(svc: Clients,
     assert len({f.id for f in won}) == 20
     assert len(lost) == 10 and all(isinstance(e, FloatingIpQuotaExceeded) for e in lost)
     err = lost[0]
-    # A quota fault is a 413 overLimit without Retry-After, also once rebuilt from RPC.
-    assert isinstance(err, OverLimit) and err.http_status == 413 and err.headers == {}
+    # A quota fault is a 413 overLimit with Retry-After: 0, also once rebuilt from RPC.
+    assert isinstance(err, OverLimit) and err.http_status == 413
+    assert err.headers == {"Retry-After": "0"}
     assert "Quota exceeded for floating_ips" in err.message
     assert await db.fetchval("SELECT count(*) FROM floating_ips WHERE project_id = $1", p) == 20
 

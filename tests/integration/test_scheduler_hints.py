@@ -201,13 +201,26 @@ async def test_deleted_or_unplaced_servers_cannot_meet_a_hint(
     await three_hosts(db)
     deleted = await existing(db, "a1", "az1", vm_state="deleted")
     unplaced = await existing(db, None, vm_state="building", task_state="scheduling")
-    for hints, flt in (({"near": deleted}, "NearFilter"),
+    for hints, flt in (({"same_host": [deleted]}, "SameHostFilter"),
                        ({"different_host": [unplaced]}, "DifferentHostFilter")):
         build = await add_server(db)
         assert await scheduler.schedule_build(ScheduleBuild(build=build, hints=hints)) is None
         message = await the_fault(db, build.server_id)
         assert message.startswith(f"No valid host was found. Filter {flt} returned 0 hosts (server ")
         assert "was not found, or is deleted or not placed on a host yet" in message
+
+
+async def test_near_a_server_that_cannot_be_found_is_ignored(
+        db: asyncpg.Connection, scheduler: BuildScheduler) -> None:
+    await three_hosts(db)
+    deleted = await existing(db, "a1", "az1", vm_state="deleted")
+    unplaced = await existing(db, None, vm_state="building", task_state="scheduling")
+    theirs = await existing(db, "a1", "az1", project="alt")
+    for near in (deleted, unplaced, theirs, str(uuid.uuid4())):
+        build = await add_server(db)
+        # b1, where it goes without the hint (the most free RAM); a1 if near had counted.
+        assert await scheduler.schedule_build(
+            ScheduleBuild(build=build, hints={"near": near})) == "b1", near
 
 
 async def test_unknown_hints_are_ignored(db: asyncpg.Connection, scheduler: BuildScheduler) -> None:

@@ -28,6 +28,7 @@ from shared.contracts.security_groups import (
     RemoveServerSecurityGroup,
     SecurityGroupClient,
     SecurityGroupQuotaExceeded,
+    UpdateSecurityGroup,
 )
 from shared.db.pool import connect as db_connect
 from shared.errors import BadRequest, NotFound, OverLimit
@@ -123,8 +124,8 @@ async def test_create_makes_the_default_group_first_and_counts_it(groups, db) ->
     assert names == ["default", "web"]
     with pytest.raises(SecurityGroupQuotaExceeded) as err:
         await create(groups, project, "db", max_groups=2)
-    # Rebuilt from its class name on this side: still an overLimit, no Retry-After.
-    assert isinstance(err.value, OverLimit) and err.value.headers == {}
+    # Rebuilt from its class name on this side: still an overLimit, Retry-After: 0.
+    assert isinstance(err.value, OverLimit) and err.value.headers == {"Retry-After": "0"}
     assert err.value.message == "Quota exceeded, too many security groups."
     with pytest.raises(BadRequest, match="Security group web already exists"):
         await create(groups, project, "web")
@@ -195,6 +196,107 @@ async def test_delete_takes_the_group_off_servers_and_drops_rules_naming_it(grou
                                    "AND name = 'default'", project)
     with pytest.raises(BadRequest, match="Unable to delete system group 'default'"):
         await groups.delete_group(DeleteSecurityGroup(project_id=project, group_id=default_id))
+
+
+async def test_update_renames_the_group_on_its_servers_in_place(groups, db) -> None:
+    project = new_project()
+    web = await create(groups, project, "web")
+    app = await create(groups, project, "app")
+    await groups.create_rule(rule(project, web.id, 80))
+    from_web = await groups.create_rule(rule(project, app.id, 8080, cidr=None, group_id=web.id))
+    both = await add_server(db, project, ["web", "default", "app"])
+    only_app = await add_server(db, project, ["app"])
+    gone = await add_server(db, project, ["web"])
+    await db.execute("UPDATE servers SET deleted_at = now() WHERE id = $1", gone)
+    other = new_project()
+    await create(groups, other, "web")
+    other_server = await add_server(db, other, ["web"])
+    before = await db.fetchval("SELECT updated_at FROM servers WHERE id = $1", both)
+
+    msg = UpdateSecurityGroup(project_id=project, group_id=web.id, name="frontend",
+                              description="front end servers")
+    updated = await groups.update_group(msg)
+    assert (updated.id, updated.project_id, updated.name, updated.description) == (
+        web.id, project, "frontend", "front end servers")
+    assert [(r.from_port, r.cidr) for r in updated.rules] == [(80, "0.0.0.0/0")]
+    # The live server keeps its groups in their order, under the new name.
+    assert await server_groups(db, both) == ["frontend", "default", "app"]
+    assert await db.fetchval("SELECT updated_at FROM servers WHERE id = $1", both) > before
+    assert await server_groups(db, only_app) == ["app"]
+    assert await server_groups(db, gone) == ["web"]            # deleted: left as it was
+    assert await server_groups(db, other_server) == ["web"]    # another project's "web"
+    # The rule naming it as source follows by id; the server's rules follow by name.
+    rules = await groups.server_rules(GetServerRules(server_id=both))
+    assert rules.groups == ("frontend", "default", "app")
+    assert {(r.from_port, r.source_group) for r in rules.rules} >= {(80, None),
+                                                                  (8080, "frontend")}
+    assert await db.fetchval("SELECT group_id FROM security_group_rules WHERE id = $1",
+                             from_web.id) == web.id
+
+    # The same update again (a redelivery) changes nothing and answers the same.
+    assert await groups.update_group(msg) == updated
+    assert await server_groups(db, both) == ["frontend", "default", "app"]
+    # No description: the group keeps its own.
+    renamed = await groups.update_group(UpdateSecurityGroup(project_id=project, group_id=web.id,
+                                                            name="web"))
+    assert (renamed.name, renamed.description) == ("web", "front end servers")
+    assert await server_groups(db, both) == ["web", "default", "app"]
+
+
+async def test_update_faults(groups, db) -> None:
+    project = new_project()
+    web = await create(groups, project, "web")
+    await create(groups, project, "app")
+    sid = await add_server(db, project, ["web"])
+    default_id = await db.fetchval("SELECT id FROM security_groups WHERE project_id = $1 "
+                                   "AND name = 'default'", project)
+
+    def update(group_id: int, name: str, project_id: str = project) -> UpdateSecurityGroup:
+        return UpdateSecurityGroup(project_id=project_id, group_id=group_id, name=name,
+                                   description="d")
+
+    with pytest.raises(BadRequest, match="Security group app already exists"):
+        await groups.update_group(update(web.id, "app"))
+    with pytest.raises(BadRequest, match="Security group default already exists"):
+        await groups.update_group(update(web.id, "default"))
+    with pytest.raises(BadRequest, match="Unable to update system group 'default'"):
+        await groups.update_group(update(default_id, "renamed"))
+    with pytest.raises(NotFound, match=f"Security group {web.id} not found"):
+        await groups.update_group(update(web.id, "mine", project_id=new_project()))
+    with pytest.raises(NotFound):
+        await groups.update_group(update(2**62, "nope"))
+    # None of them changed anything.
+    assert [tuple(r) for r in await db.fetch(
+        "SELECT name, description FROM security_groups WHERE project_id = $1 ORDER BY id",
+        project)] == [("default", "default"), ("web", "web servers"), ("app", "app servers")]
+    assert await server_groups(db, sid) == ["web"]
+
+
+async def test_renames_racing_adds_and_creates_never_leave_a_stale_name(groups, db) -> None:
+    project = new_project()
+    web = await create(groups, project, "web")
+    sids = [await add_server(db, project, ["default"]) for _ in range(6)]
+    adds = [groups.add_to_server(AddServerSecurityGroup(project_id=project, server_id=sid,
+                                                        name="web")) for sid in sids]
+    rename = groups.update_group(UpdateSecurityGroup(project_id=project, group_id=web.id,
+                                                     name="frontend"))
+    # A create of the old name racing the rename: before it, the name is taken
+    # (400); after it, a new "web" is made.
+    results = await asyncio.gather(*adds[:3], rename, create(groups, project, "web"), *adds[3:],
+                                   return_exceptions=True)
+    renamed, made = results[3], results[4]
+    assert renamed.name == "frontend", results
+    made_web = not isinstance(made, BaseException)
+    assert made.name == "web" if made_web else isinstance(made, BadRequest), results
+    added = [r for i, r in enumerate(results) if i not in (3, 4)]
+    assert all(r is None or isinstance(r, NotFound) for r in added), results
+    names = {r["name"] for r in await db.fetch(
+        "SELECT name FROM security_groups WHERE project_id = $1", project)}
+    assert names == {"default", "frontend"} | ({"web"} if made_web else set())
+    for sid in sids:
+        # Every group a server names exists: an add came before the rename (and
+        # was renamed with it), or after it (to the new "web", or refused).
+        assert set(await server_groups(db, sid)) <= names
 
 
 # --------------------------------------------------------------------------- rules

@@ -2,13 +2,17 @@
 
 ``{"os-getConsoleOutput": {"length": 50}}`` / ``<os-getConsoleOutput><length>50
 </length></os-getConsoleOutput>`` answers 200 with ``{"output": "..."}`` /
-``<output>...</output>``: the last ``length`` lines of the guest's console log
-as its hypervisor driver recorded it, or all of it when ``length`` is absent or
+``<output>...</output>``: the guest's console log as its hypervisor driver
+recorded it, cut as Nova cut it (the agent's ``console.tail``: the last
+``length`` pieces of the log split on newlines, so a log that ends in a newline
+gives its last ``length - 1`` lines), or all of it when ``length`` is absent,
 null (``{"os-getConsoleOutput": {}}``, ``{"length": null}`` as novaclient sends,
-``<os-getConsoleOutput/>``). ``length`` must be a whole number, given as a JSON
-integer or a string of digits (XML values are strings); anything else, or a
-negative number, is 400. 0 gives an empty output, as in Nova. A length above
-``MAX_LENGTH`` asks for the whole log, as any length longer than the log does.
+``<os-getConsoleOutput/>``) or -1 (Nova's "unlimited"). ``length`` must be a
+whole number, given as a JSON integer or a string of digits (XML values are
+strings); anything else, or a number below -1, is 400 (Nova's later schema; its
+v2 took any integer and sliced the log's head off for a negative one). 0 gives
+an empty output, as in Nova. A length above ``MAX_LENGTH`` asks for the whole
+log, as any length longer than the log does.
 
 The log lives with the guest, so this is a call to the agent that owns the
 server (``GetConsoleOutput``), with a short timeout (``CALL_TIMEOUT_S``): the
@@ -51,7 +55,7 @@ at most, and a bigger number would leave it unreadable (and the caller waiting).
 
 
 def console_length(value: Any) -> int | None:
-    """The ``length`` asked for (None: the whole log); 400 if it is no whole number >= 0."""
+    """The ``length`` asked for (None: the whole log); 400 if it is no whole number >= -1."""
     if value is None or value == "":
         return None
     if not isinstance(value, dict):
@@ -66,9 +70,9 @@ def console_length(value: Any) -> int | None:
         number = int(str(length).strip())
     except ValueError:  # not a number, or over the 4,300 digits int() converts
         raise BadRequest("Length in request body must be an integer value") from None
-    if number < 0:
-        raise BadRequest("Length in request body must be 0 or greater")
-    return min(number, MAX_LENGTH)
+    if number < -1:
+        raise BadRequest("Length in request body must be -1 (all of the log) or greater")
+    return None if number == -1 else min(number, MAX_LENGTH)
 
 
 def _not_ready(row: asyncpg.Record) -> str | None:

@@ -14,7 +14,8 @@ project's (or another user's) keypair is 404, as if it did not exist.
   ``-`` and ``.`` (the spec's examples have ``hochmuth.pub``), not all blank.
   A name the user already has in the project is 409 conflictingRequest.
 * maxTotalKeypairs counts the user's keypairs in the project, under a lock, so
-  concurrent creates never pass it; over it is 413 overLimit without Retry-After.
+  concurrent creates never pass it; over it is 413 overLimit with ``Retry-After: 0``
+  (``QuotaExceeded``).
 * The fingerprint is the MD5 of the key blob, colon-separated (Nova's).
 * ``type`` (microversion 2.2) may only be ``ssh``; ``user_id`` (2.10) may only
   name the caller.
@@ -36,7 +37,7 @@ from services.api.queries import keypairs as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
 from services.api.views import keypairs as views
-from shared.errors import BadRequest, Conflict, NotFound, OverLimit
+from shared.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 
 MAX_NAME_LENGTH = 255
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-. ")
@@ -101,9 +102,9 @@ async def create_keypair(request: web.Request) -> View:
             if await q.get(conn, who.project_id, who.user_id, name) is not None:
                 raise Conflict(f"Key pair '{name}' already exists.")
             if allowed >= 0 and await q.count(conn, who.project_id, who.user_id) >= allowed:
-                raise OverLimit("Quota exceeded, too many key pairs.",
-                                details=f"A user may have at most {allowed} keypairs "
-                                        "in a project.")
+                raise QuotaExceeded("Quota exceeded, too many key pairs.",
+                                    details=f"A user may have at most {allowed} keypairs "
+                                            "in a project.")
             row = await q.insert(conn, who.project_id, who.user_id, name,
                                  fingerprint=fingerprint, public_key=public_key)
             if row is None:

@@ -7,7 +7,8 @@ A resource with a JSONB ``metadata`` column supplies a :class:`MetadataStore`
 * keys are 1 to 255 bytes, values strings of at most 255 bytes (400 otherwise,
   as the create-server body does);
 * more items than the project's ``maxServerMeta``/``maxImageMeta`` (from
-  ``services.api.quotas.absolute_limits``; -1 is unlimited) is 413 overLimit;
+  ``services.api.quotas.absolute_limits``; -1 is unlimited) is 413 overLimit
+  (``QuotaExceeded``, with ``Retry-After: 0``);
 * PUT of one item takes ``{"meta": {"<key>": "<value>"}}`` (XML ``<meta
   key="k">v</meta>``) with exactly one item whose key is the URL's, else 400;
 * a key that is not there is 404 on read and delete.
@@ -35,7 +36,7 @@ from services.api import quotas
 from services.api.keys import POOL
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
-from shared.errors import BadRequest, MalformedBody, NotFound, OverLimit
+from shared.errors import BadRequest, MalformedBody, NotFound, QuotaExceeded
 
 MAX_BYTES = 255
 """Longest key or value, in UTF-8 bytes."""
@@ -84,8 +85,8 @@ def item_from_body(body: dict[str, Any], key: str) -> str:
     return check_items(item)[key]
 
 
-def over_limit(allowed: int) -> OverLimit:
-    return OverLimit(f"Maximum number of metadata items exceeds {allowed}")
+def over_limit(allowed: int) -> QuotaExceeded:
+    return QuotaExceeded(f"Maximum number of metadata items exceeds {allowed}")
 
 
 class MetadataStore(abc.ABC):

@@ -19,7 +19,8 @@ Rules (Nova's ``_new_ingress_rule``, with the spec's wording where it adds one):
   may omit the ports (all of them: 1-65535, or icmp -1/-1), or the protocol and
   the ports together (every protocol, as the spec's list example shows).
 * A rule the group already has is 400 "This rule already exists in group N".
-* Over maxSecurityGroupRules (per group) is 413 overLimit without Retry-After.
+* Over maxSecurityGroupRules (per group) is 413 overLimit with ``Retry-After: 0``
+  (as every quota).
 * Create answers 202, delete 202 (the spec's codes; Nova answered 200 to create).
   A rule id that is not an integer is 404, like an unknown one.
 """

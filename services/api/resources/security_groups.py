@@ -1,4 +1,5 @@
-"""Security groups: list, create, get, delete (sections 2.3.2, 4.4.11.5-8).
+"""Security groups: list, create, get, update, delete (sections 2.3.2, 4.4.11.5-8;
+update is Nova's, which the spec does not list).
 
 Reads go straight to PostgreSQL; writes go to the network service, which owns
 the groups (``shared.contracts.security_groups``). Every project has a
@@ -16,9 +17,21 @@ Choices (the spec gives the normal codes only; the faults are Nova's):
   length only; XML cannot carry control characters). A name taken in the
   project is 400 "Security group NAME already exists" (Nova's code).
 * maxSecurityGroups counts the ``default`` group; over it is 413 overLimit
-  without Retry-After, checked under a per-project lock in the network service.
+  with ``Retry-After: 0`` (as every quota), checked under a per-project lock in
+  the network service.
 * ``default`` is never deleted: 400 "Unable to delete system group 'default'"
   (Nova's code and message).
+* Update is Nova's ``PUT os-security-groups/{id}`` with create's body
+  (``{"security_group": {"name": ..., "description": ...}}``, XML
+  ``<security_group name="..."><description>...</description></security_group>``)
+  and create's checks: ``name`` is required, a ``description`` left out keeps
+  the group's (Nova required both). It answers 200 with the group and its
+  rules. An unknown group, or another project's, is 404; ``default`` is never
+  updated: 400 "Unable to update system group 'default'" (Nova's); a name
+  another group has is 400, as for create. Servers name their groups, so the
+  network service renames the group on every server that has it, in the same
+  transaction: a server's ``security_groups`` shows the new name at once, as
+  Nova's (which kept group ids) did.
 * Deleting a group that servers use is allowed, as section 2.3.2 describes:
   the group is taken off those servers (their ``security_groups`` no longer
   name it) and its rules no longer apply to them. Nova refused with 400
@@ -49,6 +62,7 @@ from shared.contracts.security_groups import (
     DeleteSecurityGroup,
     EnsureDefaultGroup,
     SecurityGroupClient,
+    UpdateSecurityGroup,
 )
 from shared.errors import BadRequest, NotFound
 
@@ -119,12 +133,18 @@ async def list_groups(request: web.Request) -> View:
     return View({"security_groups": groups})
 
 
-@represented
-async def create_group(request: web.Request) -> View:
-    pid = principal(request).project_id
+async def _group_body(request: web.Request) -> dict[str, Any]:
+    """The ``security_group`` object of a create or update body (JSON or XML)."""
     body = (await parse_body(request, root="security_group"))["security_group"]
     if not isinstance(body, dict):
         raise BadRequest("The request body must hold a 'security_group' object.")
+    return body
+
+
+@represented
+async def create_group(request: web.Request) -> View:
+    pid = principal(request).project_id
+    body = await _group_body(request)
     name = check_property(body.get("name"), "name")
     description = check_property(body.get("description"), "description", required=False)
     async with request.app[POOL].acquire() as conn:
@@ -150,6 +170,20 @@ async def show_group(request: web.Request) -> View:
 
 
 @represented
+async def update_group(request: web.Request) -> View:
+    pid = principal(request).project_id
+    gid = group_id_from_path(request)
+    body = await _group_body(request)
+    name = check_property(body.get("name"), "name")
+    raw = body.get("description")
+    description = None if raw is None else check_property(raw, "description")
+    updated = await client(request).update_group(UpdateSecurityGroup(
+        project_id=pid, group_id=gid, name=name, description=description))
+    rules = [msgspec.structs.asdict(r) for r in updated.rules]
+    return View({"security_group": views.group(msgspec.structs.asdict(updated), rules)})
+
+
+@represented
 async def delete_group(request: web.Request) -> View:
     pid = principal(request).project_id
     gid = group_id_from_path(request)
@@ -161,5 +195,6 @@ def setup(router: web.UrlDispatcher) -> None:
     route(router, "GET", "/v2/{project_id}/os-security-groups", list_groups)
     route(router, "POST", "/v2/{project_id}/os-security-groups", create_group)
     route(router, "GET", "/v2/{project_id}/os-security-groups/{security_group_id}", show_group)
+    route(router, "PUT", "/v2/{project_id}/os-security-groups/{security_group_id}", update_group)
     route(router, "DELETE", "/v2/{project_id}/os-security-groups/{security_group_id}",
           delete_group)

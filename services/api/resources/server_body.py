@@ -19,7 +19,7 @@ from uuid import UUID
 import msgspec
 
 from services.api.resources.common import parse_digits
-from shared.errors import BadRequest, OverLimit
+from shared.errors import BadRequest, QuotaExceeded
 
 # The defaults of section 4.4.1.4; create passes the project's own limits
 # (services.api.quotas.absolute_limits). -1 is unlimited.
@@ -136,8 +136,8 @@ def admin_pass(value: object) -> str | None:
 
 def check_metadata(metadata: dict[str, str], max_items: int = MAX_SERVER_META) -> None:
     if 0 <= max_items < len(metadata):
-        raise OverLimit("Quota exceeded for metadata items: "
-                        f"{len(metadata)} given, at most {max_items} allowed.")
+        raise QuotaExceeded("Quota exceeded for metadata items: "
+                            f"{len(metadata)} given, at most {max_items} allowed.")
     for key, value in metadata.items():
         if not key:
             raise BadRequest("Metadata keys must not be empty.")
@@ -168,16 +168,16 @@ def user_data(value: str | None) -> bytes | None:
 def personality(files: list[PersonalityFile], *, max_files: int = MAX_PERSONALITY,
                 max_size: int = MAX_PERSONALITY_SIZE) -> tuple[DecodedFile, ...]:
     if 0 <= max_files < len(files):
-        raise OverLimit("Personality file limit exceeded: "
-                        f"{len(files)} files given, at most {max_files} allowed.")
+        raise QuotaExceeded("Personality file limit exceeded: "
+                            f"{len(files)} files given, at most {max_files} allowed.")
     out = []
     for f in files:
         if not f.path or len(f.path.encode()) > 255:
             raise BadRequest("Personality file path must be 1 to 255 bytes.")
         data = _b64(f.contents, f"Personality content for {f.path} cannot be decoded.")
         if 0 <= max_size < len(data):
-            raise OverLimit("Personality file content too long: "
-                            f"{f.path} is {len(data)} bytes, at most {max_size}.")
+            raise QuotaExceeded("Personality file content too long: "
+                                f"{f.path} is {len(data)} bytes, at most {max_size}.")
         out.append(DecodedFile(f.path, data))
     return tuple(out)
 
@@ -228,7 +228,10 @@ def _count(value: object, name: str) -> int:
 # read, merged in this order, so the examples' spelling wins on a clash.
 HINTS_KEYS = ("os:scheduler_hints", "OS-SCH-HINTS:scheduler_hints", "OS-SCH-HNT:scheduler_hints")
 
-# Hints that name servers of the project: one server, or one or more.
+# Hints that name servers: one server, or one or more. The list hints are
+# conditions, so the servers they name must be the project's (``servers``);
+# ``near`` is a preference, which the scheduler drops when its server cannot be
+# found (``PlacementRequest.near_placement``), so only its form is checked here.
 _ONE_SERVER_HINTS = ("near",)
 _SERVER_LIST_HINTS = ("same_host", "different_host")
 
@@ -239,7 +242,8 @@ class SchedulerHints(NamedTuple):
     ``different_host`` lists of server ids (canonical UUID text), only the
     keys given; any other hint passed through untouched."""
     servers: tuple[tuple[str, UUID], ...]
-    """(hint, server id) for every server named, to look up in the project."""
+    """(hint, server id) for every server ``same_host`` and ``different_host``
+    name, to look up in the project (not ``near``'s: see ``_ONE_SERVER_HINTS``)."""
 
 
 def scheduler_hints(body: dict[str, Any]) -> SchedulerHints:
@@ -260,9 +264,7 @@ def scheduler_hints(body: dict[str, Any]) -> SchedulerHints:
             items = value if isinstance(value, list) else [value]
             if len(items) != 1:
                 raise BadRequest(f"Scheduler hint {key} must name one server UUID.")
-            sid = _server_uuid(key, items[0])
-            hints[key] = str(sid)
-            servers.append((key, sid))
+            hints[key] = str(_server_uuid(key, items[0]))
         elif key in _SERVER_LIST_HINTS:
             items = value if isinstance(value, list) else [value]
             ids = list(dict.fromkeys(_server_uuid(key, item) for item in items))

@@ -194,7 +194,8 @@ async def create_server(request: web.Request) -> View:
 
 
 async def _check_hinted_servers(conn: Any, project_id: str, hints: body.SchedulerHints) -> None:
-    """Every server a hint names must be a live server of the caller's project."""
+    """Every server ``same_host`` or ``different_host`` names must be a live server
+    of the caller's project (``near`` may name any: it is a preference)."""
     if not hints.servers:
         return
     found = await quota_q.live_server_ids(conn, project_id, {sid for _, sid in hints.servers})

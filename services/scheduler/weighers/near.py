@@ -9,7 +9,8 @@ from services.scheduler.weighers.base import HostWeigher
 
 class NearWeigher(HostWeigher):
     """1 for the host the ``near`` server runs on, 0 for the others (and for all
-    hosts without the hint, which then changes nothing).
+    hosts without the hint or when its server cannot be found, which then
+    changes nothing).
 
     ``NearFilter`` keeps the zone; this makes the server's own host win within
     it whenever that host can take the build. Its multiplier should outweigh
@@ -20,8 +21,5 @@ class NearWeigher(HostWeigher):
     name = "NearWeigher"
 
     def weigh(self, host: HostState, req: PlacementRequest) -> float:
-        near = req.near
-        if near is None:
-            return 0.0
-        placement = req.placements.get(near)
+        placement = req.near_placement
         return 1.0 if placement is not None and placement.host == host.host else 0.0

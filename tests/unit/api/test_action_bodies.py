@@ -64,6 +64,8 @@ def test_bad_rescue_body(value):
     ({"length": 50}, 50),
     ({"length": 0}, 0),
     ({"length": "7"}, 7),
+    ({"length": -1}, None),  # Nova's "unlimited"
+    ({"length": "-1"}, None),
     (parse_xml(b"<os-getConsoleOutput><length>\n  50\n</length></os-getConsoleOutput>")
      ["os-getConsoleOutput"], 50),
     (parse_xml(b"<os-getConsoleOutput/>")["os-getConsoleOutput"], None),
@@ -72,7 +74,7 @@ def test_console_length(value, length):
     assert console_length(value) == length
 
 
-@pytest.mark.parametrize("value", [{"length": -1}, {"length": "-3"}, {"length": 2.5},
+@pytest.mark.parametrize("value", [{"length": -2}, {"length": "-3"}, {"length": 2.5},
                                    {"length": "ten"}, {"length": True}, {"length": [5]},
                                    {"length": ""}, "50"])
 def test_bad_console_length(value):

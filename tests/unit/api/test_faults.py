@@ -69,6 +69,22 @@ def test_over_limit_carries_retry_after() -> None:
     assert "Retry-After" not in render_fault(errors.OverLimit(), "json").headers
 
 
+def test_every_quota_fault_says_retry_after_0() -> None:
+    from shared.contracts.floating_ips import FloatingIpQuotaExceeded
+    from shared.contracts.security_groups import SecurityGroupQuotaExceeded
+    from shared.rpc.envelope import fault_from, raise_fault
+    for exc in (errors.QuotaExceeded("Quota exceeded for instances"),
+                FloatingIpQuotaExceeded("Quota exceeded for floating_ips"),
+                SecurityGroupQuotaExceeded("Quota exceeded, too many security groups.")):
+        for fmt in ("json", "xml"):
+            resp = render_fault(exc, fmt)
+            assert (resp.status, resp.headers["Retry-After"]) == (413, "0")
+        # As the API rebuilds it from the RPC fault (by class name, no __init__).
+        with pytest.raises(type(exc)) as rebuilt:
+            raise_fault(fault_from(exc))
+        assert rebuilt.value.headers == {"Retry-After": "0"}
+
+
 def test_item_not_found_json_matches_spec() -> None:
     resp = render_fault(errors.NotFound(), "json")
     assert msgspec.json.decode(resp.body) == {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from services.api.resources import server_body as body
@@ -107,3 +109,12 @@ def test_scheduler_hints_up_to_the_limit_pass_through() -> None:
     hints = {"k" * 255: "v" * 255, "query": ["a", {"b": "c" * 255}], "n": 10**30}
     got = body.scheduler_hints({**create(), "OS-SCH-HNT:scheduler_hints": hints})
     assert got.hints == hints and got.servers == ()
+
+
+def test_only_the_condition_hints_servers_are_looked_up() -> None:
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    hints = {"same_host": a, "different_host": [b], "near": f" {c.upper()} "}
+    got = body.scheduler_hints({**create(), "OS-SCH-HNT:scheduler_hints": hints})
+    assert got.hints == {"same_host": [a], "different_host": [b], "near": c}
+    # near is a preference: the scheduler drops it when its server is not found.
+    assert got.servers == (("same_host", uuid.UUID(a)), ("different_host", uuid.UUID(b)))

@@ -118,11 +118,16 @@ class TestNearFilter:
         assert kept(NearFilter(), request(hints={"near": A}, placements=PLACED)) == ["cn1", "cn2"]
         assert kept(NearFilter(), request(hints={"near": C}, placements=PLACED)) == ["cn3"]
 
-    def test_a_server_not_found_leaves_none(self) -> None:
+    def test_a_server_not_found_is_ignored(self) -> None:
+        # near is a preference: without its server, the hint changes nothing.
         gone = str(uuid.uuid4())
         req = request(hints={"near": gone}, placements=PLACED)
-        assert kept(NearFilter(), req) == []
-        assert NearFilter().explain(HOSTS, req).startswith(f"server {gone} was not found")
+        assert req.near == gone and req.near_placement is None
+        assert not NearFilter().applies(req)
+        assert kept(NearFilter(), req) == ["cn1", "cn2", "cn3"]
+        out = run_filters(default_filters(), HOSTS, req)
+        assert [h.host for h in out.hosts] == ["cn1", "cn2", "cn3"]
+        assert "NearFilter" not in out.trail()
 
     def test_zone_without_room_is_explained(self) -> None:
         req = request(availability_zone="az1", hints={"near": C}, placements=PLACED)
@@ -137,6 +142,8 @@ class TestNearWeigher:
         req = request(hints={"near": A}, placements=PLACED)
         assert [NearWeigher().weigh(h, req) for h in HOSTS] == [1.0, 0.0, 0.0]
         assert [NearWeigher().weigh(h, request()) for h in HOSTS] == [0.0, 0.0, 0.0]
+        unknown = request(hints={"near": str(uuid.uuid4())}, placements=PLACED)
+        assert [NearWeigher().weigh(h, unknown) for h in HOSTS] == [0.0, 0.0, 0.0]
 
     def test_own_host_wins_over_more_free_ram(self) -> None:
         # cn1 has less free RAM, which alone would put cn2 first.
