@@ -7,7 +7,7 @@ what cannot be done is refused before anything is written."""
 from __future__ import annotations
 
 from services.api.catalog import CIRROS_IMAGE_ID
-from tests.e2e.acting import act, console, delete_and_wait, fault
+from tests.e2e.acting import act, console, delete_and_wait, fault, settled, watch
 from tests.e2e.client import Api
 from tests.e2e.volumes import (
     available_volume,
@@ -55,6 +55,11 @@ async def test_boot_from_a_volume_v2_keeps_it_after_delete(demo: Api) -> None:
     assert "boots from a volume" in fault(rebuilt, "badRequest", 400)
     fault(await act(demo, sid, {"createImage": {"name": "no"}}), "badRequest", 400)
     assert (await demo.server(sid))["status"] == "ACTIVE"
+    # Rescued with the image its volume was made from, the volume beside it.
+    assert (await act(demo, sid, {"rescue": None})).status == 200
+    await watch(demo, sid, settled("RESCUE"))
+    assert (await act(demo, sid, {"unrescue": None})).status == 200
+    await watch(demo, sid, settled("ACTIVE"))
 
     await delete_and_wait(demo, sid)
     kept = await wait_volume(demo, vid, "available")
@@ -115,4 +120,19 @@ async def test_another_projects_volume_cannot_boot_a_server(demo: Api, alt: Api)
         "boot_index": 0, "uuid": vid, "source_type": "volume", "destination_type": "volume"}])
     assert "could not be found" in fault(r, "badRequest", 400)
     assert (await volume(demo, vid))["status"] == "available"
+    await delete_volume(demo, vid)
+
+
+async def test_a_volume_made_from_no_image_cannot_be_rescued(demo: Api) -> None:
+    vid = (await available_volume(demo, 1))["id"]   # blank: nothing to rescue it with
+    r = await boot(demo, "bfv-blank", block_device_mapping_v2=[{
+        "boot_index": 0, "uuid": vid, "source_type": "volume", "destination_type": "volume"}])
+    assert r.status == 202, r.raw
+    sid = r.json["server"]["id"]
+    await demo.wait_status(sid, active)
+    assert "not made from an image" in fault(await act(demo, sid, {"rescue": None}),
+                                             "badRequest", 400)
+    assert (await demo.server(sid))["status"] == "ACTIVE"
+    await delete_and_wait(demo, sid)
+    await wait_volume(demo, vid, "available")
     await delete_volume(demo, vid)

@@ -35,6 +35,7 @@ from services.api.resources.server_create import admin_password as generate_pass
 from services.api.resources.server_tasks import cast_action
 from shared.contracts.common import ImageSpec
 from shared.contracts.compute import RescueServer, UnrescueServer
+from shared.db import volumes as volume_db
 from shared.errors import BadRequest
 from shared.states import RESCUE, UNRESCUE
 
@@ -52,11 +53,19 @@ def rescue_password(value: Any) -> str | None:
 
 async def _rescue_image(request: web.Request, row: asyncpg.Record) -> ImageSpec | None:
     """The server's own image, as Nova rescues with it; None (the driver's default
-    rescue image) if it is gone or no longer visible to the project."""
-    if row["image_id"] is None:
-        return None
+    rescue image) if it is gone or no longer visible to the project. A server that
+    boots from a volume is rescued with the image its volume was made from (a real
+    hypervisor needs one to boot beside the volume); 400 if it was made from none."""
     async with request.app[POOL].acquire() as conn:
-        image = await image_q.get_visible(conn, principal(request).project_id, row["image_id"])
+        image_id = row["image_id"]
+        if image_id is None:
+            boot = [v for v in await volume_db.of_server(conn, row["id"]) if v["boot"]]
+            image_id = boot[0]["image_id"] if boot else None
+            if image_id is None:
+                raise BadRequest(f"Cannot 'rescue' instance {row['id']}: it boots from a "
+                                 "volume that was not made from an image, and there is no "
+                                 "image to rescue it with.")
+        image = await image_q.get_visible(conn, principal(request).project_id, image_id)
     if image is None:
         return None
     return image_q.image_spec(image)
