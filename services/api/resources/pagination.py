@@ -34,14 +34,24 @@ Rules (the spec's, with Nova's behaviour where the spec says nothing):
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
-from services.api.resources.common import base_url, beyond_int, parse_digits, principal
+from services.api.keys import POOL
+from services.api.resources.common import (
+    base_url,
+    beyond_int,
+    parse_digits,
+    parse_uuid,
+    principal,
+)
 from shared.errors import BadRequest
 
 MAX_LIMIT = 1000
@@ -130,3 +140,24 @@ def next_links(request: web.Request, collection: str, key: str, items: list[dict
     href = (f"{base_url(request)}/v2/{principal(request).project_id}/{collection}"
             f"?{urlencode(params)}")
     return {f"{key}_links": [{"rel": "next", "href": href}]}
+
+
+MarkerPosition = Callable[[asyncpg.Connection, str, UUID], Awaitable[Any]]
+PageRows = Callable[[asyncpg.Connection, str, int, Any], Awaitable[list[Any]]]
+
+
+async def project_page(request: web.Request, marker_position: MarkerPosition,
+                       page_rows: PageRows) -> tuple[list[Any], Page]:
+    """One page of a project's collection with no ``changes-since`` (volumes,
+    snapshots): the marker found with ``marker_position`` (400 if the caller sees no
+    such item), then ``page_rows(conn, project_id, limit, after)``."""
+    pid = principal(request).project_id
+    page = page_params(request, polling=False)
+    async with request.app[POOL].acquire() as conn:
+        after = None
+        if page.marker is not None:
+            marker_id = parse_uuid(page.marker)
+            after = await marker_position(conn, pid, marker_id) if marker_id else None
+            if after is None:
+                raise bad_marker(page.marker)
+        return await page_rows(conn, pid, page.limit, after), page

@@ -14,24 +14,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.api.keys import POOL
-from services.api.queries import servers as q
 from services.api.representation import NETWORK_ADDRESSES, View, represented, route
-from services.api.resources.common import parse_uuid, principal
+from services.api.resources.common import load_server
 from services.api.views import servers as views
-from shared.errors import NotFound, ServerNotFound
+from shared.errors import NotFound
 
 
 async def _addresses(request: web.Request) -> dict[str, list[dict[str, object]]]:
-    raw = request.match_info["server_id"]
-    sid = parse_uuid(raw)
-    row = None
-    if sid is not None:
-        async with request.app[POOL].acquire() as conn:
-            row = await q.get(conn, principal(request).project_id, sid)
-    if row is None:
-        raise ServerNotFound(raw)
-    return views.plain_addresses(row["addresses"])
+    return views.plain_addresses((await load_server(request))["addresses"])
 
 
 @represented

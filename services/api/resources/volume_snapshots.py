@@ -33,7 +33,11 @@ from services.api.queries import volumes as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources import volume_body as body
 from services.api.resources.common import parse_uuid, principal
-from services.api.resources.pagination import Page, bad_marker, next_links, page_params
+from services.api.resources.pagination import (
+    Page,
+    next_links,
+    project_page,
+)
 from services.api.views import volumes as views
 from shared import outbox
 from shared.contracts import volume as contract
@@ -63,17 +67,7 @@ def check_source(volume_id: uuid.UUID, status: str, *, force: bool) -> None:
 
 
 async def _page(request: web.Request) -> tuple[list[Any], Page]:
-    pid = principal(request).project_id
-    page = page_params(request, polling=False)
-    async with request.app[POOL].acquire() as conn:
-        after = None
-        if page.marker is not None:
-            marker_id = parse_uuid(page.marker)
-            after = (await q.snapshot_marker_position(conn, pid, marker_id)
-                     if marker_id else None)
-            if after is None:
-                raise bad_marker(page.marker)
-        return await q.snapshot_page(conn, pid, page.limit, after), page
+    return await project_page(request, q.snapshot_marker_position, q.snapshot_page)
 
 
 @represented
