@@ -58,13 +58,20 @@ class ServicePorts:
     volume_health: int = 8786
     console_proxy: int = 6080
     """The console proxy's port: its pages, websockets and `/healthz`."""
+    image: int = 9292
+    """The image endpoint (Glance v2 subset), served by the api process."""
+    network: int = 9696
+    """The network endpoint (Neutron v2.0 subset), served by the api process."""
+    block_storage: int = 8776
+    """The block-storage endpoint (Cinder v3 subset), served by the api process."""
 
     @classmethod
     def free(cls, agents: int = len(AZS)) -> ServicePorts:
         """Ports free right now on 127.0.0.1 (for tests running beside `make up`)."""
-        p = infra.free_ports(6 + agents)
+        p = infra.free_ports(9 + agents)
         return cls(api=p[0], identity=p[1], scheduler_health=p[2], network_health=p[3],
-                   console_proxy=p[4], volume_health=p[5], compute_health=tuple(p[6:]))
+                   console_proxy=p[4], volume_health=p[5], image=p[6], network=p[7],
+                   block_storage=p[8], compute_health=tuple(p[9:]))
 
 
 def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePorts | None = None,
@@ -95,6 +102,12 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
             "NIMBUS_IDENTITY_PUBLIC_URL": identity_url,
             "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
             "NIMBUS_API_CONSOLE_PROXY_URL": console_url,
+            "NIMBUS_API_IMAGE_PORT": str(ports.image),
+            "NIMBUS_API_NETWORK_PORT": str(ports.network),
+            "NIMBUS_API_BLOCK_STORAGE_PORT": str(ports.block_storage),
+            "NIMBUS_IDENTITY_IMAGE_PUBLIC_URL": f"http://{host}:{ports.image}",
+            "NIMBUS_IDENTITY_NETWORK_PUBLIC_URL": f"http://{host}:{ports.network}",
+            "NIMBUS_IDENTITY_BLOCK_STORAGE_PUBLIC_URL": f"http://{host}:{ports.block_storage}",
         }, f"{api_url}/healthz"),
         _worker("scheduler", [python, "-m", "services.scheduler"], host, ports.scheduler_health),
         _worker("network", [python, "-m", "services.network"], host, ports.network_health),
@@ -378,6 +391,9 @@ Nimbus is up.
 
   Identity   {identity}/v3  and  {identity}/v2.0
   Compute    http://127.0.0.1:{ports.api}/v2/{{project_id}}
+  Image      http://127.0.0.1:{ports.image}  (Glance v2 subset)
+  Network    http://127.0.0.1:{ports.network}  (Neutron v2.0 subset)
+  Volumes    http://127.0.0.1:{ports.block_storage}/v3/{{project_id}}  (Cinder v3 subset)
   Consoles   http://127.0.0.1:{ports.console_proxy}  (VNC console proxy: os-getVNCConsole URLs)
 
   Accounts   demo/demo (project demo), alt/alt (project alt), admin/admin (project admin)

@@ -1,4 +1,5 @@
-"""The API process: the compute API (8774) and identity (5000) over one pool."""
+"""The API process: the compute API (8774), identity (5000) and the image (9292),
+network (9696) and block-storage (8776) endpoints, over one pool."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from services.api import cinder, glance, neutron
 from services.api.identity import create_identity_app
 from services.api.keys import POOL, RELAY, RPC, SETTINGS
 from services.api.middleware import auth_mw, request_id_mw
@@ -65,23 +67,31 @@ async def run(settings: Settings) -> None:
     health = health_handler({"database": database_check(pool),
                              "broker": broker_check(connection)}, service="api",
                             outbox=lambda: relay.backlog)
-    compute = web.AppRunner(create_compute_app(settings, pool, rpc, relay, health),
-                            access_log=None)
-    identity = web.AppRunner(create_identity_app(pool, settings.identity), access_log=None)
-    await compute.setup()
-    await identity.setup()
-    await web.TCPSite(compute, settings.api.host, settings.api.port).start()
-    await web.TCPSite(identity, settings.identity.host, settings.identity.port).start()
-    log.info("api.started", compute=f"{settings.api.host}:{settings.api.port}",
-             identity=f"{settings.identity.host}:{settings.identity.port}")
+    api = settings.api
+    sites = [
+        ("compute", create_compute_app(settings, pool, rpc, relay, health), api.host, api.port),
+        ("identity", create_identity_app(pool, settings.identity), settings.identity.host,
+         settings.identity.port),
+        ("image", glance.create_app(settings, pool, rpc, relay), api.host, api.image_port),
+        ("network", neutron.create_app(settings, pool, rpc, relay), api.host, api.network_port),
+        ("block_storage", cinder.create_app(settings, pool, rpc, relay), api.host,
+         api.block_storage_port),
+    ]
+    runners = []
+    for _, app, host, port in sites:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, host, port).start()
+    log.info("api.started", **{name: f"{host}:{port}" for name, _, host, port in sites})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("api.stopping")
-    await compute.cleanup()
-    await identity.cleanup()
+    for runner in runners:
+        await runner.cleanup()
     await relay.stop()
     await rpc.close()
     await connection.close()

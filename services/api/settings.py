@@ -20,6 +20,15 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = ""
     """Base URL written into links and Location headers; empty means the URL the
     request came in on (set it when a proxy or load balancer is in front)."""
+    image_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9292
+    """Port of the image endpoint (a Glance v2 subset, ``services.api.glance``),
+    on ``host``."""
+    network_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9696
+    """Port of the network endpoint (a Neutron v2.0 subset, ``services.api.neutron``),
+    on ``host``."""
+    block_storage_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8776
+    """Port of the block-storage endpoint (a Cinder v3 subset,
+    ``services.api.cinder``), on ``host``."""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
     """Largest request body accepted; larger ones get 413 overLimit."""
     volume_default_zone: str = "az1"

@@ -38,6 +38,9 @@ class Cloud:
     identity_url: str
     db_url: str
     stack: Stack
+    image_url: str = ""
+    network_url: str = ""
+    block_storage_url: str = ""
     session: aiohttp.ClientSession = field(init=False)
 
     async def open(self) -> None:
@@ -78,13 +81,15 @@ class Cloud:
 
     async def request(self, method: str, path: str, *, token: str | None = None,
                       json: Any = None, data: bytes | str | None = None,
-                      headers: dict[str, str] | None = None, xml: bool = False) -> Response:
+                      headers: dict[str, str] | None = None, xml: bool = False,
+                      base: str | None = None) -> Response:
+        """``method path`` on the compute API, or on ``base`` (``cloud.image_url``...)."""
         hdrs = dict(headers or {})
         if token is not None:
             hdrs.setdefault("X-Auth-Token", token)
         if xml:
             hdrs.setdefault("Accept", "application/xml")
-        async with self.session.request(method, self.api_url + path, json=json, data=data,
+        async with self.session.request(method, (base or self.api_url) + path, json=json, data=data,
                                         headers=hdrs) as r:
             raw = await r.read()
             resp = Response(r.status, r.headers, raw)
@@ -191,7 +196,10 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
         await asyncio.to_thread(stack.start)
         await asyncio.to_thread(stack.wait_healthy, 90)
         cloud = Cloud(api_url=api_url, identity_url=identity_url,
-                      db_url=env["NIMBUS_DATABASE_URL"], stack=stack)
+                      db_url=env["NIMBUS_DATABASE_URL"], stack=stack,
+                      image_url=f"http://127.0.0.1:{ports.image}",
+                      network_url=f"http://127.0.0.1:{ports.network}",
+                      block_storage_url=f"http://127.0.0.1:{ports.block_storage}")
         await cloud.open()
         try:
             yield cloud

@@ -17,7 +17,7 @@ async def test_v3_token_and_catalog(cloud):
     assert len(compute) == 1 and compute[0]["name"] == "Compute"
     urls = {e["interface"]: e["url"] for e in compute[0]["endpoints"]}
     assert urls == {i: f"{cloud.api_url}/v2/{project_id}" for i in ("public", "internal", "admin")}
-    assert {e["type"] for e in body["token"]["catalog"]} == {"compute", "identity"}
+    assert {e["type"] for e in body["token"]["catalog"]} == {"compute", "identity", "image", "network", "block-storage", "volumev3"}
     r = await cloud.request("GET", f"/v2/{project_id}/flavors", token=token)
     assert r.status == 200
 

@@ -213,7 +213,7 @@ async def test_version_documents(client: TestClient, path: str, version_id: str)
 # --------------------------------------------------------------------------- v2.0 tokens
 
 def _check_v2_catalog(catalog: list[dict[str, Any]], project_id: str) -> None:
-    assert sorted(s["type"] for s in catalog) == ["compute", "identity"]
+    assert sorted(s["type"] for s in catalog) == ["block-storage", "compute", "identity", "image", "network", "volumev3"]
     by_type = {s["type"]: s for s in catalog}
     compute = by_type["compute"]
     assert compute["name"] == "Compute"
@@ -294,7 +294,7 @@ async def test_v2_tenants_lists_the_callers_projects(client: TestClient) -> None
 # --------------------------------------------------------------------------- v3 tokens
 
 def _check_v3_catalog(catalog: list[dict[str, Any]], project_id: str) -> None:
-    assert sorted(s["type"] for s in catalog) == ["compute", "identity"]
+    assert sorted(s["type"] for s in catalog) == ["block-storage", "compute", "identity", "image", "network", "volumev3"]
     by_type = {s["type"]: s for s in catalog}
     assert by_type["compute"]["name"] == "Compute"
     for service_type, url in (("compute", f"{COMPUTE}/v2/{project_id}"),

@@ -25,6 +25,18 @@ class IdentitySettings(msgspec.Struct, frozen=True, kw_only=True):
     """Base URL of the compute API. The catalog's compute endpoints (public,
     internal and admin alike) are ``{compute_public_url}/v2/{project_id}``."""
 
+    image_public_url: str = "http://127.0.0.1:9292"
+    """Base URL of the image endpoint (type ``image``, a Glance v2 subset), as the
+    catalog names it: clients discover ``/v2`` below it."""
+
+    network_public_url: str = "http://127.0.0.1:9696"
+    """Base URL of the network endpoint (type ``network``, a Neutron v2.0 subset),
+    as the catalog names it: clients discover ``/v2.0`` below it."""
+
+    block_storage_public_url: str = "http://127.0.0.1:8776"
+    """Base URL of the block-storage endpoint; the catalog's ``block-storage`` and
+    ``volumev3`` entries are ``{block_storage_public_url}/v3/{project_id}``."""
+
     region: str = "region-a"
     """Region name of every catalog endpoint; clients that pass a region name
     must use this one."""

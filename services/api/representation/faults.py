@@ -10,14 +10,15 @@ matched, its suffix and Accept decide.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import asyncpg
 
 import msgspec
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from lxml import etree
 
 from services.api.representation.formats import Fmt, negotiate
@@ -53,6 +54,11 @@ UNEXPECTED_MESSAGE = (
 def fault_body(exc: ComputeError, fmt: Fmt) -> tuple[bytes, str]:
     """The serialized fault body for ``exc`` and its Content-Type."""
     return _fault_payload(exc.http_status, exc.fault_name, exc.message, exc.details, fmt)
+
+
+def fault_body_json(fault: Fault) -> bytes:
+    """``fault``'s section 3.11 body in JSON (Cinder's faults have the same shape)."""
+    return _fault_payload(fault.status, fault.name, fault.message, fault.details, "json")[0]
 
 
 def render_fault(
@@ -95,43 +101,87 @@ def _fault_response(
     )
 
 
-@web.middleware
-async def fault_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error raised below as a fault in the negotiated format."""
-    try:
-        return await handler(request)
-    except ComputeError as exc:
-        if exc.http_status >= 500:
-            log.warning(
-                "api.fault",
-                fault=exc.fault_name,
-                status=exc.http_status,
-                error=type(exc).__name__,
-                method=request.method,
-                path=request.path,
-            )
-        return render_fault(exc, negotiate(request))
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise  # redirects and the like are responses, not faults
-        return _http_fault(exc, negotiate(request))
-    except asyncio.CancelledError:
-        raise
-    except asyncpg.DataError as exc:
-        # Input PostgreSQL cannot hold (a NUL character, an out-of-range number)
-        # is the client's mistake, not ours.
-        log.info("api.bad_input", error=type(exc).__name__, path=request.path)
-        return render_fault(BadRequest("Invalid input: the request holds characters or "
-                                       "values that cannot be stored."), negotiate(request))
-    except Exception as exc:
-        if is_transient(exc):
-            # The database or broker is away (or too slow): nothing was done, and
-            # trying again shortly may work. Never a 500, never its raw text.
-            log.warning("api.unavailable", error=describe(exc), method=request.method,
-                        path=request.path)
-            return render_fault(unavailable(exc), negotiate(request))
-        log.exception("api.unhandled_error", method=request.method, path=request.path)
-        return render_fault(ComputeError(UNEXPECTED_MESSAGE), negotiate(request))
+@dataclass(frozen=True)
+class Fault:
+    """An error on its way to the client, whatever raised it.
+
+    ``error`` is the ``ComputeError`` raised, if one was (a renderer may read its
+    class); ``name`` is its section 3.11 fault element.
+    """
+
+    status: int
+    name: str
+    message: str
+    details: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error: ComputeError | None = None
+
+    @classmethod
+    def of(cls, exc: ComputeError, extra_headers: Mapping[str, str] | None = None) -> Fault:
+        return cls(exc.http_status, exc.fault_name, exc.message, exc.details,
+                   {**exc.headers, **(extra_headers or {})}, exc)
+
+
+FaultRenderer = Callable[[web.Request, Fault], web.Response]
+
+
+def fault_middleware_for(render: FaultRenderer) -> Middleware:
+    """A middleware that turns every error raised below into ``render``'s response.
+
+    The one home of what becomes a fault: ``ComputeError``s as they are, aiohttp's
+    HTTP errors by status, input PostgreSQL cannot hold as 400, an outage of the
+    database or broker as 503, anything else as a 500 that tells nothing of its
+    cause. The compute API renders section 3.11's bodies (``fault_middleware``);
+    the image, network and block-storage endpoints render their own APIs' bodies.
+    """
+
+    @web.middleware
+    async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ComputeError as exc:
+            if exc.http_status >= 500:
+                log.warning(
+                    "api.fault",
+                    fault=exc.fault_name,
+                    status=exc.http_status,
+                    error=type(exc).__name__,
+                    method=request.method,
+                    path=request.path,
+                )
+            return render(request, Fault.of(exc))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise  # redirects and the like are responses, not faults
+            return render(request, _http_fault(exc))
+        except asyncio.CancelledError:
+            raise
+        except asyncpg.DataError as exc:
+            # Input PostgreSQL cannot hold (a NUL character, an out-of-range number)
+            # is the client's mistake, not ours.
+            log.info("api.bad_input", error=type(exc).__name__, path=request.path)
+            return render(request, Fault.of(BadRequest(
+                "Invalid input: the request holds characters or values that cannot be stored.")))
+        except Exception as exc:
+            if is_transient(exc):
+                # The database or broker is away (or too slow): nothing was done, and
+                # trying again shortly may work. Never a 500, never its raw text.
+                log.warning("api.unavailable", error=describe(exc), method=request.method,
+                            path=request.path)
+                return render(request, Fault.of(unavailable(exc)))
+            log.exception("api.unhandled_error", method=request.method, path=request.path)
+            return render(request, Fault.of(ComputeError(UNEXPECTED_MESSAGE)))
+
+    return faults
+
+
+def _compute_fault(request: web.Request, fault: Fault) -> web.Response:
+    return _fault_response(fault.status, fault.name, fault.message, fault.details,
+                           negotiate(request), fault.headers)
+
+
+fault_middleware = fault_middleware_for(_compute_fault)
+"""Render every error raised below as a fault in the negotiated format."""
 
 
 _BY_STATUS: Mapping[int, type[ComputeError]] = {
@@ -149,7 +199,7 @@ _BY_STATUS: Mapping[int, type[ComputeError]] = {
 }
 
 
-def _http_fault(exc: web.HTTPException, fmt: Fmt) -> web.Response:
+def _http_fault(exc: web.HTTPException) -> Fault:
     """The fault for an aiohttp HTTP error (no route, bad method, body too big...)."""
     # Keep what the exception says beyond its own body (WWW-Authenticate, say).
     extra = {
@@ -158,15 +208,14 @@ def _http_fault(exc: web.HTTPException, fmt: Fmt) -> web.Response:
     if isinstance(exc, web.HTTPMethodNotAllowed):
         extra["Allow"] = ", ".join(sorted(exc.allowed_methods))
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        fault: ComputeError = OverLimit("Request body is too large.", details=exc.text)
-        return render_fault(fault, fmt)
+        return Fault.of(OverLimit("Request body is too large.", details=exc.text))
     cls = _BY_STATUS.get(exc.status)
     if cls is not None:
-        return render_fault(cls(), fmt, extra_headers=extra)
+        return Fault.of(cls(), extra)
     # A status no error class names (411, 414, 502...): keep the status.
     if exc.status < 500:
-        return _fault_response(exc.status, "badRequest", exc.reason, None, fmt, extra)
-    return _fault_response(exc.status, "computeFault", UNEXPECTED_MESSAGE, None, fmt, extra)
+        return Fault(exc.status, "badRequest", exc.reason, None, extra)
+    return Fault(exc.status, "computeFault", UNEXPECTED_MESSAGE, None, extra)
 
 
 def _text(elem: etree._Element, text: str) -> None:
