@@ -13,6 +13,7 @@ from multidict import MultiDict
 
 from services.api.glance import listing, patch, routes, schemas, views
 from shared.errors import BadMediaType, BadRequest, Conflict, Forbidden
+from tests.schema_check import validate
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -25,47 +26,6 @@ def row(name="img", status="ACTIVE", *, size=100, created=0, metadata=None, owne
             "min_ram_mb": 64, "size_bytes": size, "disk_format": disk_format,
             "metadata": metadata or {}, "created_at": when, "updated_at": when,
             "deleted_at": None}
-
-
-# ---- a small JSON-schema checker: what warlock (glanceclient) checks of an image ----
-
-_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict,
-          "null": type(None)}
-
-
-def _is(value, kind):
-    if kind == "integer" and isinstance(value, bool):
-        return False
-    return isinstance(value, _TYPES[kind])
-
-
-def validate(value, schema, where="$"):
-    """Raise AssertionError where ``value`` breaks ``schema`` (the keywords Glance's
-    schemas use: type, enum, pattern, maxLength, items, properties,
-    additionalProperties)."""
-    kinds = schema.get("type")
-    if kinds is not None:
-        kinds = [kinds] if isinstance(kinds, str) else kinds
-        assert any(_is(value, k) for k in kinds), f"{where}: {value!r} is not {kinds}"
-    if "enum" in schema:
-        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
-    if isinstance(value, str):
-        if "pattern" in schema:
-            assert re.search(schema["pattern"], value), f"{where}: {value!r} pattern"
-        assert len(value) <= schema.get("maxLength", len(value)), f"{where}: too long"
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            validate(item, schema["items"], f"{where}[{i}]")
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in props:
-                validate(item, props[key], f"{where}.{key}")
-            else:
-                assert extra is not False, f"{where}: {key} not allowed"
-                if isinstance(extra, dict):
-                    validate(item, extra, f"{where}.{key}")
 
 
 def test_the_checker_catches_what_warlock_would():
