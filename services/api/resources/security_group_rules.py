@@ -21,7 +21,8 @@ Rules (Nova's ``_new_ingress_rule``, with the spec's wording where it adds one):
 * A rule the group already has is 400 "This rule already exists in group N".
 * Over maxSecurityGroupRules (per group) is 413 overLimit with ``Retry-After: 0``
   (as every quota).
-* Create answers 202, delete 202 (the spec's codes; Nova answered 200 to create).
+* Create answers 202, delete 202 (the spec's codes; create 200 as Nova under the
+  ``nova`` profile, ``status_codes``).
   A rule id that is not an integer is 404, like an unknown one.
 """
 
@@ -38,6 +39,7 @@ from services.api.keys import POOL
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
 from services.api.resources.security_groups import client, parse_id
+from services.api.status_codes import Op, status_for
 from services.api.views import security_groups as views
 from shared.contracts.security_groups import (
     CreateSecurityGroupRule,
@@ -165,7 +167,8 @@ async def create_rule(request: web.Request) -> View:
     if not isinstance(body, dict):
         raise BadRequest("The request body must hold a 'security_group_rule' object.")
     made = await create(request, pid, new_rule(body))
-    return View({"security_group_rule": views.rule(msgspec.structs.asdict(made))}, status=202)
+    return View({"security_group_rule": views.rule(msgspec.structs.asdict(made))},
+                status=status_for(request, Op.CREATE_SECURITY_GROUP_RULE))
 
 
 @represented

@@ -9,8 +9,8 @@ it too, so that a project without servers sees it.
 
 Choices (the spec gives the normal codes only; the faults are Nova's):
 
-* Create answers 202, get and list 200, delete 202, as the spec says (Nova
-  answered 200 to create).
+* Create answers 202, get and list 200, delete 202, as the spec says (create
+  200 as Nova under the ``nova`` profile, ``status_codes``).
 * ``name`` is required; ``description`` is not marked required by the spec and
   defaults to ``""`` (Nova required both). When given, each is 1 to 255
   characters after trimming, without control characters (Nova checked the
@@ -56,6 +56,7 @@ from services.api.keys import POOL, RPC
 from services.api.queries import security_groups as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
+from services.api.status_codes import Op, status_for
 from services.api.views import security_groups as views
 from shared.contracts.security_groups import (
     CreateSecurityGroup,
@@ -160,7 +161,8 @@ async def create_group(request: web.Request) -> View:
     name = check_property(body.get("name"), "name")
     description = check_property(body.get("description"), "description", required=False)
     made = await create(request, pid, name, description)
-    return View({"security_group": views.group(msgspec.structs.asdict(made), [])}, status=202)
+    return View({"security_group": views.group(msgspec.structs.asdict(made), [])},
+                status=status_for(request, Op.CREATE_SECURITY_GROUP))
 
 
 @represented

@@ -2,12 +2,13 @@
 detail, show, delete. Bodies and views are the spec's snake_case ones
 (``views.volumes.snapshot``), in XML in the block storage namespace.
 
-Create (202) takes the project's volume (404 otherwise) share-locked, so that
-a delete or an attach of it waits for the snapshot's row; the volume must be
-``available``, or ``in-use`` with ``force`` (Cinder's rule, which Nova passed
-on: 400 otherwise). The snapshot is written in ``creating`` with its size (the
-volume's) and, in the same transaction, its CreateSnapshot in the outbox; the
-volume service copies the volume and makes it ``available``.
+Create (202; 200 as Nova under the ``nova`` profile, ``status_codes``) takes the
+project's volume (404 otherwise) share-locked, so that a delete or an attach of it
+waits for the snapshot's row; the volume must be ``available``, or ``in-use`` with
+``force`` (Cinder's rule, which Nova passed on: 400 otherwise). The snapshot is
+written in ``creating`` with its size (the volume's) and, in the same transaction,
+its CreateSnapshot in the outbox; the volume service copies the volume and makes it
+``available``.
 
 Delete (202) begins ``deleting`` with the guarded update of ``shared.db.volumes``
 from available, error or error_deleting (400 otherwise, as Cinder); a snapshot
@@ -39,6 +40,7 @@ from services.api.resources.pagination import (
     next_links,
     project_page,
 )
+from services.api.status_codes import Op, status_for
 from services.api.views import volumes as views
 from shared import outbox
 from shared.contracts import volume as contract
@@ -124,7 +126,8 @@ async def create(request: web.Request, req: body.SnapshotRequest) -> asyncpg.Rec
 @represented
 async def create_snapshot(request: web.Request) -> View:
     req = body.parse_snapshot(await parse_body(request, root="snapshot"))
-    return View({"snapshot": views.snapshot(await create(request, req))}, status=202)
+    return View({"snapshot": views.snapshot(await create(request, req))},
+                status=status_for(request, Op.CREATE_SNAPSHOT))
 
 
 async def delete(request: web.Request, sid: uuid.UUID) -> None:

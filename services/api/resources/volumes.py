@@ -7,13 +7,14 @@ removes the bits; the API writes the row in its first status and, in the same
 transaction, the message in the outbox (as server create and actions do), then
 the relay sends it. Reads never touch the broker.
 
-Create (202) checks the whole body first (``volume_body``), then, in one
-transaction: the snapshot it is made from is share-locked and must be the
-project's and ``available`` (a delete of it then waits and sees this volume);
-the project's quota is locked and counted (``quotas.claim_volume``:
-maxTotalVolumes and maxTotalVolumeGigabytes, 413 overLimit past them); the
-volume is written in ``creating`` with its CreateVolume. Any refusal changes
-nothing. Choices where the spec is silent (Cinder's, behind Nova's os-volumes):
+Create (202; 200 as Nova under the ``nova`` profile, ``status_codes``) checks the
+whole body first (``volume_body``), then, in one transaction: the snapshot it is
+made from is share-locked and must be the project's and ``available`` (a delete of
+it then waits and sees this volume); the project's quota is locked and counted
+(``quotas.claim_volume``: maxTotalVolumes and maxTotalVolumeGigabytes, 413 overLimit
+past them); the volume is written in ``creating`` with its CreateVolume. Any refusal
+changes nothing. Choices where the spec is silent (Cinder's, behind Nova's
+os-volumes):
 
 * ``availability_zone`` must be one of the zones that exist (those of the
   compute hosts, as for servers), else 400. Without one, a volume made from a
@@ -73,6 +74,7 @@ from services.api.resources.pagination import (
     next_links,
     project_page,
 )
+from services.api.status_codes import Op, status_for
 from services.api.views import volumes as views
 from shared import outbox
 from shared.contracts import volume as contract
@@ -221,7 +223,8 @@ async def create_volume(request: web.Request) -> View:
     pid = principal(request).project_id
     row, type_name = await create(request, await parse_body(request, root="volume"))
     location = f"{base_url(request)}/v2/{pid}/os-volumes/{row['id']}"
-    return View({"volume": views.created(row, type_name)}, status=202,
+    return View({"volume": views.created(row, type_name)},
+                status=status_for(request, Op.CREATE_VOLUME),
                 headers={"Location": location}, shape=BLOCK_STORAGE)
 
 
