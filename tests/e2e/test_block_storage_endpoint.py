@@ -341,3 +341,35 @@ async def test_attachments_show_in_the_volume(cloud: Cloud) -> None:
     await detach(api, sid, vol["id"])
     free = await wait_volume(api, vol["id"], "available")
     assert free["attachments"] == []
+
+
+async def test_volume_metadata(cloud: Cloud, alt: Api) -> None:
+    api, _ = await new_project(cloud, maxServerMeta=3)
+    vol = await new_volume(api, name="meta", metadata={"a": "1"})
+    path = f"/volumes/{vol['id']}/metadata"
+    assert (await cinder(api, "GET", path)).json == {"metadata": {"a": "1"}}
+    merged = await cinder(api, "POST", path, json={"metadata": {"b": "2"}})
+    assert (merged.status, merged.json) == (200, {"metadata": {"a": "1", "b": "2"}})
+    item = await cinder(api, "PUT", f"{path}/c", json={"meta": {"c": "3"}})
+    assert (item.status, item.json) == (200, {"meta": {"c": "3"}})
+    assert (await cinder(api, "GET", f"{path}/c")).json == {"meta": {"c": "3"}}
+    # The compute API reads the same metadata.
+    compute = (await api.get(f"/os-volumes/{vol['id']}")).json["volume"]
+    assert compute["metadata"] == {"a": "1", "b": "2", "c": "3"}
+
+    over = await cinder(api, "POST", path, json={"metadata": {"d": "4"}})
+    assert "exceeds 3" in fault(over, "overLimit", 413)
+    fault(await cinder(api, "PUT", f"{path}/c", json={"meta": {"x": "3"}}), "badRequest", 400)
+    fault(await cinder(api, "POST", path, json={"metadata": {"k": 1}}), "badRequest", 400)
+    fault(await cinder(alt, "GET", path.replace(api.project_id, alt.project_id)),
+          "itemNotFound", 404)
+    fault(await cinder(alt, "POST", path, json={"metadata": {"z": "9"}}), "itemNotFound", 404)
+    assert (await cinder(api, "GET", path)).json["metadata"] == {"a": "1", "b": "2", "c": "3"}
+
+    assert (await cinder(api, "DELETE", f"{path}/a")).status == 200
+    fault(await cinder(api, "DELETE", f"{path}/a"), "itemNotFound", 404)
+    fault(await cinder(api, "GET", f"{path}/a"), "itemNotFound", 404)
+    replaced = await cinder(api, "PUT", path, json={"metadata": {"only": "this"}})
+    assert replaced.json == {"metadata": {"only": "this"}}
+    shown = (await cinder(api, "GET", f"/volumes/{vol['id']}")).json["volume"]
+    assert shown["metadata"] == {"only": "this"}
