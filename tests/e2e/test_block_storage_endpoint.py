@@ -262,6 +262,8 @@ async def test_bad_input_and_other_projects_change_nothing(cloud: Cloud, alt: Ap
     mine = [v for v in everyone.json["volumes"] if v["id"] == vol["id"]]
     assert [v["os-vol-tenant-attr:tenant_id"] for v in mine] == [api.project_id]
     assert mine[0]["os-vol-host-attr:host"]
+    one = await cinder(admin, "GET", f"/volumes?all_tenants=1&project_id={api.project_id}")
+    assert [v["id"] for v in one.json["volumes"]] == [vol["id"]]
     own = await cinder(admin, "GET", "/volumes/detail")
     assert vol["id"] not in [v["id"] for v in own.json["volumes"]]
 
@@ -312,9 +314,13 @@ async def test_quotas_limits_types_and_zones(cloud: Cloud, demo: Api) -> None:
     types = (await cinder(api, "GET", "/types")).json["volume_types"]
     compute_types = (await api.get("/os-volume-types")).json["volume_types"]
     assert [(t["id"], t["name"]) for t in types] == [(t["id"], t["name"]) for t in compute_types]
-    if types:
-        one = (await cinder(api, "GET", f"/types/{types[0]['id']}")).json["volume_type"]
-        assert (one["name"], one["is_public"]) == (types[0]["name"], True)
+    assert types, "the test stack configures volume types"
+    one = (await cinder(api, "GET", f"/types/{types[0]['id']}")).json["volume_type"]
+    assert (one["name"], one["is_public"]) == (types[0]["name"], True)
+    typed = await new_volume(api, volume_type=compute_types[0]["name"])
+    assert typed["volume_type"] == compute_types[0]["name"]
+    compute = (await api.get(f"/os-volumes/{typed['id']}")).json["volume"]
+    assert compute["volumeType"] == compute_types[0]["name"]
     fault(await cinder(api, "GET", "/types/default"), "itemNotFound", 404)
     fault(await cinder(api, "GET", "/types/nope"), "itemNotFound", 404)
 
