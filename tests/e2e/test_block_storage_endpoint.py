@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.acting import active_server
 from tests.e2e.client import Api, Cloud, Response, eventually
 from tests.e2e.projects import manage, new_project
@@ -379,3 +380,16 @@ async def test_volume_metadata(cloud: Cloud, alt: Api) -> None:
     assert replaced.json == {"metadata": {"only": "this"}}
     shown = (await cinder(api, "GET", f"/volumes/{vol['id']}")).json["volume"]
     assert shown["metadata"] == {"only": "this"}
+
+
+async def test_volume_from_an_image_is_bootable(cloud: Cloud) -> None:
+    api, _ = await new_project(cloud)
+    vol = await new_volume(api, name="boot", imageRef=str(CIRROS_IMAGE_ID))
+    assert (vol["bootable"], vol["name"]) == ("true", "boot")
+    compute = (await api.get(f"/os-volumes/{vol['id']}")).json["volume"]
+    assert compute["status"] == "available"
+    missing = await cinder(api, "POST", "/volumes", json={"volume": {
+        "size": 1, "imageRef": "00000000-0000-0000-0000-000000000000"}})
+    fault(missing, "itemNotFound", 404)
+    assert (await cinder(api, "DELETE", f"/volumes/{vol['id']}")).status == 202
+    await wait_gone(api, f"/volumes/{vol['id']}")
