@@ -100,7 +100,7 @@ def filtered(request: web.Request, views: Iterable[dict[str, Any]]) -> list[dict
     """The views every query filter matches (several values of one key: any of
     them), each cut to ``fields=``. A filter on an attribute the resource does
     not have is ignored, as Neutron without filter validation did."""
-    keys = {k for k in request.query.keys() if k not in _NOT_FILTERS}
+    keys = {k for k in request.query if k not in _NOT_FILTERS}
     out = []
     for view in views:
         keep = True

@@ -33,7 +33,14 @@ import structlog
 from aiohttp import web
 
 from services.api.keys import POOL, RPC
-from services.api.neutron.common import add, filtered, not_found, only_fields, read_body, timestamp
+from services.api.neutron.common import (
+    add,
+    filtered,
+    not_found,
+    only_fields,
+    read_body,
+    timestamp,
+)
 from services.api.neutron.networks import pool_network_id, pool_of_network
 from services.api.queries import floating_ips as q
 from services.api.queries import networks as network_q

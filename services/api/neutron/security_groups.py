@@ -187,7 +187,7 @@ def to_compute_rule(body: Mapping[str, Any]) -> compute_rules.NewRule:
     if direction == "egress":
         raise BadRequest("Nimbus security group rules let traffic in only: an egress "
                          "rule cannot be made.")
-    ethertype = body.get("ethertype", "IPv4")
+    ethertype = body.get("ethertype") or "IPv4"
     if ethertype != "IPv4":
         raise BadRequest(f"Nimbus security group rules are IPv4 only: ethertype "
                          f"{ethertype!r} cannot be used.")
