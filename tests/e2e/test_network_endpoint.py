@@ -251,6 +251,11 @@ async def test_security_groups_are_the_compute_apis_both_ways(demo: Api) -> None
     assert (r.json["security_group"]["name"], r.json["security_group"]["description"]) == (
         name + "-2", "made here")
     assert (await _compute_group(demo, gid))["name"] == name + "-2"
+    r = await net(demo, "PUT", f"/v2.0/security-groups/{gid}.json",
+                  {"security_group": {"description": ""}})
+    assert (r.json["security_group"]["name"], r.json["security_group"]["description"]) == (
+        name + "-2", "")
+    assert (await _compute_group(demo, gid))["description"] == ""
 
     # Delete here (204), gone there; and the other one deleted there, gone here.
     assert (await net(demo, "DELETE", f"/v2.0/security-groups/{gid}")).status == 204

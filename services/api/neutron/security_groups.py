@@ -112,10 +112,11 @@ async def show_group(request: web.Request) -> web.Response:
 
 
 def _description(body: Mapping[str, Any]) -> str | None:
-    """Neutron's description may be empty; the compute API's checks apply otherwise."""
+    """The description a body gives (None: none given). Neutron's may be empty;
+    the compute API's checks apply to any other."""
     raw = body.get("description")
     if raw is None or raw == "":
-        return None
+        return raw
     return compute_groups.check_property(raw, "description")
 
 
