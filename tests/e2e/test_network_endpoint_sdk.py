@@ -51,6 +51,9 @@ def _groups_and_rules(identity_url: str, name: str) -> dict:
     listed = conn.network.security_groups(fields=["id", "name", "description", "project_id",
                                                   "tags", "shared"])
     out["listed"] = {g.name: g.id for g in listed}
+    # Pages of one, the SDK following the markers itself.
+    out["paged"] = [g.id for g in conn.network.security_groups(limit=1)]
+    out["all"] = [g.id for g in conn.network.security_groups()]
     rule = conn.network.create_security_group_rule(
         security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="tcp",
         port_range_min=8080, port_range_max=8081, remote_ip_prefix="0.0.0.0/0")
@@ -80,6 +83,7 @@ async def test_cli_security_group_flow_matches_the_compute_api(cloud: Cloud, dem
     out = await asyncio.to_thread(_groups_and_rules, cloud.identity_url, name)
     assert out["found"] == (out["id"], name, name, demo.project_id)
     assert out["listed"][name] == out["id"] and "default" in out["listed"]
+    assert out["paged"] == out["all"] and len(out["all"]) >= 2
     assert out["rule"] == ("tcp", 8080, 8081, "0.0.0.0/0", "ingress", out["id"])
     assert out["rules"] == [out["rule_id"]]
     assert "egress" in out["egress"]

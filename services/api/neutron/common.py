@@ -20,8 +20,9 @@ from shared.errors import BadRequest, NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Query parameters that are not filters (Neutron's paging and sorting; Nimbus
-# answers every list whole, as a Neutron without pagination does).
+# Query parameters that are not filters: fields, paging (``limit`` and
+# ``marker``, the last id of the page before) and sorting (ignored: lists come
+# oldest first).
 _NOT_FILTERS = frozenset({"fields", "limit", "marker", "page_reverse", "sort_key", "sort_dir"})
 
 
@@ -113,8 +114,24 @@ def filtered(request: web.Request, views: Iterable[dict[str, Any]]) -> list[dict
             if not keep:
                 break
         if keep:
-            out.append(only_fields(request, view))
-    return out
+            out.append(view)
+    return [only_fields(request, v) for v in _page(request, out)]
+
+
+def _page(request: web.Request, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The views after ``marker`` (an id), at most ``limit`` of them. openstacksdk
+    asks for the next page with the last id it got while a page is full."""
+    marker = request.query.get("marker")
+    if marker is not None:
+        ids = [str(v.get("id")) for v in views]
+        views = views[ids.index(marker) + 1:] if marker in ids else []
+    raw = request.query.get("limit")
+    if raw is None or raw == "":
+        return views
+    if not raw.isdigit():
+        raise BadRequest(f"Invalid input: limit {raw!r} is not a non-negative integer.")
+    limit = int(raw)
+    return views[:limit] if limit else views
 
 
 def add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:

@@ -95,5 +95,11 @@ def test_filters_and_fields() -> None:
     assert ids("id=b&fields=id,port_id") == [{"id": "b", "port_id": "p"}]
     assert [v["id"] for v in ids("unknown=1")] == ["a", "b"]
     assert ids("name=z") == []
+    assert [v["id"] for v in ids("limit=1")] == ["a"]
+    assert [v["id"] for v in ids("limit=1&marker=a")] == ["b"]
+    assert ids("marker=b") == [] and ids("marker=gone") == []
+    assert [v["id"] for v in ids("limit=0")] == ["a", "b"]      # Neutron: 0 is no limit
+    with pytest.raises(BadRequest):
+        ids("limit=-1")
     request = make_mocked_request("GET", "/v2.0/x/a?fields=name")
     assert only_fields(request, views[0]) == {"name": "x"}
