@@ -494,6 +494,7 @@ async def test_floating_ip_bad_input_and_quota(cloud: Cloud, demo: Api) -> None:
             ({"floating_network_id": pool["id"], "floating_ip_address": "15.126.0.9"},
              400, "HTTPBadRequest"),
             ({"floating_network_id": pool["id"], "port_id": theirs["id"]}, 404, "PortNotFound"),
+            ({"floating_network_id": pool["id"], "description": "web"}, 400, "HTTPBadRequest"),
             ({"floating_network_id": pool["id"], "port_id": port["id"],
               "fixed_ip_address": "10.9.9.9"}, 400, "HTTPBadRequest"),
         ]

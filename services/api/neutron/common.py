@@ -60,6 +60,13 @@ async def read_body(request: web.Request, resource: str) -> dict[str, Any]:
     return body[resource]
 
 
+def no_description(body: Mapping[str, Any], what: str) -> None:
+    """400 for a description Nimbus cannot keep (rules and floating IPs have none;
+    groups do): refused rather than silently dropped."""
+    if body.get("description") not in (None, ""):
+        raise BadRequest(f"Nimbus {what} have no description: leave 'description' out.")
+
+
 def timestamp(value: datetime | None) -> str | None:
     """Neutron's timestamps: UTC to the second, with a Z."""
     if value is None:

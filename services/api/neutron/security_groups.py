@@ -31,6 +31,7 @@ from services.api.neutron.common import (
     NeutronNotFound,
     add,
     filtered,
+    no_description,
     not_found,
     only_fields,
     read_body,
@@ -178,6 +179,7 @@ def _protocol(raw: object) -> str | None:
 def to_compute_rule(body: Mapping[str, Any]) -> compute_rules.NewRule:
     """The Nimbus rule a Neutron rule body asks for; BadRequest (or 404 for an id
     that names no group) when Nimbus cannot hold it."""
+    no_description(body, "security group rules")
     if body.get("security_group_id") is None:
         raise BadRequest("Invalid input: 'security_group_id' is required.")
     parent = _id(body["security_group_id"], "SecurityGroup")

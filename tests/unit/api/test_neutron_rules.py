@@ -55,6 +55,7 @@ def test_neutron_rules_become_nimbus_rules(body: dict, rule: NewRule) -> None:
     ({"remote_ip_prefix": "10.0.0.0/8", "remote_group_id": "7"}, "Only"),
     ({"remote_address_group_id": "x"}, "address groups"),
     ({"security_group_id": None}, "security_group_id"),
+    ({"protocol": "tcp", "description": "ssh"}, "no description"),
 ])
 def test_rules_nimbus_cannot_hold_are_400(body: dict, words: str) -> None:
     with pytest.raises(BadRequest) as caught:
