@@ -216,7 +216,9 @@ async def _compute_group(api: Api, gid: str) -> dict | None:
     return r.json["security_group"] if r.status == 200 else None
 
 
-async def test_security_groups_are_the_compute_apis_both_ways(demo: Api) -> None:
+async def test_security_groups_are_the_compute_apis_both_ways(cloud: Cloud) -> None:
+    # A project of its own: the demo project's group quota is shared with other tests.
+    demo, _ = await new_project(cloud)
     name = f"nsg-{uuid.uuid4().hex[:6]}"
     r = await net(demo, "POST", "/v2.0/security-groups",
                   {"security_group": {"name": name, "description": "made here"}})
@@ -265,7 +267,8 @@ async def test_security_groups_are_the_compute_apis_both_ways(demo: Api) -> None
                   404, "SecurityGroupNotFound")
 
 
-async def test_rules_translate_to_and_from_nimbus_rules(demo: Api) -> None:
+async def test_rules_translate_to_and_from_nimbus_rules(cloud: Cloud) -> None:
+    demo, _ = await new_project(cloud)
     made = await net(demo, "POST", "/v2.0/security-groups",
                      {"security_group": {"name": f"rules-{uuid.uuid4().hex[:6]}"}})
     gid = made.json["security_group"]["id"]
@@ -328,7 +331,9 @@ async def test_rules_translate_to_and_from_nimbus_rules(demo: Api) -> None:
         await net(demo, "DELETE", f"/v2.0/security-groups/{sid}")
 
 
-async def test_rules_nimbus_cannot_hold_and_bad_bodies_change_nothing(demo: Api, alt: Api) -> None:
+async def test_rules_nimbus_cannot_hold_and_bad_bodies_change_nothing(cloud: Cloud,
+                                                                      alt: Api) -> None:
+    demo, _ = await new_project(cloud)
     made = await net(demo, "POST", "/v2.0/security-groups",
                      {"security_group": {"name": f"bad-{uuid.uuid4().hex[:6]}"}})
     gid = made.json["security_group"]["id"]
@@ -411,7 +416,8 @@ async def test_default_group_and_quota_as_over_quota(cloud: Cloud) -> None:
 # --------------------------------------------------------------------------- floating IPs
 
 
-async def test_floating_ip_create_associate_disassociate_delete(demo: Api, alt: Api) -> None:
+async def test_floating_ip_create_associate_disassociate_delete(cloud: Cloud, alt: Api) -> None:
+    demo, _ = await new_project(cloud)      # its own floating IP quota
     server = await boot_active(demo, "nfip")
     sid = server["id"]
     pool = await pool_network(demo)
