@@ -91,9 +91,16 @@ async def test_bad_windows_are_400(demo):
         assert r.json["badRequest"]["message"]
 
 
-async def test_usage_in_xml(demo):
+async def test_usage_in_xml(cloud):
+    api, _ = await new_project(cloud)
+    r = await api.boot(name="xml")
+    await api.wait_status(r.json["server"]["id"], lambda s: s and s["status"] == "ACTIVE")
     start = datetime.now(UTC) - timedelta(days=1)
-    r = await _usage(demo, demo.project_id, start, xml=True)
+    r = await _usage(api, api.project_id, start, xml=True)
     assert r.status == 200 and r.xml.tag == f"{{{NS}}}tenant_usage"
-    assert r.xml.get("tenant_id") == demo.project_id
-    assert float(r.xml.get("total_hours")) >= 0
+    # Nova's template: every field a child element with text.
+    assert r.xml.find(f"{{{NS}}}tenant_id").text == api.project_id
+    total = float(r.xml.find(f"{{{NS}}}total_hours").text)
+    hours = [float(u.find(f"{{{NS}}}hours").text) for u in
+             r.xml.find(f"{{{NS}}}server_usages").findall(f"{{{NS}}}server_usage")]
+    assert hours and abs(total - sum(hours)) < 0.01
