@@ -28,18 +28,16 @@ from shared.errors import NotFound, NotImplementedFault
 
 async def _rows(request: web.Request) -> list:
     async with request.app[POOL].acquire() as conn:
-        return await q.list_for_project(conn, principal(request).project_id)
+        return await q.of_project(conn, principal(request).project_id)
 
 
 async def _row(request: web.Request):
+    """The project's network the path names (a project has a handful at most)."""
     nid = parse_uuid(request.match_info["network_id"])
-    row = None
-    if nid is not None:
-        async with request.app[POOL].acquire() as conn:
-            row = await q.get(conn, principal(request).project_id, nid)
-    if row is None:
-        raise NotFound("Network not found")
-    return row
+    for row in await _rows(request) if nid is not None else ():
+        if row["id"] == nid:
+            return row
+    raise NotFound("Network not found")
 
 
 @represented
