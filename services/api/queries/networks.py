@@ -11,7 +11,6 @@ _OWNED = "SELECT id FROM networks WHERE project_id = $1 AND id = ANY($2::uuid[])
 
 _COUNT = "SELECT count(*) FROM networks WHERE project_id = $1"
 
-
 async def owned(conn: asyncpg.Connection, project_id: str, ids: list[UUID]) -> set[UUID]:
     """Those of ``ids`` that are the project's networks."""
     return {r["id"] for r in await conn.fetch(_OWNED, project_id, ids)}
@@ -22,12 +21,14 @@ async def count(conn: asyncpg.Connection, project_id: str) -> int:
     return await conn.fetchval(_COUNT, project_id)
 
 
-# ---- the network endpoint's reads (services.api.neutron) ---------------------
+# ---- networks and ports as os-networks and the network endpoint show them ----
 
 _COLUMNS = """id, project_id, name, cidr::text AS cidr, host(gateway) AS gateway, is_default,
               created_at"""
 
 _OF_PROJECT = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 ORDER BY created_at, id"
+
+_GET = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 AND id = $2"
 
 # A port is the project's when its server is: the ports table names no project.
 # Only live servers' ports: a server deleted while its host was down keeps its
@@ -57,3 +58,8 @@ async def ports(conn: asyncpg.Connection, project_id: str, *, port_id: UUID | No
     """The ports of the project's live servers, oldest first; only ``port_id``, or only
     ``server_id``'s, when given."""
     return await conn.fetch(_PORTS, project_id, port_id, server_id)
+
+
+async def get(conn: asyncpg.Connection, project_id: str, network_id: UUID) -> asyncpg.Record | None:
+    """The project's network ``network_id``; None for anything else."""
+    return await conn.fetchrow(_GET, project_id, network_id)

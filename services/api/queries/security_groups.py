@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-_GROUP_COLUMNS = "id, project_id, name, description"
+_GROUP_COLUMNS = "id, project_id, name, description, created_at"
 
 _LIST = f"SELECT {_GROUP_COLUMNS} FROM security_groups WHERE project_id = $1 ORDER BY id"
 
@@ -19,7 +19,7 @@ _GET = f"SELECT {_GROUP_COLUMNS} FROM security_groups WHERE id = $1 AND project_
 
 _RULES_OF = """
 SELECT r.id, r.parent_group_id, r.ip_protocol, r.from_port, r.to_port, r.cidr::text AS cidr,
-       r.group_id, src.name AS group_name, src.project_id AS group_project_id
+       r.group_id, src.name AS group_name, src.project_id AS group_project_id, r.created_at
   FROM security_group_rules r
   LEFT JOIN security_groups src ON src.id = r.group_id
  WHERE r.parent_group_id = ANY($1::bigint[])

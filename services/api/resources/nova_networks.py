@@ -32,12 +32,14 @@ async def _rows(request: web.Request) -> list:
 
 
 async def _row(request: web.Request):
-    """The project's network the path names (a project has a handful at most)."""
     nid = parse_uuid(request.match_info["network_id"])
-    for row in await _rows(request) if nid is not None else ():
-        if row["id"] == nid:
-            return row
-    raise NotFound("Network not found")
+    row = None
+    if nid is not None:
+        async with request.app[POOL].acquire() as conn:
+            row = await q.get(conn, principal(request).project_id, nid)
+    if row is None:
+        raise NotFound("Network not found")
+    return row
 
 
 @represented
