@@ -62,6 +62,7 @@ from shared.contracts.security_groups import (
     CreateSecurityGroup,
     DeleteSecurityGroup,
     EnsureDefaultGroup,
+    GroupInfo,
     SecurityGroupClient,
     UpdateSecurityGroup,
 )
@@ -142,17 +143,24 @@ async def _group_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def create(request: web.Request, project_id: str, name: str,
+                 description: str) -> GroupInfo:
+    """Have the network service make a checked group within the project's
+    maxSecurityGroups (the compute API's create and the network endpoint's)."""
+    async with request.app[POOL].acquire() as conn:
+        limits = await quotas.absolute_limits(conn, project_id)
+    return await client(request).create_group(CreateSecurityGroup(
+        project_id=project_id, name=name, description=description,
+        max_groups=limits["maxSecurityGroups"]))
+
+
 @represented
 async def create_group(request: web.Request) -> View:
     pid = principal(request).project_id
     body = await _group_body(request)
     name = check_property(body.get("name"), "name")
     description = check_property(body.get("description"), "description", required=False)
-    async with request.app[POOL].acquire() as conn:
-        limits = await quotas.absolute_limits(conn, pid)
-    made = await client(request).create_group(CreateSecurityGroup(
-        project_id=pid, name=name, description=description,
-        max_groups=limits["maxSecurityGroups"]))
+    made = await create(request, pid, name, description)
     return View({"security_group": views.group(msgspec.structs.asdict(made), [])},
                 status=status_for(request, Op.CREATE_SECURITY_GROUP))
 

@@ -174,11 +174,12 @@ async def _snapshot(conn: asyncpg.Connection, project_id: str,
     return snapshot
 
 
-@represented
-async def create_volume(request: web.Request) -> View:
+async def create(request: web.Request, raw: dict[str, Any]) -> tuple[asyncpg.Record, str | None]:
+    """Create the volume a ``{"volume": {...}}`` body (this API's field names) asks
+    for, by every rule of the module docstring; the new row and its type's name.
+    The one create of the compute API and the block-storage endpoint."""
     who = principal(request)
     pid, rid = who.project_id, request["request_id"]
-    raw = await parse_body(request, root="volume")
     pool, relay = request.app[POOL], request.app[RELAY]
     async with pool.acquire() as conn:
         limits = await quotas.absolute_limits(conn, pid)
@@ -214,16 +215,23 @@ async def create_volume(request: web.Request) -> View:
     log.info("api.volume_accepted", volume_id=str(row["id"]), size_gb=size, zone=zone,
              snapshot_id=str(req.snapshot_id) if req.snapshot_id else None,
              image_id=str(req.image_id) if req.image_id else None)
+    return row, vtype["name"] if vtype else None
+
+
+@represented
+async def create_volume(request: web.Request) -> View:
+    pid = principal(request).project_id
+    row, type_name = await create(request, await parse_body(request, root="volume"))
     location = f"{base_url(request)}/v2/{pid}/os-volumes/{row['id']}"
-    return View({"volume": views.created(row, vtype["name"] if vtype else None)},
+    return View({"volume": views.created(row, type_name)},
                 status=status_for(request, Op.CREATE_VOLUME),
                 headers={"Location": location}, shape=BLOCK_STORAGE)
 
 
-@represented
-async def delete_volume(request: web.Request) -> View:
+async def delete(request: web.Request, vid: uuid.UUID) -> None:
+    """Begin deleting the caller's volume ``vid`` (see the module docstring); the one
+    delete of the compute API and the block-storage endpoint."""
     pid, rid = principal(request).project_id, request["request_id"]
-    vid = volume_id_from_path(request)
     relay = request.app[RELAY]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         began = await volume_db.begin(conn, vid, pid, DELETE, request_id=rid)
@@ -242,6 +250,11 @@ async def delete_volume(request: web.Request) -> View:
                                 request_id=rid, lease_s=relay.lease_s)
     relay.send(item)
     log.info("api.volume_delete_accepted", volume_id=str(vid))
+
+
+@represented
+async def delete_volume(request: web.Request) -> View:
+    await delete(request, volume_id_from_path(request))
     return View(None, status=202)
 
 
