@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud
 
 venv: $(STAMP)
 
@@ -58,3 +58,8 @@ bench: venv
 # tools and take minutes. See deploy/peers/.
 peer-rally:
 	deploy/peers/rally/run.sh
+
+# Start the stack for it with Nova's status codes and slower fake reboots:
+#   NIMBUS_API_STATUS_CODES=nova NIMBUS_FAKE_REBOOT_DELAY_S=2.5 NIMBUS_FAKE_SPAWN_DELAY_S=2.5 make up
+peer-gophercloud:
+	deploy/peers/gophercloud/run.sh

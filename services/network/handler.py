@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import asyncpg
 import structlog
 
@@ -10,6 +12,7 @@ from shared.rpc.server import CallContext
 from shared.contracts.network import (
     AllocatePorts,
     DeallocatePorts,
+    EnsureDefaultNetwork,
     NetworkMessage,
     ReserveFixedIps,
 )
@@ -26,7 +29,7 @@ class NetworkHandler:
         self._pool = pool
         self._settings = settings
 
-    async def __call__(self, msg: NetworkMessage, ctx: CallContext) -> list[Port] | int:
+    async def __call__(self, msg: NetworkMessage, ctx: CallContext) -> list[Port] | int | UUID:
         match msg:
             case AllocatePorts():
                 return await self.allocate_ports(msg)
@@ -34,6 +37,8 @@ class NetworkHandler:
                 return await self.deallocate_ports(msg)
             case ReserveFixedIps():
                 return await self.reserve_fixed_ips(msg)
+            case EnsureDefaultNetwork():
+                return await self.ensure_default_network(msg)
         raise TypeError(f"unexpected message {type(msg).__name__}")
 
     async def allocate_ports(self, msg: AllocatePorts) -> list[Port]:
@@ -77,6 +82,14 @@ class NetworkHandler:
         log.info("network.ports_allocated", server_id=str(msg.server_id), host=msg.host,
                  addresses=[p.address for p in made])
         return made
+
+    async def ensure_default_network(self, msg: EnsureDefaultNetwork) -> UUID:
+        """The project's default network's id, made now if the project has none."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            network = await networks.ensure_default(
+                conn, msg.project_id, supernet=self._settings.supernet,
+                name=self._settings.default_network_name)
+        return network.id
 
     async def deallocate_ports(self, msg: DeallocatePorts) -> int:
         """Free the server's ports, reserved and held addresses, and take its floating

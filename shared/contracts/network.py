@@ -9,6 +9,8 @@ v2: PortRequest; AllocatePorts.requests (a network with an optional fixed IP eac
 v3: DeallocatePorts.keep_fixed (a server deleted without its host keeps its
     fixed addresses until the host reaps its guest); AllocatePorts moves ports a
     server already has to the new ``host`` (a build scheduled again elsewhere).
+v4: EnsureDefaultNetwork (call): a project's default network before its first
+    server, for clients that look it up by name first.
 """
 
 from __future__ import annotations
@@ -79,7 +81,20 @@ class ReserveFixedIps(msgspec.Struct, tag="reserve_fixed_ips", frozen=True, kw_o
     requests: tuple[PortRequest, ...]
 
 
-NetworkMessage = AllocatePorts | DeallocatePorts | ReserveFixedIps
+class EnsureDefaultNetwork(msgspec.Struct, tag="ensure_default_network", frozen=True,
+                           kw_only=True):
+    """(call, v4) Make the project's default network if it has none yet.
+
+    A project's first use makes it; listing the project's networks is a first use
+    too, since clients look the network up by name before they boot on it
+    (gophercloud, ``openstack server create --network private``). Idempotent;
+    returns the default network's id.
+    """
+
+    project_id: str
+
+
+NetworkMessage = AllocatePorts | DeallocatePorts | ReserveFixedIps | EnsureDefaultNetwork
 
 
 class NetworkClient:
@@ -99,4 +114,8 @@ class NetworkClient:
 
     async def reserve_fixed_ips(self, msg: ReserveFixedIps) -> int:
         return await self._rpc.call(QUEUE, msg, int,
+                                    request_id=self._request_id, timeout=self._timeout)
+
+    async def ensure_default_network(self, msg: EnsureDefaultNetwork) -> UUID:
+        return await self._rpc.call(QUEUE, msg, UUID,
                                     request_id=self._request_id, timeout=self._timeout)

@@ -32,6 +32,7 @@ from services.api.keys import POOL, RPC
 from services.api.neutron.common import add, filtered, not_found, only_fields, timestamp
 from services.api.queries import networks as q
 from services.api.resources.common import parse_uuid, principal
+from services.api.resources.nova_networks import project_networks
 from services.api.side_apps import json_response
 from shared.contracts.floating_ips import FloatingIpClient
 
@@ -115,8 +116,7 @@ def port_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _network_rows(request: web.Request) -> list[Any]:
-    async with request.app[POOL].acquire() as conn:
-        return await q.of_project(conn, principal(request).project_id)
+    return await project_networks(request, principal(request).project_id)
 
 
 async def list_networks(request: web.Request) -> web.Response:

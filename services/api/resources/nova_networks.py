@@ -8,7 +8,8 @@ Both list and show the caller's project's networks only (admins included: the
 network endpoint is where an operator sees every project's); another project's
 network, or an id that is not a UUID, is 404 as Nova's "Network not found".
 Networks are made by the network service (a project's default on first use,
-more by the management command), so creating, deleting and associating them
+more by the management command); a list is a first use (:func:`project_networks`),
+since clients look the network up by name before they boot on it. Creating, deleting and associating them
 here answers 501, as Nova did when its network API could not do it (Nova's
 neutron proxy); os-networks' admin-only operations check the admin role first,
 as Nova's policy did, so a member gets 403.
@@ -16,19 +17,36 @@ as Nova's policy did, so a member gets 403.
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
-from services.api.keys import POOL
+from services.api.keys import POOL, RPC
 from services.api.queries import networks as q
 from services.api.representation import View, represented, route
 from services.api.resources.common import parse_uuid, principal, require_admin
 from services.api.views import nova_networks as views
+from shared.contracts.network import EnsureDefaultNetwork, NetworkClient
 from shared.errors import NotFound, NotImplementedFault
 
 
-async def _rows(request: web.Request) -> list:
+async def project_networks(request: web.Request, project_id: str) -> list[asyncpg.Record]:
+    """The project's networks (``queries.networks.of_project``), its default one made
+    first by the network service if the project has none yet: a new project lists
+    ``private`` before its first server, as Nova's and Neutron's projects showed
+    their networks before any server. The compute API's lists and the network
+    endpoint's both read them here."""
     async with request.app[POOL].acquire() as conn:
-        return await q.of_project(conn, principal(request).project_id)
+        rows = await q.of_project(conn, project_id)
+    if rows:
+        return rows
+    await NetworkClient(request.app[RPC], request_id=request["request_id"]).ensure_default_network(
+        EnsureDefaultNetwork(project_id=project_id))
+    async with request.app[POOL].acquire() as conn:
+        return await q.of_project(conn, project_id)
+
+
+async def _rows(request: web.Request) -> list:
+    return await project_networks(request, principal(request).project_id)
 
 
 async def _row(request: web.Request):
