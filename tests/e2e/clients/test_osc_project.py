@@ -1,0 +1,85 @@
+"""Quotas, limits, usage and the operator's views: ``quota show``, ``limits show``,
+``usage show`` as the demo user; ``availability zone list``, ``hypervisor list`` and
+``compute service list`` as admin."""
+
+from __future__ import annotations
+
+from tests.e2e.client import eventually
+from tests.e2e.clients.conftest import Clients
+
+# Nova's quota names against the absolute limits (section 3.8.1) that hold the same value.
+QUOTA_LIMITS = {
+    "instances": "maxTotalInstances",
+    "cores": "maxTotalCores",
+    "ram": "maxTotalRAMSize",
+    "key-pairs": "maxTotalKeypairs",
+    "properties": "maxServerMeta",
+}
+
+
+def agents(clients: Clients) -> dict[str, str]:
+    """The stack's compute agents: host name -> availability zone."""
+    return {spec.env["NIMBUS_COMPUTE_HOST"]: spec.env["NIMBUS_COMPUTE_AZ"]
+            for spec in clients.cloud.stack.services.values()
+            if "NIMBUS_COMPUTE_HOST" in spec.env}
+
+
+async def test_quota_show(clients: Clients, demo):
+    rows = await clients.osc_json("quota", "show")
+    quota = {r["Resource"]: r["Limit"] for r in rows}
+    absolute = (await demo.get("/limits")).json["limits"]["absolute"]
+    assert {name: quota[name] for name in QUOTA_LIMITS} == {
+        name: absolute[limit] for name, limit in QUOTA_LIMITS.items()}
+    assert quota["volumes"] == absolute["maxTotalVolumes"]
+    assert quota["gigabytes"] == absolute["maxTotalVolumeGigabytes"]
+    assert quota["secgroups"] == absolute["maxSecurityGroups"]
+    assert quota["floating-ips"] == absolute["maxTotalFloatingIps"]
+
+
+async def test_limits_show_absolute(clients: Clients, demo, server: dict):
+    rows = await clients.osc_json("limits", "show", "--absolute")
+    shown = {r["Name"]: r["Value"] for r in rows}
+    absolute = (await demo.get("/limits")).json["limits"]["absolute"]
+    for name in ("maxTotalInstances", "maxTotalCores", "maxTotalRAMSize", "maxTotalKeypairs",
+                 "maxServerMeta", "totalInstancesUsed", "totalCoresUsed", "totalRAMUsed"):
+        assert shown[name] == absolute[name], name
+    assert shown["totalInstancesUsed"] >= 1
+
+
+async def test_usage_show(clients: Clients, demo, server: dict):
+    shown = await clients.osc_json("usage", "show")
+    assert shown["Project"] == demo.project_id
+    mine = [s for s in shown["Servers"] if s["instance_id"] == server["id"]]
+    assert [(s["name"], s["memory_mb"], s["vcpus"], s["flavor"]) for s in mine] == [
+        (server["name"], 1024, 1, "standard.xsmall")]
+    assert shown["RAM MB-Hours"] > 0 and shown["CPU Hours"] > 0
+
+
+async def test_availability_zone_list_as_admin(clients: Clients):
+    want = set(agents(clients).values())
+
+    async def all_up():
+        rows = await clients.osc_json("availability", "zone", "list", "--compute", "--long",
+                                      user="admin")
+        up = {r["Zone Name"] for r in rows if r["Zone Status"] == "available"}
+        return rows if up >= want else None
+    rows = await eventually(all_up, timeout=30)
+    hosts = {(r["Host Name"], r["Zone Name"]) for r in rows if r["Service Name"] == "nova-compute"}
+    assert hosts == set(agents(clients).items())
+    plain = await clients.osc_json("availability", "zone", "list", "--compute")
+    assert {r["Zone Name"] for r in plain} >= want
+
+
+async def test_hypervisor_list_as_admin(clients: Clients):
+    rows = await clients.osc_json("hypervisor", "list", user="admin")
+    assert {r["Hypervisor Hostname"] for r in rows} == set(agents(clients))
+    assert {r["State"] for r in rows} == {"up"}
+    denied = await clients.osc_fails("hypervisor", "list")
+    assert "403" in denied.stderr or "olicy" in denied.stderr
+
+
+async def test_compute_service_list_as_admin(clients: Clients):
+    rows = await clients.osc_json("compute", "service", "list", user="admin")
+    compute = {r["Host"]: (r["Zone"], r["Status"], r["State"]) for r in rows
+               if r["Binary"] == "nova-compute"}
+    assert compute == {host: (az, "enabled", "up") for host, az in agents(clients).items()}
