@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.client import Cloud
+from tests.e2e.projects import new_project
 
 BIN = Path(sys.executable).parent
 # One command: auth, discovery and a few calls; --wait polls for a few seconds.
@@ -92,6 +93,14 @@ class Clients:
     cloud: Cloud
     envs: dict[str, dict[str, str]]
     tag: str
+
+    async def new_user(self) -> tuple[str, str]:
+        """A project of its own with one member (the management command), as a new
+        customer starts: no server, network or group made yet. Returns the name
+        to pass as ``user=`` and the project's id."""
+        api, name = await new_project(self.cloud)
+        self.envs[name] = user_env(self.cloud, name, "pw", name)
+        return name, api.project_id
 
     def name(self, what: str) -> str:
         """A name of this session's own (other e2e tests share the demo project)."""

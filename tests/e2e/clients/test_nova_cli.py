@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.client import eventually
-from tests.e2e.clients.conftest import CIRROS, FLAVOR, FLAVOR_ID, Clients, properties, table
+from tests.e2e.clients.conftest import (
+    CIRROS,
+    FLAVOR,
+    FLAVOR_ID,
+    Clients,
+    properties,
+    table,
+)
 
 
 async def test_nova_boot_list_show_delete(clients: Clients, demo):

@@ -8,36 +8,39 @@ from tests.e2e.client import eventually
 from tests.e2e.clients.conftest import CIRROS, FLAVOR, FLAVOR_ID, Clients
 
 
-async def test_server_create_with_every_option_then_delete_wait(clients: Clients, demo, tmp_path):
-    """Image, flavor, network, security group and keypair all given by name; --wait
-    returns the ACTIVE server; delete --wait returns once it is gone."""
+async def test_server_create_with_every_option_then_delete_wait(clients: Clients, tmp_path):
+    """A new project's first server, everything given by name: image, flavor, the
+    project's network (made on first use), a security group and a keypair made just
+    before; --wait returns the ACTIVE server; delete --wait returns once it is gone."""
+    user, project_id = await clients.new_user()
+    api = await clients.cloud.login(user, "pw", user)
     key, group, name = clients.name("create-key"), clients.name("create-sg"), clients.name("full")
-    await clients.osc_json("keypair", "create", "--private-key", str(tmp_path / "k"), key)
-    made = await clients.osc_json("security", "group", "create", group)
-    try:
-        shown = await clients.osc_json(
-            "server", "create", "--image", CIRROS, "--flavor", FLAVOR, "--network", "private",
-            "--security-group", group, "--key-name", key, "--wait", name)
-        assert shown["name"] == name
-        assert shown["status"] == "ACTIVE"
-        assert shown["image"] == f"{CIRROS} ({CIRROS_IMAGE_ID})"
-        assert shown["flavor"] == f"{FLAVOR} ({FLAVOR_ID})"
-        assert shown["key_name"] == key
-        # The group went by id (OSC finds it on the network endpoint first).
-        assert shown["security_groups"] == [{"name": group}]
-        api = await demo.server(shown["id"])
-        assert api["key_name"] == key
-        assert [g["name"] for g in api["security_groups"]] == [group]
-        fixed = [a["addr"] for a in api["addresses"]["private"]]
-        assert fixed and shown["addresses"] == {"private": fixed}
-        assert made["name"] == group
-    finally:
-        await clients.run("openstack", "server", "delete", "--wait", name, check=False)
-        await clients.run("openstack", "security", "group", "delete", group, check=False)
-        await clients.run("openstack", "keypair", "delete", key, check=False)
-    listed = await clients.osc_json("server", "list", "--name", name)
-    assert listed == []
-    assert await demo.server(shown["id"]) is None
+    await clients.osc_json("keypair", "create", "--private-key", str(tmp_path / "k"), key,
+                           user=user)
+    made = await clients.osc_json("security", "group", "create", group, user=user)
+    assert made["name"] == group
+    shown = await clients.osc_json(
+        "server", "create", "--image", CIRROS, "--flavor", FLAVOR, "--network", "private",
+        "--security-group", group, "--key-name", key, "--wait", name, user=user)
+    assert shown["name"] == name
+    assert shown["status"] == "ACTIVE"
+    assert shown["project_id"] == project_id
+    assert shown["image"] == f"{CIRROS} ({CIRROS_IMAGE_ID})"
+    assert shown["flavor"] == f"{FLAVOR} ({FLAVOR_ID})"
+    assert shown["key_name"] == key
+    # OSC sends the group's id (found on the network endpoint); Nova shows its name.
+    assert shown["security_groups"] == [{"name": group}]
+    server = await api.server(shown["id"])
+    assert server["key_name"] == key
+    assert [g["name"] for g in server["security_groups"]] == [group]
+    fixed = [a["addr"] for a in server["addresses"]["private"]]
+    assert len(fixed) == 1 and shown["addresses"] == {"private": fixed}
+
+    await clients.osc("server", "delete", "--wait", name, user=user)
+    assert await clients.osc_json("server", "list", user=user) == []
+    assert await api.server(shown["id"]) is None
+    await clients.osc("security", "group", "delete", group, user=user)
+    await clients.osc("keypair", "delete", key, user=user)
 
 
 async def test_server_list_and_show(clients: Clients, server: dict, demo):
@@ -104,9 +107,12 @@ async def test_console_log(clients: Clients, server: dict, demo):
 
 
 async def test_console_url(clients: Clients, server: dict):
+    proxy = clients.cloud.stack.services["consoleproxy"].env_extra[
+        "NIMBUS_CONSOLEPROXY_PUBLIC_URL"]
     shown = await clients.osc_json("console", "url", "show", "--novnc", server["id"])
     assert shown["type"] == "novnc"
-    assert shown["url"].startswith("http") and "token=" in shown["url"]
+    assert shown["url"].startswith(f"{proxy}/vnc_auto.html?token=")
+    assert shown["url"].endswith(f"&title={server['name']}({server['id']})")
 
 
 async def test_server_event_list_and_show(clients: Clients, server: dict, demo):
