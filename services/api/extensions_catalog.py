@@ -3,6 +3,10 @@
 The list and get operations show only the implemented ones: a client that sees
 an alias here can use it. Names, namespaces and dates are the spec's (its XML
 listing; the JSON listing in the spec is shifted by one entry, see there).
+
+``OPERATOR`` adds the extensions of Nova's operator and quota resources that
+today's clients call, which the spec does not list; their names, namespaces,
+dates and descriptions are Nova's (Icehouse/Juno extension descriptors).
 """
 
 from __future__ import annotations
@@ -101,4 +105,37 @@ ALL: tuple[Extension, ...] = (
               namespace=f"{_NS}/volumes/api/v1.1", description="Volumes support.", implemented=True),
 )
 
-IMPLEMENTED: dict[str, Extension] = {e.alias: e for e in ALL if e.implemented}
+OPERATOR: tuple[Extension, ...] = (
+    Extension(alias="os-extended-quotas", name="ExtendedQuotas", updated="2013-06-09T00:00:00+00:00",
+              namespace=f"{_NS}/extended_quotas/api/v1.1",
+              description="Adds ability for admins to delete quota and optionally force the "
+                          "update Quota command.", implemented=True),
+    Extension(alias="os-extended-services", name="ExtendedServices",
+              updated="2013-05-17T00:00:00-00:00", namespace=f"{_NS}/extended_services/api/v2",
+              description="Extended services support to the Services extension.",
+              implemented=True),
+    Extension(alias="os-hypervisor-status", name="HypervisorStatus",
+              updated="2014-04-17T00:00:00Z", namespace=f"{_NS}/hypervisor_status/api/v1.1",
+              description="Show hypervisor status.", implemented=True),
+    Extension(alias="os-hypervisors", name="Hypervisors", updated="2012-06-21T00:00:00+00:00",
+              namespace=f"{_NS}/hypervisors/api/v1.1",
+              description="Admin-only hypervisor administration.", implemented=True),
+    Extension(alias="os-networks", name="Networks", updated="2011-12-23T00:00:00+00:00",
+              namespace=f"{_NS}/os-networks/api/v1.1",
+              description="Admin-only Network Management Extension.", implemented=True),
+    Extension(alias="os-quota-sets", name="Quotas", updated="2011-08-08T00:00:00+00:00",
+              namespace=f"{_NS}/quotas-sets/api/v1.1", description="Quotas management support.",
+              implemented=True),
+    Extension(alias="os-services", name="Services", updated="2012-10-28T00:00:00-00:00",
+              namespace=f"{_NS}/services/api/v2", description="Services support.",
+              implemented=True),
+    Extension(alias="os-simple-tenant-usage", name="SimpleTenantUsage",
+              updated="2011-08-19T00:00:00+00:00", namespace=f"{_NS}/os-simple-tenant-usage/api/v1.1",
+              description="Simple tenant usage extension.", implemented=True),
+    Extension(alias="os-tenant-networks", name="OSTenantNetworks",
+              updated="2012-03-07T09:46:43-05:00", namespace=f"{_NS}/os-tenant-networks/api/v2",
+              description="Tenant-based Network Management Extension.", implemented=True),
+)
+
+IMPLEMENTED: dict[str, Extension] = {
+    e.alias: e for e in sorted(ALL + OPERATOR, key=lambda e: e.alias) if e.implemented}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -55,6 +55,11 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     ``osapi_hide_server_address_states``); empty hides them never. Hiding them
     while building keeps clients from using an address before the guest is up;
     ``GET .../ips`` still shows them, as in Nova."""
+    status_codes: Literal["spec", "nova"] = "spec"
+    """Whose success codes the few operations where the spec and Nova disagree
+    answer (``services.api.status_codes`` lists them): ``spec``, or ``nova`` for
+    clients that accept only Nova's (gophercloud's keypair create takes 200 or
+    201, not the spec's 202). Any other value fails at start."""
 
     def __post_init__(self) -> None:
         self.hidden_address_states()  # a typo fails at start, not per request

@@ -68,6 +68,10 @@ class HostState(msgspec.Struct, kw_only=True):
     used_disk_gb: int = 0
     used_vcpus: int = 0
     disabled: bool = False
+    disabled_reason: str | None = None
+    id: int = 0
+    """A stable number for the host (os-hypervisors and os-services name hosts by it)."""
+    hypervisor_type: str = "fake"
     started_at: datetime | None = None
     last_heartbeat: datetime | None = None
     alive: bool = True
@@ -164,7 +168,9 @@ UPDATE compute_hosts h
  WHERE h.host = gone.host
 RETURNING h.host"""
 
-_SET_DISABLED = "UPDATE compute_hosts SET disabled = $2 WHERE host = $1 RETURNING host"
+_SET_DISABLED = """
+UPDATE compute_hosts SET disabled = $2, disabled_reason = CASE WHEN $2 THEN $3 END
+ WHERE host = $1 RETURNING host"""
 
 
 def _state(row: asyncpg.Record) -> HostState:
@@ -195,9 +201,11 @@ async def all_hosts(conn: asyncpg.Connection, max_age_s: float, *,
     return [_state(r) for r in await conn.fetch(_HOSTS, max_age_s, True, healthy_for_s)]
 
 
-async def set_disabled(conn: asyncpg.Connection, host: str, disabled: bool) -> bool:
-    """Take a host out of (or back into) scheduling; False if no such host."""
-    return await conn.fetchval(_SET_DISABLED, host, disabled) is not None
+async def set_disabled(conn: asyncpg.Connection, host: str, disabled: bool,
+                       reason: str | None = None) -> bool:
+    """Take a host out of (or back into) scheduling, saying why (enabling clears
+    the reason); False if no such host."""
+    return await conn.fetchval(_SET_DISABLED, host, disabled, reason) is not None
 
 
 async def claim_of(conn: asyncpg.Connection, server_id: UUID) -> Claim | None:

@@ -45,6 +45,15 @@ async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
 
 
 @pytest.fixture(scope="session")
+async def nova_cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
+    """A second stack, answering Nova's status codes where the spec's differ
+    (``NIMBUS_API_STATUS_CODES=nova``); started only by the tests that ask for it."""
+    async with fresh_cloud(infra, migrated_template, "e2enova",
+                           {**E2E_ENV, "NIMBUS_API_STATUS_CODES": "nova"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
 async def demo(cloud: Cloud) -> Api:
     return await cloud.login("demo", "demo", "demo")
 

@@ -1,4 +1,4 @@
-"""The block-storage endpoint's app: Cinder's version discovery, faults and routes."""
+"""The block-storage endpoint's app: Cinder's faults, microversion header and routes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import asyncpg
 from aiohttp import web
 
-from services.api.cinder import routes
+from services.api.cinder import routes, versions
 from services.api.representation.faults import Fault, fault_body_json
 from services.api.settings import Settings
 from services.api.side_apps import create_side_app
@@ -26,5 +26,10 @@ def render_fault(request: web.Request, fault: Fault) -> web.Response:
 
 def create_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
                relay: Relay) -> web.Application:
-    return create_side_app(settings, pool, rpc, relay, render_fault=render_fault,
-                           public=PUBLIC, setup=routes.setup)
+    app = create_side_app(settings, pool, rpc, relay, render_fault=render_fault,
+                          public=PUBLIC, setup=routes.setup)
+    # Innermost: a request is authenticated before its version is read, as in
+    # Cinder; the version header goes on every /v3 answer, faults included.
+    app.middlewares.append(versions.microversion_mw)
+    app.on_response_prepare.append(versions.version_headers)
+    return app

@@ -11,6 +11,7 @@ from services.api.neutron import routes
 from services.api.representation.faults import Fault
 from services.api.settings import Settings
 from services.api.side_apps import create_side_app, json_response
+from shared.errors import QuotaExceeded
 from shared.outbox import Relay
 from shared.rpc import RpcClient
 
@@ -27,12 +28,21 @@ def render_fault(request: web.Request, fault: Fault) -> web.Response:
 
     An error may name its Neutron type in a ``neutron_type`` attribute
     (``SecurityGroupNotFound``...); otherwise the type follows the status.
+
+    A quota fault is Neutron's 409 ``OverQuota`` (the compute API's is 413
+    overLimit): the same ``QuotaExceeded`` from the same checks, in Neutron's
+    words. Neutron sent no ``Retry-After`` with it, so neither does this.
     """
-    kind = getattr(fault.error, "neutron_type", None) or _TYPES.get(fault.status,
-                                                                    "HTTPInternalServerError")
+    status, headers = fault.status, dict(fault.headers)
+    if isinstance(fault.error, QuotaExceeded):
+        status, kind = 409, "OverQuota"
+        headers.pop("Retry-After", None)
+    else:
+        kind = getattr(fault.error, "neutron_type", None) or _TYPES.get(
+            status, "HTTPInternalServerError")
     return json_response({"NeutronError": {"type": kind, "message": fault.message,
                                            "detail": fault.details or ""}},
-                         fault.status, dict(fault.headers))
+                         status, headers)
 
 
 def create_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,

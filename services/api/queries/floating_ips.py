@@ -27,3 +27,22 @@ async def get(conn: asyncpg.Connection, project_id: str,
 async def used(conn: asyncpg.Connection, project_id: str) -> int:
     """How many floating IPs the project holds (os-used-limits totalFloatingIpsUsed)."""
     return await conn.fetchval(_USED, project_id)
+
+
+# The network endpoint shows a floating IP on a port: the port of its server
+# that holds its fixed address.
+_WITH_PORT = """
+SELECT f.id, host(f.address) AS address, f.pool, f.project_id, f.server_id,
+       host(f.fixed_address) AS fixed_address, f.allocated_at, f.associated_at,
+       p.id AS port_id
+  FROM floating_ips f
+  LEFT JOIN ports p ON p.server_id = f.server_id AND p.address = f.fixed_address
+ WHERE f.project_id = $1 AND ($2::bigint IS NULL OR f.id = $2)
+ ORDER BY f.id"""
+
+
+async def with_ports(conn: asyncpg.Connection, project_id: str,
+                     floating_ip_id: int | None = None) -> list[asyncpg.Record]:
+    """The project's floating IPs (or the one ``floating_ip_id``) with the port each
+    is on (``port_id``, None when not associated) and when it was allocated."""
+    return await conn.fetch(_WITH_PORT, project_id, floating_ip_id)

@@ -69,6 +69,41 @@ UPDATE images SET metadata = metadata - $3::text, updated_at = now()
 RETURNING id"""
 
 
+# ---- the image endpoint (services/api/glance) ---------------------------------
+
+# Glance's filters over what the project sees; the endpoint sorts and pages.
+_GLANCE_LIST = f"""
+SELECT * FROM images
+ WHERE {_VISIBLE}
+   AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+   AND ($3::text[] IS NULL OR name = ANY($3::text[]))
+   AND ($4::text[] IS NULL OR status = ANY($4::text[]))
+   AND ($5::text[] IS NULL OR disk_format = ANY($5::text[]))
+   AND ($6::text IS NULL OR visibility = $6::text)
+   AND ($7::text IS NULL OR owner_project_id = $7::text)
+   AND ($8::bigint IS NULL OR size_bytes >= $8::bigint)
+   AND ($9::bigint IS NULL OR size_bytes <= $9::bigint)
+   AND metadata @> $10::jsonb"""
+
+# A snapshot that failed is ERROR and deleted (``shared.db.images.fail_snapshot``);
+# the image endpoint still shows it, by id, so that waiters see ``error``.
+_GET_SHOWN = """SELECT * FROM images
+ WHERE id = $2 AND (visibility = 'public' OR owner_project_id = $1)
+   AND (deleted_at IS NULL OR status = 'ERROR')"""
+
+# Deleting a failed snapshot (already deleted) only makes it DELETED: gone for good.
+_FORGET_FAILED = """
+UPDATE images SET status = 'DELETED'
+ WHERE id = $1 AND owner_project_id = $2 AND status = 'ERROR' AND deleted_at IS NOT NULL
+RETURNING id"""
+
+_LOCK_OWNED = f"SELECT * FROM images WHERE {_OWNED} FOR UPDATE"
+
+_UPDATE_NAME_AND_METADATA = f"""
+UPDATE images SET name = $3, metadata = $4::jsonb, updated_at = now() WHERE {_OWNED}
+RETURNING *"""
+
+
 class ImageFilters(msgspec.Struct, frozen=True, kw_only=True):
     """What an image list may be narrowed by; None is no filter."""
 
@@ -143,3 +178,36 @@ def image_spec(row: asyncpg.Record) -> ImageSpec:
     return ImageSpec(id=row["id"], name=row["name"], min_disk_gb=row["min_disk_gb"],
                      min_ram_mb=row["min_ram_mb"], size_bytes=row["size_bytes"],
                      location=row["location"], disk_format=row["disk_format"])
+
+
+async def glance_list(conn: asyncpg.Connection, project_id: str, *, ids: list[UUID] | None,
+                      names: list[str] | None, statuses: list[str] | None,
+                      disk_formats: list[str] | None, visibility: str | None,
+                      owner: str | None, size_min: int | None, size_max: int | None,
+                      properties: dict[str, str]) -> list[asyncpg.Record]:
+    """The live images the project sees, narrowed by the image endpoint's filters
+    (None: no filter; ``properties``: metadata items that must all be there)."""
+    return await conn.fetch(_GLANCE_LIST, project_id, ids, names, statuses, disk_formats,
+                            visibility, owner, size_min, size_max, properties)
+
+
+async def get_shown(conn: asyncpg.Connection, project_id: str,
+                    image_id: UUID) -> asyncpg.Record | None:
+    """``get_visible``, and the project's failed snapshots (ERROR, deleted)."""
+    return await conn.fetchrow(_GET_SHOWN, project_id, image_id)
+
+
+async def forget_failed(conn: asyncpg.Connection, project_id: str, image_id: UUID) -> bool:
+    """A failed snapshot of the project's becomes DELETED; False if there is none."""
+    return await conn.fetchval(_FORGET_FAILED, image_id, project_id) is not None
+
+
+async def lock_owned(conn: asyncpg.Connection, project_id: str,
+                     image_id: UUID) -> asyncpg.Record | None:
+    """The project's own live image, locked until the transaction ends."""
+    return await conn.fetchrow(_LOCK_OWNED, image_id, project_id)
+
+
+async def update_name_and_metadata(conn: asyncpg.Connection, project_id: str, image_id: UUID,
+                                   name: str, metadata: dict[str, str]) -> asyncpg.Record | None:
+    return await conn.fetchrow(_UPDATE_NAME_AND_METADATA, image_id, project_id, name, metadata)

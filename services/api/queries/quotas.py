@@ -40,6 +40,8 @@ ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = excluded.hard_limi
 
 _CLEAR_QUOTA = "DELETE FROM project_quotas WHERE project_id = $1 AND resource = $2"
 
+_PROJECT_EXISTS = "SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1)"
+
 _RATE_LIMITS = """
 SELECT verb, uri, regex, value, unit FROM project_rate_limits
  WHERE project_id = $1 ORDER BY created_at, verb, uri"""
@@ -91,6 +93,11 @@ async def set_quota(conn: asyncpg.Connection, project_id: str, resource: str,
         await conn.execute(_CLEAR_QUOTA, project_id, resource)
     else:
         await conn.execute(_SET_QUOTA, project_id, resource, hard_limit)
+
+
+async def project_exists(conn: asyncpg.Connection, project_id: str) -> bool:
+    """Whether identity knows the project (its quotas reference it)."""
+    return await conn.fetchval(_PROJECT_EXISTS, project_id)
 
 
 async def rate_limits(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:

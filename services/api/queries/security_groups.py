@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-_GROUP_COLUMNS = "id, project_id, name, description"
+_GROUP_COLUMNS = "id, project_id, name, description, created_at"
 
 _LIST = f"SELECT {_GROUP_COLUMNS} FROM security_groups WHERE project_id = $1 ORDER BY id"
 
@@ -19,7 +19,7 @@ _GET = f"SELECT {_GROUP_COLUMNS} FROM security_groups WHERE id = $1 AND project_
 
 _RULES_OF = """
 SELECT r.id, r.parent_group_id, r.ip_protocol, r.from_port, r.to_port, r.cidr::text AS cidr,
-       r.group_id, src.name AS group_name, src.project_id AS group_project_id
+       r.group_id, src.name AS group_name, src.project_id AS group_project_id, r.created_at
   FROM security_group_rules r
   LEFT JOIN security_groups src ON src.id = r.group_id
  WHERE r.parent_group_id = ANY($1::bigint[])
@@ -34,6 +34,10 @@ _HOLD_NAMED = """
 SELECT name FROM security_groups WHERE project_id = $1 AND name = ANY($2::text[]) FOR SHARE"""
 
 _COUNT = "SELECT count(*) FROM security_groups WHERE project_id = $1"
+
+_NAMES_AND_IDS = """
+SELECT id, name FROM security_groups
+ WHERE project_id = $1 AND (name = ANY($2::text[]) OR id = ANY($3::bigint[]))"""
 
 
 async def list_for_project(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
@@ -66,3 +70,20 @@ async def hold_named(conn: asyncpg.Connection, project_id: str, names: Sequence[
 
 async def count(conn: asyncpg.Connection, project_id: str) -> int:
     return await conn.fetchval(_COUNT, project_id)
+
+
+async def names_for(conn: asyncpg.Connection, project_id: str, refs: Sequence[str]) -> list[str]:
+    """The group names ``refs`` stand for, in order, without repeats: each ref is a
+    group's name, or the id of one of the project's groups (the openstack CLI,
+    which finds groups on the network endpoint, sends the id in ``name``).
+
+    A ref that names a group is that group, even when it is also some group's id
+    (a group may be called "12"); a ref that is neither is kept as given, for the
+    caller to report as unknown.
+    """
+    ids = [int(r) for r in refs if r.isascii() and r.isdigit() and len(r) < 19]
+    rows = await conn.fetch(_NAMES_AND_IDS, project_id, list(refs), ids)
+    names = {r["name"] for r in rows}
+    by_id = {str(r["id"]): r["name"] for r in rows}
+    resolved = [ref if ref in names else by_id.get(ref.lstrip("0") or "0", ref) for ref in refs]
+    return list(dict.fromkeys(resolved))

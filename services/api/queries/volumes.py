@@ -40,6 +40,24 @@ INSERT INTO volumes (id, project_id, user_id, status, size_gb, display_name, dis
 VALUES ($1, $2, $3, 'creating', $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING *"""
 
+# The block-storage endpoint's filtered lists: $1 NULL is every project's (an
+# admin's all_tenants); a NULL filter matches all. Newest first; the endpoint
+# orders again when asked for another sort.
+_FILTERED = f"""{_VOLUME}
+ WHERE ($1::text IS NULL OR v.project_id = $1) AND v.deleted_at IS NULL
+   AND ($2::text IS NULL OR v.display_name = $2) AND ($3::text IS NULL OR v.status = $3)
+   AND v.metadata @> $4::jsonb
+ ORDER BY v.created_at DESC, v.id DESC"""
+
+# A rename, a new description, new metadata (replacing the old, as Cinder's
+# update did); a false flag leaves its field as it is.
+_UPDATE = """
+UPDATE volumes SET display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
+       display_description = CASE WHEN $5 THEN $6 ELSE display_description END,
+       metadata = coalesce($7::jsonb, metadata), updated_at = now()
+ WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL
+RETURNING id"""
+
 # ---- snapshots ----------------------------------------------------------------
 
 _SNAPSHOT_LIVE = "s.project_id = $1 AND s.deleted_at IS NULL"
@@ -65,6 +83,20 @@ _INSERT_SNAPSHOT = """
 INSERT INTO volume_snapshots (id, project_id, user_id, volume_id, status, size_gb, display_name,
                               display_description, status_request_id)
 VALUES ($1, $2, $3, $4, 'creating', $5, $6, $7, $8)
+RETURNING *"""
+
+_SNAPSHOTS_FILTERED = """
+SELECT s.* FROM volume_snapshots s
+ WHERE ($1::text IS NULL OR s.project_id = $1) AND s.deleted_at IS NULL
+   AND ($2::text IS NULL OR s.display_name = $2) AND ($3::text IS NULL OR s.status = $3)
+   AND ($4::uuid IS NULL OR s.volume_id = $4)
+ ORDER BY s.created_at DESC, s.id DESC"""
+
+_UPDATE_SNAPSHOT = """
+UPDATE volume_snapshots SET display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
+       display_description = CASE WHEN $5 THEN $6 ELSE display_description END,
+       updated_at = now()
+ WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL
 RETURNING *"""
 
 _VOLUMES_BEING_MADE_FROM = """
@@ -114,6 +146,29 @@ async def insert(conn: asyncpg.Connection, *, id: UUID, project_id: str, user_id
                                snapshot_id, image_id, metadata, request_id)
 
 
+async def filtered(conn: asyncpg.Connection, project_id: str | None, *, name: str | None,
+                   status: str | None, metadata: dict[str, str]) -> list[asyncpg.Record]:
+    """The live volumes of ``project_id`` (None: of every project) that match,
+    newest first."""
+    return list(await conn.fetch(_FILTERED, project_id, name, status, metadata))
+
+
+Unset = object()
+"""A field an update leaves as it is."""
+
+
+async def update(conn: asyncpg.Connection, project_id: str, volume_id: UUID, *,
+                 display_name: Any = Unset, display_description: Any = Unset,
+                 metadata: dict[str, str] | None = None) -> asyncpg.Record | None:
+    """Change what is given of the project's live volume; the row as :func:`get`
+    reads it, None when there is no such volume."""
+    done = await conn.fetchval(
+        _UPDATE, project_id, volume_id, display_name is not Unset,
+        None if display_name is Unset else display_name, display_description is not Unset,
+        None if display_description is Unset else display_description, metadata)
+    return None if done is None else await get(conn, project_id, volume_id)
+
+
 async def get_snapshot(conn: asyncpg.Connection, project_id: str,
                        snapshot_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(_GET_SNAPSHOT, project_id, snapshot_id)
@@ -146,6 +201,22 @@ async def insert_snapshot(conn: asyncpg.Connection, *, id: UUID, project_id: str
     """A new snapshot in ``creating``."""
     return await conn.fetchrow(_INSERT_SNAPSHOT, id, project_id, user_id, volume_id, size_gb,
                                display_name, display_description, request_id)
+
+
+async def filtered_snapshots(conn: asyncpg.Connection, project_id: str | None, *,
+                             name: str | None, status: str | None,
+                             volume_id: UUID | None) -> list[asyncpg.Record]:
+    """As :func:`filtered`, for snapshots."""
+    return list(await conn.fetch(_SNAPSHOTS_FILTERED, project_id, name, status, volume_id))
+
+
+async def update_snapshot(conn: asyncpg.Connection, project_id: str, snapshot_id: UUID, *,
+                          display_name: Any = Unset,
+                          display_description: Any = Unset) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        _UPDATE_SNAPSHOT, project_id, snapshot_id, display_name is not Unset,
+        None if display_name is Unset else display_name, display_description is not Unset,
+        None if display_description is Unset else display_description)
 
 
 async def volumes_being_made_from(conn: asyncpg.Connection, snapshot_id: UUID) -> int:

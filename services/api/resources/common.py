@@ -12,11 +12,26 @@ from aiohttp import web
 from services.api.identity import Principal
 from services.api.keys import POOL, SETTINGS
 from services.api.queries import servers as server_q
-from shared.errors import ServerNotFound
+from shared.db import hosts
+from shared.db.hosts import HostState
+from shared.errors import Forbidden, ServerNotFound
 
 
 def principal(request: web.Request) -> Principal:
     return request["principal"]
+
+
+def require_admin(request: web.Request, action: str) -> None:
+    """Refuse a caller without the admin role, as Nova's ``rule:admin_api`` policies did:
+    403 with Nova's PolicyNotAuthorized message naming the policy (``action``)."""
+    if not principal(request).is_admin:
+        raise Forbidden(f"Policy doesn't allow {action} to be performed.")
+
+
+async def compute_hosts(request: web.Request, conn: Any) -> list[HostState]:
+    """Every compute host, with ``alive`` judged by the API's ``service_down_time_s``
+    (the one measure the availability zones, services and hypervisors share)."""
+    return await hosts.all_hosts(conn, request.app[SETTINGS].api.service_down_time_s)
 
 
 def base_url(request: web.Request) -> str:

@@ -38,6 +38,7 @@ from services.api.views import floating_ips as views
 from shared.contracts.floating_ips import (
     AllocateFloatingIp,
     DeallocateFloatingIp,
+    FloatingIp,
     FloatingIpClient,
     FloatingIpNotFound,
 )
@@ -79,14 +80,20 @@ async def list_floating_ips(request: web.Request) -> View:
     return View({"floating_ips": [views.floating_ip(r) for r in rows]})
 
 
+async def allocate(request: web.Request, project_id: str, pool: str | None) -> FloatingIp:
+    """Have the network service give the project an address of ``pool`` (None: the
+    configured one) within its maxTotalFloatingIps (the compute API's allocate
+    and the network endpoint's create)."""
+    async with request.app[POOL].acquire() as conn:
+        limit = (await quotas.absolute_limits(conn, project_id))["maxTotalFloatingIps"]
+    return await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).allocate(
+        AllocateFloatingIp(project_id=project_id, request_key=uuid.uuid4(), pool=pool,
+                           quota=limit))
+
+
 @represented
 async def allocate_floating_ip(request: web.Request) -> View:
-    who = principal(request)
-    pool = await _pool(request)
-    async with request.app[POOL].acquire() as conn:
-        limit = (await quotas.absolute_limits(conn, who.project_id))["maxTotalFloatingIps"]
-    fip = await FloatingIpClient(request.app[RPC], request_id=request["request_id"]).allocate(AllocateFloatingIp(
-        project_id=who.project_id, request_key=uuid.uuid4(), pool=pool, quota=limit))
+    fip = await allocate(request, principal(request).project_id, await _pool(request))
     log.info("api.floating_ip_allocated", id=fip.id, address=fip.address)
     return View({"floating_ip": views.floating_ip(msgspec.to_builtins(fip))})
 

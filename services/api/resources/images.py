@@ -99,25 +99,30 @@ def not_owner(image_id: object) -> Forbidden:
     return Forbidden(f"Image {image_id} is not yours: only its owner may change it.")
 
 
-@represented
-async def delete_image(request: web.Request) -> View:
-    pid = principal(request).project_id
-    row = await _load(request)
-    async with request.app[POOL].acquire() as conn:
-        deleted = await q.delete_owned(conn, pid, row["id"])
+async def delete_visible(app: web.Application, project_id: str, row: Any) -> None:
+    """Delete ``row``, an image ``project_id`` sees, with its file: Forbidden if the
+    project does not own it, ImageNotFound if it went meanwhile. The image
+    endpoint's delete is this one too."""
+    async with app[POOL].acquire() as conn:
+        deleted = await q.delete_owned(conn, project_id, row["id"])
     if deleted is None:
-        if row["owner_project_id"] != pid:
+        if row["owner_project_id"] != project_id:
             raise not_owner(row["id"])
         raise ImageNotFound(row["id"])  # deleted meanwhile
     if deleted.location is not None:
         # The file goes with the image; a snapshot still being written is removed
         # by the agent that writes it (``shared.db.images.finish_snapshot``).
-        store = ImageStore.from_settings(request.app[SETTINGS].images)
+        store = ImageStore.from_settings(app[SETTINGS].images)
         try:
             await asyncio.to_thread(store.remove, deleted.location)
         except OSError as exc:  # the image is deleted either way; the file is an operator's
             log.warning("api.image_file_left", image_id=str(row["id"]), error=exc.strerror)
     log.info("api.image_delete", image_id=str(row["id"]))
+
+
+@represented
+async def delete_image(request: web.Request) -> View:
+    await delete_visible(request.app, principal(request).project_id, await _load(request))
     return View(None, status=204)
 
 

@@ -9,7 +9,8 @@ project's (or another user's) keypair is 404, as if it did not exist.
   ``ssh-rsa``, ``ssh-ed25519`` or ``ecdsa-sha2-*``, whose blob parses; else 400);
   without, it generates an RSA 2048 key and returns the private key in that
   response only: only the public key is stored. Create answers 202 as the spec
-  says (Nova answered 200), with ``user_id``; get, list 200; delete 202.
+  says, with ``user_id`` (200 as Nova under the ``nova`` profile,
+  ``status_codes``); get, list 200; delete 202.
 * Names, as Nova: 1 to 255 characters of ASCII letters, digits, spaces, ``_``,
   ``-`` and ``.`` (the spec's examples have ``hochmuth.pub``), not all blank.
   A name the user already has in the project is 409 conflictingRequest.
@@ -36,6 +37,7 @@ from services.api.keys import POOL
 from services.api.queries import keypairs as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
+from services.api.status_codes import Op, status_for
 from services.api.views import keypairs as views
 from shared.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 
@@ -109,7 +111,8 @@ async def create_keypair(request: web.Request) -> View:
                                  fingerprint=fingerprint, public_key=public_key)
             if row is None:
                 raise Conflict(f"Key pair '{name}' already exists.")
-    return View({"keypair": views.created(row, private_key)}, status=202)
+    return View({"keypair": views.created(row, private_key)},
+                status=status_for(request, Op.CREATE_KEYPAIR))
 
 
 @represented

@@ -21,7 +21,8 @@ Rules (Nova's ``_new_ingress_rule``, with the spec's wording where it adds one):
 * A rule the group already has is 400 "This rule already exists in group N".
 * Over maxSecurityGroupRules (per group) is 413 overLimit with ``Retry-After: 0``
   (as every quota).
-* Create answers 202, delete 202 (the spec's codes; Nova answered 200 to create).
+* Create answers 202, delete 202 (the spec's codes; create 200 as Nova under the
+  ``nova`` profile, ``status_codes``).
   A rule id that is not an integer is 404, like an unknown one.
 """
 
@@ -38,10 +39,12 @@ from services.api.keys import POOL
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
 from services.api.resources.security_groups import client, parse_id
+from services.api.status_codes import Op, status_for
 from services.api.views import security_groups as views
 from shared.contracts.security_groups import (
     CreateSecurityGroupRule,
     DeleteSecurityGroupRule,
+    RuleInfo,
 )
 from shared.errors import BadRequest, NotFound
 
@@ -92,8 +95,13 @@ def _cidr(value: object) -> str:
     return str(net)
 
 
-def new_rule(body: dict[str, Any]) -> NewRule:
-    """The rule a create body asks for, normalised; BadRequest if it is not valid."""
+def new_rule(body: dict[str, Any], *, any_protocol_from_cidr: bool = False) -> NewRule:
+    """The rule a create body asks for, normalised; BadRequest if it is not valid.
+
+    ``any_protocol_from_cidr`` lets a CIDR rule leave out the protocol and the
+    ports (every protocol from the CIDR): Neutron's rules may, and the network
+    endpoint's rules say so; the compute API's need them, as Nova's did.
+    """
     parent = parse_id(body.get("parent_group_id"))
     if parent is None:
         raise BadRequest("Security group id should be integer")
@@ -112,8 +120,8 @@ def new_rule(body: dict[str, Any]) -> NewRule:
     raw_protocol = body.get("ip_protocol")
     from_given, to_given = _given(body.get("from_port")), _given(body.get("to_port"))
     if not _given(raw_protocol):
-        if group_id is not None and not from_given and not to_given:
-            return NewRule(parent, None, None, None, None, group_id)  # every protocol
+        if (group_id is not None or any_protocol_from_cidr) and not from_given and not to_given:
+            return NewRule(parent, None, None, None, cidr, group_id)  # every protocol
         raise BadRequest("Not enough parameters to build a valid rule.")
     if not isinstance(raw_protocol, str):
         raise BadRequest(f"Invalid IP protocol {raw_protocol}.")
@@ -141,20 +149,26 @@ def new_rule(body: dict[str, Any]) -> NewRule:
     return NewRule(parent, protocol, low, high, cidr, group_id)
 
 
+async def create(request: web.Request, project_id: str, rule: NewRule) -> RuleInfo:
+    """Have the network service add a checked rule within the group's
+    maxSecurityGroupRules (the compute API's create and the network endpoint's)."""
+    async with request.app[POOL].acquire() as conn:
+        limits = await quotas.absolute_limits(conn, project_id)
+    return await client(request).create_rule(CreateSecurityGroupRule(
+        project_id=project_id, parent_group_id=rule.parent_group_id,
+        ip_protocol=rule.ip_protocol, from_port=rule.from_port, to_port=rule.to_port,
+        cidr=rule.cidr, group_id=rule.group_id, max_rules=limits["maxSecurityGroupRules"]))
+
+
 @represented
 async def create_rule(request: web.Request) -> View:
     pid = principal(request).project_id
     body = (await parse_body(request, root="security_group_rule"))["security_group_rule"]
     if not isinstance(body, dict):
         raise BadRequest("The request body must hold a 'security_group_rule' object.")
-    rule = new_rule(body)
-    async with request.app[POOL].acquire() as conn:
-        limits = await quotas.absolute_limits(conn, pid)
-    made = await client(request).create_rule(CreateSecurityGroupRule(
-        project_id=pid, parent_group_id=rule.parent_group_id, ip_protocol=rule.ip_protocol,
-        from_port=rule.from_port, to_port=rule.to_port, cidr=rule.cidr, group_id=rule.group_id,
-        max_rules=limits["maxSecurityGroupRules"]))
-    return View({"security_group_rule": views.rule(msgspec.structs.asdict(made))}, status=202)
+    made = await create(request, pid, new_rule(body))
+    return View({"security_group_rule": views.rule(msgspec.structs.asdict(made))},
+                status=status_for(request, Op.CREATE_SECURITY_GROUP_RULE))
 
 
 @represented

@@ -9,8 +9,8 @@ it too, so that a project without servers sees it.
 
 Choices (the spec gives the normal codes only; the faults are Nova's):
 
-* Create answers 202, get and list 200, delete 202, as the spec says (Nova
-  answered 200 to create).
+* Create answers 202, get and list 200, delete 202, as the spec says (create
+  200 as Nova under the ``nova`` profile, ``status_codes``).
 * ``name`` is required; ``description`` is not marked required by the spec and
   defaults to ``""`` (Nova required both). When given, each is 1 to 255
   characters after trimming, without control characters (Nova checked the
@@ -56,11 +56,13 @@ from services.api.keys import POOL, RPC
 from services.api.queries import security_groups as q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import principal
+from services.api.status_codes import Op, status_for
 from services.api.views import security_groups as views
 from shared.contracts.security_groups import (
     CreateSecurityGroup,
     DeleteSecurityGroup,
     EnsureDefaultGroup,
+    GroupInfo,
     SecurityGroupClient,
     UpdateSecurityGroup,
 )
@@ -141,18 +143,26 @@ async def _group_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def create(request: web.Request, project_id: str, name: str,
+                 description: str) -> GroupInfo:
+    """Have the network service make a checked group within the project's
+    maxSecurityGroups (the compute API's create and the network endpoint's)."""
+    async with request.app[POOL].acquire() as conn:
+        limits = await quotas.absolute_limits(conn, project_id)
+    return await client(request).create_group(CreateSecurityGroup(
+        project_id=project_id, name=name, description=description,
+        max_groups=limits["maxSecurityGroups"]))
+
+
 @represented
 async def create_group(request: web.Request) -> View:
     pid = principal(request).project_id
     body = await _group_body(request)
     name = check_property(body.get("name"), "name")
     description = check_property(body.get("description"), "description", required=False)
-    async with request.app[POOL].acquire() as conn:
-        limits = await quotas.absolute_limits(conn, pid)
-    made = await client(request).create_group(CreateSecurityGroup(
-        project_id=pid, name=name, description=description,
-        max_groups=limits["maxSecurityGroups"]))
-    return View({"security_group": views.group(msgspec.structs.asdict(made), [])}, status=202)
+    made = await create(request, pid, name, description)
+    return View({"security_group": views.group(msgspec.structs.asdict(made), [])},
+                status=status_for(request, Op.CREATE_SECURITY_GROUP))
 
 
 @represented

@@ -93,7 +93,8 @@ async def create_server(request: web.Request) -> View:
             keypair = await keypair_q.get(conn, who.project_id, who.user_id, req.key_name)
             if keypair is None:
                 raise BadRequest("Invalid key_name provided.")
-        groups = list(dict.fromkeys(g.name for g in req.security_groups)) or ["default"]
+        groups = await group_q.names_for(conn, who.project_id,
+                                         [g.name for g in req.security_groups]) or ["default"]
 
         flavor = await flavor_q.get(conn, ref_id(req.flavorRef))
         if flavor is None:

@@ -64,13 +64,19 @@ def parse(value: Any) -> CreateImageBody:
         req = msgspec.convert(value, CreateImageBody, strict=False)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"Invalid input for field/attribute createImage: {exc}") from None
-    name = (req.name or "").strip()
+    req.name = image_name(req.name, "createImage entity requires name attribute")
+    return req
+
+
+def image_name(value: str | None, missing: str) -> str:
+    """An image's name, stripped: required (``missing`` is the fault's words), at
+    most 255 characters. The image endpoint's rename follows it too."""
+    name = (value or "").strip()
     if not name:
-        raise BadRequest("createImage entity requires name attribute")
+        raise BadRequest(missing)
     if len(name) > 255:
         raise BadRequest("Image name must be at most 255 characters.")
-    req.name = name
-    return req
+    return name
 
 
 def snapshot_metadata(*, base: asyncpg.Record | None, server: asyncpg.Record, flavor: FlavorSpec,

@@ -13,7 +13,8 @@ compute namespace like every other body here; the spec's example shows none).
 ``{"unrescue": null}`` / ``<unrescue/>`` is allowed from RESCUE only (task
 ``unrescuing``), and the server ends ACTIVE. The spec gives 200 as its response
 code ("Normal Response Code(s): 200"), where Nova answered 202; we follow the
-spec: 200 with an empty body. Clients (novaclient, openstacksdk) accept either.
+spec, 200 with an empty body (202 under the ``nova`` profile, ``status_codes``).
+Clients (novaclient, openstacksdk) accept either.
 
 Any other state, or a task in flight, is 409 conflictingRequest, and a server
 whose host is down 503 (``server_tasks.cast_action``).
@@ -33,6 +34,7 @@ from services.api.resources import server_body as body
 from services.api.resources.common import principal
 from services.api.resources.server_create import admin_password as generate_password
 from services.api.resources.server_tasks import cast_action
+from services.api.status_codes import Op, status_for
 from shared.contracts.common import ImageSpec
 from shared.contracts.compute import RescueServer, UnrescueServer
 from shared.db import volumes as volume_db
@@ -81,4 +83,4 @@ async def rescue(request: web.Request, row: asyncpg.Record, value: Any) -> View:
 
 async def unrescue(request: web.Request, row: asyncpg.Record, value: Any) -> View:
     await cast_action(request, row, UNRESCUE, UnrescueServer(server_id=row["id"]))
-    return View(None, status=200)
+    return View(None, status=status_for(request, Op.UNRESCUE))

@@ -1,15 +1,16 @@
 """Volume attachments (section 4.4.13.11-14, extension os-volumes):
 ``/servers/{server_id}/os-volume_attachments``: attach, list, show, detach.
 
-Attach (202) takes ``{"volumeAttachment": {"volumeId": ..., "device": ...}}``;
-``device`` is optional (absent, empty or ``"auto"``: the next free ``/dev/vdX``
-after the root disk ``/dev/vda``, as Nova's compute chose it) and is checked as
-Nova checked it. Then, in one transaction, the volume goes ``available`` ->
-``attaching`` to the server (a guarded update: two attaches of one volume
-cannot both win), the instance action ``attach_volume`` is recorded and the
-AttachVolume message goes into the outbox for the server's host, which plugs
-the volume into the guest and ends it ``in-use`` (``compute_agent.volumes``).
-Detach (202) is the same with ``in-use`` -> ``detaching`` and DetachVolume.
+Attach (202; 200 as Nova under the ``nova`` profile, ``status_codes``) takes
+``{"volumeAttachment": {"volumeId": ..., "device": ...}}``; ``device`` is optional
+(absent, empty or ``"auto"``: the next free ``/dev/vdX`` after the root disk
+``/dev/vda``, as Nova's compute chose it) and is checked as Nova checked it. Then,
+in one transaction, the volume goes ``available`` -> ``attaching`` to the server (a
+guarded update: two attaches of one volume cannot both win), the instance action
+``attach_volume`` is recorded and the AttachVolume message goes into the outbox for
+the server's host, which plugs the volume into the guest and ends it ``in-use``
+(``compute_agent.volumes``). Detach (202) is the same with ``in-use`` ->
+``detaching`` and DetachVolume.
 
 Faults, as Nova answered them where the spec is silent:
 
@@ -44,6 +45,7 @@ from services.api.queries import servers as server_q
 from services.api.representation import View, parse_body, represented, route
 from services.api.resources.common import load_server, parse_uuid, principal
 from services.api.resources.server_tasks import conflict_message, require_capability
+from services.api.status_codes import Op, status_for
 from shared import outbox
 from shared.contracts.compute import AttachVolume, BlockDevice, DetachVolume, host_queue
 from shared.db import actions, hosts
@@ -175,7 +177,7 @@ async def attach(request: web.Request) -> View:
     relay.send(item)
     log.info("api.volume_attach", server_id=str(sid), volume_id=str(vid), device=device,
              host=host)
-    return View({"volumeAttachment": view(began)}, status=202)
+    return View({"volumeAttachment": view(began)}, status=status_for(request, Op.ATTACH_VOLUME))
 
 
 @represented

@@ -200,3 +200,25 @@ def parse_snapshot(body: dict[str, Any]) -> SnapshotRequest:
                                            "display_description"),
         force=force_of(snap.get("force")),
     )
+
+
+def parse_update(fields: dict[str, Any], *, max_meta: int,
+                 metadata: bool = True) -> dict[str, Any]:
+    """The changes of an update of a volume (or, without ``metadata``, of a
+    snapshot): ``display_name``, ``display_description`` (each may be null) and
+    ``metadata`` (replacing the old), checked as create checks them. Any other
+    field, or none at all, is 400."""
+    allowed = {"display_name", "display_description"} | ({"metadata"} if metadata else set())
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise BadRequest(f"Invalid input for field/attribute {unknown[0]}: it cannot be "
+                         f"updated (only {', '.join(sorted(allowed))}).")
+    if not fields:
+        raise BadRequest(f"Nothing to update: give one of {', '.join(sorted(allowed))}.")
+    changes: dict[str, Any] = {}
+    for field in ("display_name", "display_description"):
+        if field in fields:
+            changes[field] = _optional_text(fields[field], field)
+    if "metadata" in fields:
+        changes["metadata"] = _metadata(fields["metadata"], max_meta)
+    return changes

@@ -2,12 +2,13 @@
 detail, show, delete. Bodies and views are the spec's snake_case ones
 (``views.volumes.snapshot``), in XML in the block storage namespace.
 
-Create (202) takes the project's volume (404 otherwise) share-locked, so that
-a delete or an attach of it waits for the snapshot's row; the volume must be
-``available``, or ``in-use`` with ``force`` (Cinder's rule, which Nova passed
-on: 400 otherwise). The snapshot is written in ``creating`` with its size (the
-volume's) and, in the same transaction, its CreateSnapshot in the outbox; the
-volume service copies the volume and makes it ``available``.
+Create (202; 200 as Nova under the ``nova`` profile, ``status_codes``) takes the
+project's volume (404 otherwise) share-locked, so that a delete or an attach of it
+waits for the snapshot's row; the volume must be ``available``, or ``in-use`` with
+``force`` (Cinder's rule, which Nova passed on: 400 otherwise). The snapshot is
+written in ``creating`` with its size (the volume's) and, in the same transaction,
+its CreateSnapshot in the outbox; the volume service copies the volume and makes it
+``available``.
 
 Delete (202) begins ``deleting`` with the guarded update of ``shared.db.volumes``
 from available, error or error_deleting (400 otherwise, as Cinder); a snapshot
@@ -25,6 +26,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import structlog
 from aiohttp import web
 
@@ -38,6 +40,7 @@ from services.api.resources.pagination import (
     next_links,
     project_page,
 )
+from services.api.status_codes import Op, status_for
 from services.api.views import volumes as views
 from shared import outbox
 from shared.contracts import volume as contract
@@ -96,11 +99,11 @@ async def show_snapshot(request: web.Request) -> View:
     return View({"snapshot": views.snapshot(row)})
 
 
-@represented
-async def create_snapshot(request: web.Request) -> View:
+async def create(request: web.Request, req: body.SnapshotRequest) -> asyncpg.Record:
+    """Begin the snapshot ``req`` asks for (see the module docstring); the new row.
+    The one snapshot create of the compute API and the block-storage endpoint."""
     who = principal(request)
     pid, rid = who.project_id, request["request_id"]
-    req = body.parse_snapshot(await parse_body(request, root="snapshot"))
     relay = request.app[RELAY]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         vol = await q.lock_for_snapshot(conn, pid, req.volume_id)
@@ -117,13 +120,19 @@ async def create_snapshot(request: web.Request) -> View:
     relay.send(item)
     log.info("api.snapshot_accepted", snapshot_id=str(row["id"]), volume_id=str(req.volume_id),
              force=req.force)
-    return View({"snapshot": views.snapshot(row)}, status=202)
+    return row
 
 
 @represented
-async def delete_snapshot(request: web.Request) -> View:
+async def create_snapshot(request: web.Request) -> View:
+    req = body.parse_snapshot(await parse_body(request, root="snapshot"))
+    return View({"snapshot": views.snapshot(await create(request, req))},
+                status=status_for(request, Op.CREATE_SNAPSHOT))
+
+
+async def delete(request: web.Request, sid: uuid.UUID) -> None:
+    """Begin deleting the caller's snapshot ``sid`` (see the module docstring)."""
     pid, rid = principal(request).project_id, request["request_id"]
-    sid = _snapshot_id(request)
     relay = request.app[RELAY]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         began = await volume_db.begin_snapshot_delete(conn, sid, pid, request_id=rid,
@@ -141,6 +150,11 @@ async def delete_snapshot(request: web.Request) -> View:
                                 request_id=rid, lease_s=relay.lease_s)
     relay.send(item)
     log.info("api.snapshot_delete_accepted", snapshot_id=str(sid))
+
+
+@represented
+async def delete_snapshot(request: web.Request) -> View:
+    await delete(request, _snapshot_id(request))
     return View(None, status=202)
 
 

@@ -7,13 +7,14 @@ removes the bits; the API writes the row in its first status and, in the same
 transaction, the message in the outbox (as server create and actions do), then
 the relay sends it. Reads never touch the broker.
 
-Create (202) checks the whole body first (``volume_body``), then, in one
-transaction: the snapshot it is made from is share-locked and must be the
-project's and ``available`` (a delete of it then waits and sees this volume);
-the project's quota is locked and counted (``quotas.claim_volume``:
-maxTotalVolumes and maxTotalVolumeGigabytes, 413 overLimit past them); the
-volume is written in ``creating`` with its CreateVolume. Any refusal changes
-nothing. Choices where the spec is silent (Cinder's, behind Nova's os-volumes):
+Create (202; 200 as Nova under the ``nova`` profile, ``status_codes``) checks the
+whole body first (``volume_body``), then, in one transaction: the snapshot it is
+made from is share-locked and must be the project's and ``available`` (a delete of
+it then waits and sees this volume); the project's quota is locked and counted
+(``quotas.claim_volume``: maxTotalVolumes and maxTotalVolumeGigabytes, 413 overLimit
+past them); the volume is written in ``creating`` with its CreateVolume. Any refusal
+changes nothing. Choices where the spec is silent (Cinder's, behind Nova's
+os-volumes):
 
 * ``availability_zone`` must be one of the zones that exist (those of the
   compute hosts, as for servers), else 400. Without one, a volume made from a
@@ -73,6 +74,7 @@ from services.api.resources.pagination import (
     next_links,
     project_page,
 )
+from services.api.status_codes import Op, status_for
 from services.api.views import volumes as views
 from shared import outbox
 from shared.contracts import volume as contract
@@ -172,11 +174,12 @@ async def _snapshot(conn: asyncpg.Connection, project_id: str,
     return snapshot
 
 
-@represented
-async def create_volume(request: web.Request) -> View:
+async def create(request: web.Request, raw: dict[str, Any]) -> tuple[asyncpg.Record, str | None]:
+    """Create the volume a ``{"volume": {...}}`` body (this API's field names) asks
+    for, by every rule of the module docstring; the new row and its type's name.
+    The one create of the compute API and the block-storage endpoint."""
     who = principal(request)
     pid, rid = who.project_id, request["request_id"]
-    raw = await parse_body(request, root="volume")
     pool, relay = request.app[POOL], request.app[RELAY]
     async with pool.acquire() as conn:
         limits = await quotas.absolute_limits(conn, pid)
@@ -212,15 +215,23 @@ async def create_volume(request: web.Request) -> View:
     log.info("api.volume_accepted", volume_id=str(row["id"]), size_gb=size, zone=zone,
              snapshot_id=str(req.snapshot_id) if req.snapshot_id else None,
              image_id=str(req.image_id) if req.image_id else None)
-    location = f"{base_url(request)}/v2/{pid}/os-volumes/{row['id']}"
-    return View({"volume": views.created(row, vtype["name"] if vtype else None)}, status=202,
-                headers={"Location": location}, shape=BLOCK_STORAGE)
+    return row, vtype["name"] if vtype else None
 
 
 @represented
-async def delete_volume(request: web.Request) -> View:
+async def create_volume(request: web.Request) -> View:
+    pid = principal(request).project_id
+    row, type_name = await create(request, await parse_body(request, root="volume"))
+    location = f"{base_url(request)}/v2/{pid}/os-volumes/{row['id']}"
+    return View({"volume": views.created(row, type_name)},
+                status=status_for(request, Op.CREATE_VOLUME),
+                headers={"Location": location}, shape=BLOCK_STORAGE)
+
+
+async def delete(request: web.Request, vid: uuid.UUID) -> None:
+    """Begin deleting the caller's volume ``vid`` (see the module docstring); the one
+    delete of the compute API and the block-storage endpoint."""
     pid, rid = principal(request).project_id, request["request_id"]
-    vid = volume_id_from_path(request)
     relay = request.app[RELAY]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         began = await volume_db.begin(conn, vid, pid, DELETE, request_id=rid)
@@ -239,6 +250,11 @@ async def delete_volume(request: web.Request) -> View:
                                 request_id=rid, lease_s=relay.lease_s)
     relay.send(item)
     log.info("api.volume_delete_accepted", volume_id=str(vid))
+
+
+@represented
+async def delete_volume(request: web.Request) -> View:
+    await delete(request, volume_id_from_path(request))
     return View(None, status=202)
 
 

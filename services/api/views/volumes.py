@@ -38,9 +38,14 @@ def _opt_id(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def is_attached(row: Any) -> bool:
+    """Whether the volume shows its attachment (to ``row["server_id"]``)."""
+    return row["status"] in _ATTACHED and row["server_id"] is not None
+
+
 def attachments(row: Any) -> list[dict[str, Any]]:
     """Nova's attachments of a volume: its one attachment, or ``[{}]``."""
-    if row["status"] not in _ATTACHED or row["server_id"] is None:
+    if not is_attached(row):
         return [{}]
     vid = str(row["id"])
     # Nova used the volume's id as the attachment's.
