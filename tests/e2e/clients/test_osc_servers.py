@@ -64,8 +64,8 @@ async def test_server_list_and_show(clients: Clients, server: dict, demo):
 async def test_server_list_long_names_the_image(clients: Clients, server: dict):
     """--long asks the image endpoint for every listed image at once (?id=in:...)."""
     listed = await clients.osc_json("server", "list", "--long", "--name", server["name"])
-    assert [(s["ID"], s["Image Name"], s["Image ID"], s["Flavor"]) for s in listed] == [
-        (server["id"], CIRROS, str(CIRROS_IMAGE_ID), FLAVOR)]
+    assert [(s["ID"], s["Image Name"], s["Image ID"], s["Flavor Name"], s["Flavor ID"])
+            for s in listed] == [(server["id"], CIRROS, str(CIRROS_IMAGE_ID), FLAVOR, FLAVOR_ID)]
 
 
 async def test_server_reboot_soft_and_hard(clients: Clients, server: dict, demo):

@@ -24,15 +24,18 @@ def _server_with_ip_and_volume(identity_url: str, name: str) -> dict:
                                 timeout=120)
     try:
         seen["server"] = (server.id, server.name, server.status)
-        seen["public_v4"] = server.public_v4
-        seen["private_v4"] = server.private_v4
+        # The cloud layer's get_server fills public_v4/private_v4 (the server that
+        # create_server returns after attaching the address is not refilled).
+        found = conn.get_server(server.id)
+        seen["public_v4"], seen["private_v4"] = found.public_v4, found.private_v4
         seen["fips"] = [(f.floating_ip_address, f.fixed_ip_address)
                         for f in conn.list_floating_ips() if f.port_id]
         volume = conn.create_volume(size=1, name=f"{name}-vol", wait=True, timeout=120)
         try:
             seen["volume"] = (volume.name, volume.size, volume.status)
+            seen["volume_id"] = volume.id
             attachment = conn.attach_volume(server, volume, wait=True, timeout=120)
-            seen["attachment"] = (attachment["serverId"], attachment["volumeId"])
+            seen["attachment"] = (attachment.server_id, attachment.volume_id)
             volume = conn.get_volume(volume.id)
             seen["attached"] = (volume.status,
                                 [a["server_id"] for a in volume.attachments])
@@ -55,7 +58,7 @@ async def test_cloud_layer_server_auto_ip_and_volume(clients: Clients, demo):
     assert seen["public_v4"].startswith("15.126.0.")
     assert (seen["public_v4"], seen["private_v4"]) in seen["fips"]
     assert seen["volume"] == (f"{name}-vol", 1, "available")
-    assert seen["attachment"] == (sid, seen["attachment"][1])
+    assert seen["attachment"] == (sid, seen["volume_id"])
     assert seen["attached"] == ("in-use", [sid])
     assert seen["detached"] == "available"
     assert seen["volume_left"] is None and seen["server_left"] is None
