@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.acting import active_server
 from tests.e2e.client import Api, Cloud, Response, eventually
 from tests.e2e.projects import manage, new_project
@@ -262,6 +263,8 @@ async def test_bad_input_and_other_projects_change_nothing(cloud: Cloud, alt: Ap
     mine = [v for v in everyone.json["volumes"] if v["id"] == vol["id"]]
     assert [v["os-vol-tenant-attr:tenant_id"] for v in mine] == [api.project_id]
     assert mine[0]["os-vol-host-attr:host"]
+    one = await cinder(admin, "GET", f"/volumes?all_tenants=1&project_id={api.project_id}")
+    assert [v["id"] for v in one.json["volumes"]] == [vol["id"]]
     own = await cinder(admin, "GET", "/volumes/detail")
     assert vol["id"] not in [v["id"] for v in own.json["volumes"]]
 
@@ -312,9 +315,13 @@ async def test_quotas_limits_types_and_zones(cloud: Cloud, demo: Api) -> None:
     types = (await cinder(api, "GET", "/types")).json["volume_types"]
     compute_types = (await api.get("/os-volume-types")).json["volume_types"]
     assert [(t["id"], t["name"]) for t in types] == [(t["id"], t["name"]) for t in compute_types]
-    if types:
-        one = (await cinder(api, "GET", f"/types/{types[0]['id']}")).json["volume_type"]
-        assert (one["name"], one["is_public"]) == (types[0]["name"], True)
+    assert types, "the test stack configures volume types"
+    one = (await cinder(api, "GET", f"/types/{types[0]['id']}")).json["volume_type"]
+    assert (one["name"], one["is_public"]) == (types[0]["name"], True)
+    typed = await new_volume(api, volume_type=compute_types[0]["name"])
+    assert typed["volume_type"] == compute_types[0]["name"]
+    compute = (await api.get(f"/os-volumes/{typed['id']}")).json["volume"]
+    assert compute["volumeType"] == compute_types[0]["name"]
     fault(await cinder(api, "GET", "/types/default"), "itemNotFound", 404)
     fault(await cinder(api, "GET", "/types/nope"), "itemNotFound", 404)
 
@@ -341,3 +348,48 @@ async def test_attachments_show_in_the_volume(cloud: Cloud) -> None:
     await detach(api, sid, vol["id"])
     free = await wait_volume(api, vol["id"], "available")
     assert free["attachments"] == []
+
+
+async def test_volume_metadata(cloud: Cloud, alt: Api) -> None:
+    api, _ = await new_project(cloud, maxServerMeta=3)
+    vol = await new_volume(api, name="meta", metadata={"a": "1"})
+    path = f"/volumes/{vol['id']}/metadata"
+    assert (await cinder(api, "GET", path)).json == {"metadata": {"a": "1"}}
+    merged = await cinder(api, "POST", path, json={"metadata": {"b": "2"}})
+    assert (merged.status, merged.json) == (200, {"metadata": {"a": "1", "b": "2"}})
+    item = await cinder(api, "PUT", f"{path}/c", json={"meta": {"c": "3"}})
+    assert (item.status, item.json) == (200, {"meta": {"c": "3"}})
+    assert (await cinder(api, "GET", f"{path}/c")).json == {"meta": {"c": "3"}}
+    # The compute API reads the same metadata.
+    compute = (await api.get(f"/os-volumes/{vol['id']}")).json["volume"]
+    assert compute["metadata"] == {"a": "1", "b": "2", "c": "3"}
+
+    over = await cinder(api, "POST", path, json={"metadata": {"d": "4"}})
+    assert "exceeds 3" in fault(over, "overLimit", 413)
+    fault(await cinder(api, "PUT", f"{path}/c", json={"meta": {"x": "3"}}), "badRequest", 400)
+    fault(await cinder(api, "POST", path, json={"metadata": {"k": 1}}), "badRequest", 400)
+    fault(await cinder(alt, "GET", path.replace(api.project_id, alt.project_id)),
+          "itemNotFound", 404)
+    fault(await cinder(alt, "POST", path, json={"metadata": {"z": "9"}}), "itemNotFound", 404)
+    assert (await cinder(api, "GET", path)).json["metadata"] == {"a": "1", "b": "2", "c": "3"}
+
+    assert (await cinder(api, "DELETE", f"{path}/a")).status == 200
+    fault(await cinder(api, "DELETE", f"{path}/a"), "itemNotFound", 404)
+    fault(await cinder(api, "GET", f"{path}/a"), "itemNotFound", 404)
+    replaced = await cinder(api, "PUT", path, json={"metadata": {"only": "this"}})
+    assert replaced.json == {"metadata": {"only": "this"}}
+    shown = (await cinder(api, "GET", f"/volumes/{vol['id']}")).json["volume"]
+    assert shown["metadata"] == {"only": "this"}
+
+
+async def test_volume_from_an_image_is_bootable(cloud: Cloud) -> None:
+    api, _ = await new_project(cloud)
+    vol = await new_volume(api, name="boot", imageRef=str(CIRROS_IMAGE_ID))
+    assert (vol["bootable"], vol["name"]) == ("true", "boot")
+    compute = (await api.get(f"/os-volumes/{vol['id']}")).json["volume"]
+    assert compute["status"] == "available"
+    missing = await cinder(api, "POST", "/volumes", json={"volume": {
+        "size": 1, "imageRef": "00000000-0000-0000-0000-000000000000"}})
+    fault(missing, "itemNotFound", 404)
+    assert (await cinder(api, "DELETE", f"/volumes/{vol['id']}")).status == 202
+    await wait_gone(api, f"/volumes/{vol['id']}")

@@ -65,6 +65,8 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(cloud) -> World:
+    """Two projects of the module's own, each with snapshots. The tests below run
+    in file order: the ones that delete (last) come after the ones that count."""
     own, _ = await new_project(cloud)
     other, _ = await new_project(cloud)
     r = await own.boot(name="glance-src")

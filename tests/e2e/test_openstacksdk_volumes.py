@@ -31,6 +31,11 @@ def _volume_life(identity_url: str) -> dict:
     out["found"] = (found.id == vol.id, found.status, found.is_bootable)
     out["listed"] = [v.name for v in conn.list_volumes() if v.name == name]
     out["limits"] = conn.get_volume_limits().absolute.total_volumes_used
+    quota = conn.block_storage.get_quota_set(conn.current_project_id, usage=True)
+    out["quota"] = (quota.volumes, quota.usage["volumes"])
+    out["zones"] = [z.name for z in conn.block_storage.availability_zones()]
+    conn.block_storage.set_volume_metadata(found, color="blue")
+    out["metadata"] = dict(conn.block_storage.get_volume_metadata(found).metadata)
 
     server = conn.compute.create_server(name=f"{name}-srv", image_id=str(CIRROS_IMAGE_ID),
                                         flavor_id="100")
@@ -63,6 +68,10 @@ async def test_openstacksdk_cloud_layer_volumes(cloud):
     assert out["found"] == (True, "available", False)
     assert out["listed"] == [name]
     assert out["limits"] >= 1
+    volumes, used = out["quota"]
+    assert volumes == 10 and used >= 1
+    assert "az1" in out["zones"]
+    assert out["metadata"] == {"by": "sdk", "color": "blue"}
     status, attachments, server_id = out["attached"]
     assert (status, attachments) == ("in-use", [(server_id, "/dev/vdb")])
     assert out["detached"] == ("available", [])

@@ -48,12 +48,12 @@ async def json_body(request: web.Request, root: str) -> dict[str, Any]:
 
 
 def scope(request: web.Request) -> str | None:
-    """The project whose items a list shows: the caller's, or every one's (None)
-    for an admin asking ``all_tenants``."""
+    """The project whose items a list shows: the caller's; for an admin asking
+    ``all_tenants``, every one's (None) or the one ``project_id`` names."""
     who: Principal = principal(request)
     flag = request.query.get("all_tenants", request.query.get("all_projects"))
     if who.is_admin and flag is not None and flag.strip().lower() not in ("0", "false", "no"):
-        return None
+        return request.query.get("project_id") or None
     return who.project_id
 
 

@@ -149,8 +149,9 @@ async def update_quotas(request: web.Request) -> web.Response:
     _admin(request)
     target = request.match_info["target"]
     fields = await json_body(request, "quota_set")
-    fields.pop("tenant_id", None)
-    fields.pop("id", None)
+    # Cinder's own switches and echoes of the target, which change nothing here.
+    for ignored in ("tenant_id", "id", "skip_validation"):
+        fields.pop(ignored, None)
     unknown = sorted(set(fields) - set(SETTABLE))
     if unknown:
         raise BadRequest(f"Bad key(s) in quota set: {', '.join(k[:40] for k in unknown)}; "

@@ -233,10 +233,12 @@ def page(rows: Sequence[Any], sort: list[tuple[str, str]], limit: int,
 
 def links(query: MultiMapping[str], items: list[dict[str, Any]], limit: int) -> dict[str, str]:
     """``first``, ``schema`` and, after a full page, ``next``, as Glance writes them
-    (relative, the request's query repeated with the page's last id as marker)."""
-    params = {k: v for k, v in query.items() if k != "marker"}
+    (relative, the request's query repeated with the page's last id as marker).
+    Repeated parameters (``sort_key``, ``tag``) stay repeated, which Glance's
+    own links lose."""
+    params = [(k, v) for k, v in query.items() if k != "marker"]
     body = {"first": "/v2/images" + (f"?{urlencode(params)}" if params else ""),
             "schema": "/v2/schemas/images"}
     if items and len(items) == limit:
-        body["next"] = "/v2/images?" + urlencode({**params, "marker": items[-1]["id"]})
+        body["next"] = "/v2/images?" + urlencode([*params, ("marker", items[-1]["id"])])
     return body

@@ -58,6 +58,22 @@ UPDATE volumes SET display_name = CASE WHEN $3 THEN $4 ELSE display_name END,
  WHERE project_id = $1 AND id = $2 AND deleted_at IS NULL
 RETURNING id"""
 
+# Volume metadata (the block-storage endpoint's /volumes/{id}/metadata): single
+# guarded statements, as servers' (``services.api.resources.metadata``).
+_META_LIVE = "project_id = $1 AND id = $2 AND deleted_at IS NULL"
+_MERGE_META = f"""
+UPDATE volumes SET metadata = metadata || $3::jsonb, updated_at = now()
+ WHERE {_META_LIVE}
+   AND ($4::int < 0 OR (SELECT count(*) FROM jsonb_object_keys(metadata || $3::jsonb)) <= $4::int)
+RETURNING metadata"""
+_REPLACE_META = f"""
+UPDATE volumes SET metadata = $3::jsonb, updated_at = now() WHERE {_META_LIVE}
+RETURNING metadata"""
+_DELETE_META_KEY = f"""
+UPDATE volumes SET metadata = metadata - $3::text, updated_at = now()
+ WHERE {_META_LIVE} AND metadata ? $3::text
+RETURNING id"""
+
 # ---- snapshots ----------------------------------------------------------------
 
 _SNAPSHOT_LIVE = "s.project_id = $1 AND s.deleted_at IS NULL"
@@ -167,6 +183,25 @@ async def update(conn: asyncpg.Connection, project_id: str, volume_id: UUID, *,
         None if display_name is Unset else display_name, display_description is not Unset,
         None if display_description is Unset else display_description, metadata)
     return None if done is None else await get(conn, project_id, volume_id)
+
+
+async def merge_metadata(conn: asyncpg.Connection, project_id: str, volume_id: UUID,
+                         items: dict[str, str], allowed: int) -> dict[str, str] | None:
+    """Add or overwrite ``items`` if at most ``allowed`` (-1: any) result; the new
+    metadata, None if no such volume or too many items."""
+    row = await conn.fetchrow(_MERGE_META, project_id, volume_id, items, allowed)
+    return None if row is None else dict(row["metadata"])
+
+
+async def replace_metadata(conn: asyncpg.Connection, project_id: str, volume_id: UUID,
+                           items: dict[str, str]) -> dict[str, str] | None:
+    row = await conn.fetchrow(_REPLACE_META, project_id, volume_id, items)
+    return None if row is None else dict(row["metadata"])
+
+
+async def delete_metadata_key(conn: asyncpg.Connection, project_id: str, volume_id: UUID,
+                              key: str) -> bool:
+    return await conn.fetchval(_DELETE_META_KEY, project_id, volume_id, key) is not None
 
 
 async def get_snapshot(conn: asyncpg.Connection, project_id: str,

@@ -127,6 +127,63 @@ async def _allowed(conn: asyncpg.Connection, request: web.Request, limit: str) -
     return int(limits.get(limit, -1))
 
 
+# The operations, apart from how a body is read and an answer written: the
+# compute API's routes below and the block-storage endpoint's volume metadata
+# both run these.
+
+async def update(conn: asyncpg.Connection, request: web.Request, store: MetadataStore,
+                 items: dict[str, str]) -> dict[str, str]:
+    """Merge ``items`` (checked) into the metadata; the whole new metadata."""
+    await store.check_writable(conn, request)
+    allowed = await _allowed(conn, request, store.limit)
+    if 0 <= allowed < len(items):
+        raise over_limit(allowed)
+    merged = await store.merge(conn, request, items, allowed)
+    if merged is None:
+        await store.check_writable(conn, request)  # gone meanwhile: 404
+        raise over_limit(allowed)
+    return merged
+
+
+async def replace(conn: asyncpg.Connection, request: web.Request, store: MetadataStore,
+                  items: dict[str, str]) -> dict[str, str]:
+    """Make ``items`` (checked) the whole metadata."""
+    await store.check_writable(conn, request)
+    allowed = await _allowed(conn, request, store.limit)
+    if 0 <= allowed < len(items):
+        raise over_limit(allowed)
+    replaced = await store.replace(conn, request, items)
+    if replaced is None:
+        await store.check_writable(conn, request)  # gone meanwhile: 404
+        raise NotFound()
+    return replaced
+
+
+async def show_key(conn: asyncpg.Connection, request: web.Request, store: MetadataStore,
+                   key: str) -> str:
+    metadata = await store.read(conn, request)
+    if key not in metadata:
+        raise MetadataItemNotFound()
+    return metadata[key]
+
+
+async def set_key(conn: asyncpg.Connection, request: web.Request, store: MetadataStore,
+                  key: str, value: str) -> None:
+    await store.check_writable(conn, request)
+    allowed = await _allowed(conn, request, store.limit)
+    if await store.merge(conn, request, {key: value}, allowed) is None:
+        await store.check_writable(conn, request)
+        raise over_limit(allowed)
+
+
+async def delete_key(conn: asyncpg.Connection, request: web.Request, store: MetadataStore,
+                     key: str) -> None:
+    await store.check_writable(conn, request)
+    if not await store.delete_key(conn, request, key):
+        await store.check_writable(conn, request)
+        raise MetadataItemNotFound()
+
+
 def setup_metadata_routes(router: web.UrlDispatcher, store: MetadataStore) -> None:
     """Register the six operations under ``store.path``."""
 
@@ -139,59 +196,32 @@ def setup_metadata_routes(router: web.UrlDispatcher, store: MetadataStore) -> No
     async def update_metadata(request: web.Request) -> View:
         items = metadata_from_body(await parse_body(request, root="metadata"))
         async with request.app[POOL].acquire() as conn:
-            await store.check_writable(conn, request)
-            allowed = await _allowed(conn, request, store.limit)
-            if 0 <= allowed < len(items):
-                raise over_limit(allowed)
-            merged = await store.merge(conn, request, items, allowed)
-            if merged is None:
-                await store.check_writable(conn, request)  # gone meanwhile: 404
-                raise over_limit(allowed)
-        return View({"metadata": merged})
+            return View({"metadata": await update(conn, request, store, items)})
 
     @represented
     async def replace_metadata(request: web.Request) -> View:
         items = metadata_from_body(await parse_body(request, root="metadata"))
         async with request.app[POOL].acquire() as conn:
-            await store.check_writable(conn, request)
-            allowed = await _allowed(conn, request, store.limit)
-            if 0 <= allowed < len(items):
-                raise over_limit(allowed)
-            replaced = await store.replace(conn, request, items)
-            if replaced is None:
-                await store.check_writable(conn, request)  # gone meanwhile: 404
-                raise NotFound()
-        return View({"metadata": replaced})
+            return View({"metadata": await replace(conn, request, store, items)})
 
     @represented
     async def show_item(request: web.Request) -> View:
         key = request.match_info["key"]
         async with request.app[POOL].acquire() as conn:
-            metadata = await store.read(conn, request)
-        if key not in metadata:
-            raise MetadataItemNotFound()
-        return View({"meta": {key: metadata[key]}})
+            return View({"meta": {key: await show_key(conn, request, store, key)}})
 
     @represented
     async def set_item(request: web.Request) -> View:
         key = check_key(request.match_info["key"])
         value = item_from_body(await parse_body(request), key)
         async with request.app[POOL].acquire() as conn:
-            await store.check_writable(conn, request)
-            allowed = await _allowed(conn, request, store.limit)
-            if await store.merge(conn, request, {key: value}, allowed) is None:
-                await store.check_writable(conn, request)
-                raise over_limit(allowed)
+            await set_key(conn, request, store, key, value)
         return View({"meta": {key: value}})
 
     @represented
     async def delete_item(request: web.Request) -> View:
-        key = request.match_info["key"]
         async with request.app[POOL].acquire() as conn:
-            await store.check_writable(conn, request)
-            if not await store.delete_key(conn, request, key):
-                await store.check_writable(conn, request)
-                raise MetadataItemNotFound()
+            await delete_key(conn, request, store, request.match_info["key"])
         return View(None, status=204)
 
     route(router, "GET", f"{store.path}/metadata", list_metadata)

@@ -179,6 +179,9 @@ def test_links_repeat_the_query_with_the_last_id():
     nxt = urlsplit(out["next"])
     assert nxt.path == "/v2/images"
     assert dict(parse_qsl(nxt.query)) == {"name": "a b", "limit": "2", "marker": "i2"}
+    repeated = MultiDict([("sort_key", "name"), ("sort_key", "size"), ("limit", "2")])
+    assert parse_qsl(urlsplit(listing.links(repeated, items, 2)["next"]).query) == [
+        ("sort_key", "name"), ("sort_key", "size"), ("limit", "2"), ("marker", "i2")]
     assert listing.links(MultiDict(), items, 25) == {"first": "/v2/images",
                                                      "schema": "/v2/schemas/images"}
 
