@@ -151,6 +151,7 @@ class Clients:
 async def clients(cloud: Cloud) -> Clients:
     return Clients(cloud, {
         "demo": user_env(cloud, "demo", "demo", "demo"),
+        "alt": user_env(cloud, "alt", "alt", "alt"),
         "admin": user_env(cloud, "admin", "admin", "admin"),
     }, uuid.uuid4().hex[:6])
 

@@ -59,6 +59,10 @@ async def test_server_list_and_show(clients: Clients, server: dict, demo):
     assert shown["project_id"] == demo.project_id
     assert shown["image"] == f"{CIRROS} ({CIRROS_IMAGE_ID})"
     assert shown["flavor"] == f"{FLAVOR} ({FLAVOR_ID})"
+    # Another project's server is not found, by id or by name.
+    for ref in (server["id"], server["name"]):
+        hidden = await clients.osc_fails("server", "show", ref, user="alt")
+        assert f"No Server found for {ref}" in hidden.stderr
 
 
 async def test_server_list_long_names_the_image(clients: Clients, server: dict):
