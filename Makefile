@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv
+.PHONY: up up-real down clean test faults bench venv peer-rally
 
 venv: $(STAMP)
 
@@ -52,3 +52,9 @@ bench: venv
 	@if [ -d benchmarks ]; then \
 	  python3 -m deploy.local.infra ensure && $(PY) -m pytest -q -s -p no:warnings benchmarks; \
 	else echo "no benchmarks/ folder yet: nothing to run"; fi
+
+# Peer suites: public test suites run against a running stack (`make up`, or any
+# cloud the OS_* variables name). Not part of `make test`: they download their
+# tools and take minutes. See deploy/peers/.
+peer-rally:
+	deploy/peers/rally/run.sh

@@ -23,7 +23,7 @@ from services.api.resources import keypairs, security_group_rules, security_grou
 from services.api.resources import floating_ips, server_ips, volume_attachments
 from services.api.resources import volume_snapshots, volume_types, volumes
 from services.api.resources import compute_services, hypervisors, nova_networks, quota_sets
-from services.api.resources import tenant_usage
+from services.api.resources import aggregates, tenant_usage
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
@@ -52,7 +52,7 @@ def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient, r
                      server_actions, keypairs, security_groups, security_group_rules,
                      server_ips, floating_ips, volumes, volume_snapshots, volume_types,
                      volume_attachments, quota_sets, hypervisors, compute_services,
-                     tenant_usage, nova_networks):
+                     tenant_usage, nova_networks, aggregates):
         resource.setup(app.router)
     return app
 

@@ -102,23 +102,24 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     vcpus: int
 
 
-_REPORT = """
+_REPORT_SET = """
+    availability_zone = $2, total_ram_mb = $3, total_disk_gb = $4, total_vcpus = $5,
+    ram_ratio = $6, disk_ratio = $7, cpu_ratio = $8,
+    started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
+    last_heartbeat = now(), hypervisor_type = $10, capabilities = $11"""
+
+# Update first, insert only a host never seen: an INSERT ... ON CONFLICT alone
+# would draw a new ``id`` from the identity sequence at every heartbeat (defaults
+# are computed before the conflict is found), and hosts first seen later would
+# get ever larger ids. The ON CONFLICT still settles two first reports racing.
+_REPORT = f"""
+WITH updated AS (UPDATE compute_hosts AS h SET {_REPORT_SET} WHERE h.host = $1 RETURNING h.host)
 INSERT INTO compute_hosts AS h (host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus,
                                 ram_ratio, disk_ratio, cpu_ratio, started_at, last_heartbeat,
                                 hypervisor_type, capabilities)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $10, $11)
-ON CONFLICT (host) DO UPDATE SET
-    availability_zone = EXCLUDED.availability_zone,
-    total_ram_mb = EXCLUDED.total_ram_mb,
-    total_disk_gb = EXCLUDED.total_disk_gb,
-    total_vcpus = EXCLUDED.total_vcpus,
-    ram_ratio = EXCLUDED.ram_ratio,
-    disk_ratio = EXCLUDED.disk_ratio,
-    cpu_ratio = EXCLUDED.cpu_ratio,
-    started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
-    last_heartbeat = now(),
-    hypervisor_type = EXCLUDED.hypervisor_type,
-    capabilities = EXCLUDED.capabilities"""
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $10, $11
+ WHERE NOT EXISTS (SELECT 1 FROM updated)
+ON CONFLICT (host) DO UPDATE SET {_REPORT_SET}"""
 
 # ``alive`` and ``down`` are computed by PostgreSQL with its own clock, so the
 # scheduler's and the agents' clocks never need to agree.

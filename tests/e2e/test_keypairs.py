@@ -88,7 +88,10 @@ async def test_import_json(demo):
     assert r.status == 202, r.raw
     made = r.json["keypair"]
     assert "private_key" not in made
-    assert (made["public_key"], made["fingerprint"]) == (SPEC_KEY, SPEC_FINGERPRINT)
+    # As given, newline and all (Nova's; gophercloud and Terraform compare it).
+    assert (made["public_key"], made["fingerprint"]) == (SPEC_KEY + "\n", SPEC_FINGERPRINT)
+    shown = (await demo.get(f"/os-keypairs/{name}")).json["keypair"]
+    assert shown["public_key"] == SPEC_KEY + "\n"
     ed = ed25519_public()
     r = await demo.post("/os-keypairs", json={"keypair": {"name": unique("ed"), "public_key": ed,
                                                           "type": "ssh"}})

@@ -216,7 +216,9 @@ async def _compute_group(api: Api, gid: str) -> dict | None:
     return r.json["security_group"] if r.status == 200 else None
 
 
-async def test_security_groups_are_the_compute_apis_both_ways(demo: Api) -> None:
+async def test_security_groups_are_the_compute_apis_both_ways(cloud: Cloud) -> None:
+    # A project of its own: the demo project's group quota is shared with other tests.
+    demo, _ = await new_project(cloud)
     name = f"nsg-{uuid.uuid4().hex[:6]}"
     r = await net(demo, "POST", "/v2.0/security-groups",
                   {"security_group": {"name": name, "description": "made here"}})
@@ -251,6 +253,11 @@ async def test_security_groups_are_the_compute_apis_both_ways(demo: Api) -> None
     assert (r.json["security_group"]["name"], r.json["security_group"]["description"]) == (
         name + "-2", "made here")
     assert (await _compute_group(demo, gid))["name"] == name + "-2"
+    r = await net(demo, "PUT", f"/v2.0/security-groups/{gid}.json",
+                  {"security_group": {"description": ""}})
+    assert (r.json["security_group"]["name"], r.json["security_group"]["description"]) == (
+        name + "-2", "")
+    assert (await _compute_group(demo, gid))["description"] == ""
 
     # Delete here (204), gone there; and the other one deleted there, gone here.
     assert (await net(demo, "DELETE", f"/v2.0/security-groups/{gid}")).status == 204
@@ -260,7 +267,8 @@ async def test_security_groups_are_the_compute_apis_both_ways(demo: Api) -> None
                   404, "SecurityGroupNotFound")
 
 
-async def test_rules_translate_to_and_from_nimbus_rules(demo: Api) -> None:
+async def test_rules_translate_to_and_from_nimbus_rules(cloud: Cloud) -> None:
+    demo, _ = await new_project(cloud)
     made = await net(demo, "POST", "/v2.0/security-groups",
                      {"security_group": {"name": f"rules-{uuid.uuid4().hex[:6]}"}})
     gid = made.json["security_group"]["id"]
@@ -323,7 +331,9 @@ async def test_rules_translate_to_and_from_nimbus_rules(demo: Api) -> None:
         await net(demo, "DELETE", f"/v2.0/security-groups/{sid}")
 
 
-async def test_rules_nimbus_cannot_hold_and_bad_bodies_change_nothing(demo: Api, alt: Api) -> None:
+async def test_rules_nimbus_cannot_hold_and_bad_bodies_change_nothing(cloud: Cloud,
+                                                                      alt: Api) -> None:
+    demo, _ = await new_project(cloud)
     made = await net(demo, "POST", "/v2.0/security-groups",
                      {"security_group": {"name": f"bad-{uuid.uuid4().hex[:6]}"}})
     gid = made.json["security_group"]["id"]
@@ -406,7 +416,8 @@ async def test_default_group_and_quota_as_over_quota(cloud: Cloud) -> None:
 # --------------------------------------------------------------------------- floating IPs
 
 
-async def test_floating_ip_create_associate_disassociate_delete(demo: Api, alt: Api) -> None:
+async def test_floating_ip_create_associate_disassociate_delete(cloud: Cloud, alt: Api) -> None:
+    demo, _ = await new_project(cloud)      # its own floating IP quota
     server = await boot_active(demo, "nfip")
     sid = server["id"]
     pool = await pool_network(demo)
@@ -489,6 +500,7 @@ async def test_floating_ip_bad_input_and_quota(cloud: Cloud, demo: Api) -> None:
             ({"floating_network_id": pool["id"], "floating_ip_address": "15.126.0.9"},
              400, "HTTPBadRequest"),
             ({"floating_network_id": pool["id"], "port_id": theirs["id"]}, 404, "PortNotFound"),
+            ({"floating_network_id": pool["id"], "description": "web"}, 400, "HTTPBadRequest"),
             ({"floating_network_id": pool["id"], "port_id": port["id"],
               "fixed_ip_address": "10.9.9.9"}, 400, "HTTPBadRequest"),
         ]

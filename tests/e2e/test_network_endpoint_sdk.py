@@ -16,13 +16,15 @@ from openstack.image.v2.image import Image
 
 from services.api.catalog import CIRROS_IMAGE_ID
 from tests.e2e.client import Api, Cloud
+from tests.e2e.projects import new_project
 
 POOL = ipaddress.IPv4Network("15.126.0.0/24")
 
 
-def _connect(identity_url: str, user: str = "demo") -> openstack.connection.Connection:
+def _connect(identity_url: str, user: str = "demo",
+             password: str = "demo") -> openstack.connection.Connection:
     return openstack.connect(
-        auth_url=f"{identity_url}/v3", username=user, password=user, project_name=user,
+        auth_url=f"{identity_url}/v3", username=user, password=password, project_name=user,
         user_domain_id="default", project_domain_id="default", region_name="region-a",
         compute_api_version="2")
 
@@ -39,10 +41,10 @@ def _floating(addresses: dict) -> list[str]:
 # --------------------------------------------------------------------------- groups
 
 
-def _groups_and_rules(identity_url: str, name: str) -> dict:
+def _groups_and_rules(identity_url: str, project: str, name: str) -> dict:
     """``security group create/list/show``, ``security group rule create/list/delete``
     as the CLI sends them (find by name, fields on lists)."""
-    conn = _connect(identity_url)
+    conn = _connect(identity_url, project, "pw")
     out: dict = {}
     sg = conn.network.create_security_group(name=name, description=name)
     out["id"] = sg.id
@@ -51,6 +53,9 @@ def _groups_and_rules(identity_url: str, name: str) -> dict:
     listed = conn.network.security_groups(fields=["id", "name", "description", "project_id",
                                                   "tags", "shared"])
     out["listed"] = {g.name: g.id for g in listed}
+    # Pages of one, the SDK following the markers itself.
+    out["paged"] = [g.id for g in conn.network.security_groups(limit=1)]
+    out["all"] = [g.id for g in conn.network.security_groups()]
     rule = conn.network.create_security_group_rule(
         security_group_id=sg.id, direction="ingress", ethertype="IPv4", protocol="tcp",
         port_range_min=8080, port_range_max=8081, remote_ip_prefix="0.0.0.0/0")
@@ -66,8 +71,8 @@ def _groups_and_rules(identity_url: str, name: str) -> dict:
     return out
 
 
-def _delete_group(identity_url: str, name: str, rule_id: str) -> list[str]:
-    conn = _connect(identity_url)
+def _delete_group(identity_url: str, project: str, name: str, rule_id: str) -> list[str]:
+    conn = _connect(identity_url, project, "pw")
     conn.network.delete_security_group_rule(
         conn.network.find_security_group_rule(rule_id, ignore_missing=False))
     conn.network.delete_security_group(conn.network.find_security_group(name,
@@ -75,11 +80,14 @@ def _delete_group(identity_url: str, name: str, rule_id: str) -> list[str]:
     return [g.name for g in conn.network.security_groups()]
 
 
-async def test_cli_security_group_flow_matches_the_compute_api(cloud: Cloud, demo: Api) -> None:
+async def test_cli_security_group_flow_matches_the_compute_api(cloud: Cloud) -> None:
+    # A project of its own: the demo project's group quota is shared with other tests.
+    demo, project = await new_project(cloud)
     name = f"sdk-sg-{uuid.uuid4().hex[:6]}"
-    out = await asyncio.to_thread(_groups_and_rules, cloud.identity_url, name)
+    out = await asyncio.to_thread(_groups_and_rules, cloud.identity_url, project, name)
     assert out["found"] == (out["id"], name, name, demo.project_id)
     assert out["listed"][name] == out["id"] and "default" in out["listed"]
+    assert out["paged"] == out["all"] and len(out["all"]) >= 2
     assert out["rule"] == ("tcp", 8080, 8081, "0.0.0.0/0", "ingress", out["id"])
     assert out["rules"] == [out["rule_id"]]
     assert "egress" in out["egress"]
@@ -87,7 +95,8 @@ async def test_cli_security_group_flow_matches_the_compute_api(cloud: Cloud, dem
     assert [(r["id"], r["ip_protocol"], r["from_port"], r["to_port"], r["ip_range"])
             for r in compute["rules"]] == [
         (int(out["rule_id"]), "tcp", 8080, 8081, {"cidr": "0.0.0.0/0"})]
-    left = await asyncio.to_thread(_delete_group, cloud.identity_url, name, out["rule_id"])
+    left = await asyncio.to_thread(_delete_group, cloud.identity_url, project, name,
+                                   out["rule_id"])
     assert name not in left and "default" in left
     assert (await demo.get(f"/os-security-groups/{out['id']}")).status == 404
 

@@ -76,6 +76,16 @@ async def test_server_create_takes_a_security_groups_id(cloud, alt):
     server, _ = await api.wait_status(sid, lambda s: s and s["status"] == "ACTIVE")
     assert server["security_groups"] == [{"name": "web"}]
 
+    # The add and remove actions take an id too (`openstack server add security group`).
+    db = await group("db")
+    r = await api.post(f"/servers/{sid}/action", json={"addSecurityGroup": {"name": str(db["id"])}})
+    assert r.status == 202, r.raw
+    assert [g["name"] for g in (await api.server(sid))["security_groups"]] == ["web", "db"]
+    r = await api.post(f"/servers/{sid}/action",
+                       json={"removeSecurityGroup": {"name": str(web["id"])}})
+    assert r.status == 202, r.raw
+    assert [g["name"] for g in (await api.server(sid))["security_groups"]] == ["db"]
+
     # A name made of digits is a name first.
     digits = await group(str(web["id"]))
     r = await api.boot(name="by-name", security_groups=[{"name": str(web["id"])}])

@@ -103,6 +103,9 @@ async def test_hypervisors_are_the_agents_with_their_claims(cloud, demo):
     shown = (await admin.get(f"/os-hypervisors/{mine['id']}")).json["hypervisor"]
     assert shown["hypervisor_hostname"] == server_host
     assert (await admin.get("/os-hypervisors/999999")).status == 404
+    r = await admin.get(f"/os-hypervisors/{mine['id']}/uptime")
+    assert r.status == 501 and "notImplemented" in r.json
+    assert (await admin.get("/os-hypervisors/999999/uptime")).status == 404
     assert (await admin.get("/os-hypervisors/nope")).status == 404
 
     found = (await admin.get(f"/os-hypervisors/{server_host}/servers")).json["hypervisors"]
@@ -203,3 +206,28 @@ async def test_operator_extensions_are_listed(demo):
     assert aliases["os-quota-sets"]["namespace"] == \
         "http://docs.openstack.org/compute/ext/quotas-sets/api/v1.1"
     assert (await demo.get("/extensions/os-hypervisors")).json["extension"]["name"] == "Hypervisors"
+
+
+async def test_aggregates_are_none_and_admin_only(cloud, demo):
+    admin = await _admin(cloud)
+    r = await admin.get("/os-aggregates")
+    assert r.status == 200 and r.json == {"aggregates": []}
+    assert (await demo.get("/os-aggregates")).status == 403
+
+
+async def test_identity_resolves_projects_for_admins(cloud, demo):
+    """`openstack quota set --instances 5 demo` looks the project up by id, then name."""
+    admin = await _admin(cloud)
+    base = cloud.identity_url
+    r = await cloud.request("GET", "/v3/projects?name=demo", token=admin.token, base=base)
+    assert r.status == 200 and [p["id"] for p in r.json["projects"]] == [demo.project_id]
+    r = await cloud.request("GET", f"/v3/projects/{demo.project_id}", token=admin.token, base=base)
+    assert r.status == 200 and r.json["project"]["name"] == "demo"
+    r = await cloud.request("GET", "/v3/projects", token=demo.token, base=base)
+    assert r.status == 403
+    r = await cloud.request("GET", f"/v3/projects/{demo.project_id}", token=demo.token, base=base)
+    assert r.status == 200 and r.json["project"]["id"] == demo.project_id
+    r = await cloud.request("GET", f"/v3/projects/{admin.project_id}", token=demo.token, base=base)
+    assert r.status == 403
+    r = await cloud.request("GET", "/v3/projects/nope", token=admin.token, base=base)
+    assert r.status == 404

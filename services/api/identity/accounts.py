@@ -93,6 +93,10 @@ FROM projects p JOIN domains d ON d.id = p.domain_id"""
 
 _PROJECT_BY_ID = _PROJECT_COLUMNS + " WHERE p.id = $1"
 
+_ALL_PROJECTS = _PROJECT_COLUMNS + """
+WHERE ($1::text IS NULL OR p.name = $1) AND ($2::text IS NULL OR d.id = $2)
+ORDER BY p.name, p.id"""
+
 # Exactly one of $2 (domain id) and $3 (domain name) is given.
 _PROJECT_BY_NAME = _PROJECT_COLUMNS + """
 WHERE p.name = $1 AND ($2::text IS NULL OR d.id = $2) AND ($3::text IS NULL OR d.name = $3)"""
@@ -248,3 +252,9 @@ async def roles_by_name(conn: Executor, names: Iterable[str]) -> list[Role]:
 async def user_projects(conn: Executor, user_id: str) -> list[Project]:
     """The projects the user holds any role on, by name."""
     return [Project(**dict(r)) for r in await conn.fetch(_USER_PROJECTS, user_id)]
+
+
+async def all_projects(conn: Executor, *, name: str | None = None,
+                       domain_id: str | None = None) -> list[Project]:
+    """Every project (of one name, of one domain, when given), by name."""
+    return [Project(**dict(r)) for r in await conn.fetch(_ALL_PROJECTS, name, domain_id)]

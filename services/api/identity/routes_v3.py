@@ -148,3 +148,28 @@ async def user_projects(request: web.Request) -> web.Response:
             raise NotFound(f"Could not find user: {user_id}.")
     projects = await accounts.user_projects(pool(request), user_id)
     return json_response(views.projects_v3(projects, settings(request), _links(request)))
+
+
+# Projects as Keystone's policy shows them: the list to admins only, one project
+# to admins or to a token scoped to it. Clients resolve a project given by name
+# or id through these (`openstack quota set --instances 5 demo`).
+@routes.get("/v3/projects")
+async def list_projects(request: web.Request) -> web.Response:
+    me = await caller(request)
+    if "admin" not in me.roles:
+        raise Forbidden()
+    projects = await accounts.all_projects(pool(request), name=request.query.get("name"),
+                                           domain_id=request.query.get("domain_id"))
+    return json_response(views.projects_v3(projects, settings(request), _links(request)))
+
+
+@routes.get("/v3/projects/{project_id}")
+async def show_project(request: web.Request) -> web.Response:
+    me = await caller(request)
+    project_id = request.match_info["project_id"]
+    if "admin" not in me.roles and me.project_id != project_id:
+        raise Forbidden()
+    project = await accounts.find_project_by_id(pool(request), project_id)
+    if project is None:
+        raise NotFound(f"Could not find project: {project_id}.")
+    return json_response({"project": views.project_v3(project, settings(request))})

@@ -20,8 +20,9 @@ from shared.errors import BadRequest, NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Query parameters that are not filters (Neutron's paging and sorting; Nimbus
-# answers every list whole, as a Neutron without pagination does).
+# Query parameters that are not filters: fields, paging (``limit`` and
+# ``marker``, the last id of the page before) and sorting (ignored: lists come
+# oldest first).
 _NOT_FILTERS = frozenset({"fields", "limit", "marker", "page_reverse", "sort_key", "sort_dir"})
 
 
@@ -57,6 +58,13 @@ async def read_body(request: web.Request, resource: str) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get(resource), dict):
         raise BadRequest(f"Invalid input: the request body must hold a '{resource}' object.")
     return body[resource]
+
+
+def no_description(body: Mapping[str, Any], what: str) -> None:
+    """400 for a description Nimbus cannot keep (rules and floating IPs have none;
+    groups do): refused rather than silently dropped."""
+    if body.get("description") not in (None, ""):
+        raise BadRequest(f"Nimbus {what} have no description: leave 'description' out.")
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -100,7 +108,7 @@ def filtered(request: web.Request, views: Iterable[dict[str, Any]]) -> list[dict
     """The views every query filter matches (several values of one key: any of
     them), each cut to ``fields=``. A filter on an attribute the resource does
     not have is ignored, as Neutron without filter validation did."""
-    keys = {k for k in request.query.keys() if k not in _NOT_FILTERS}
+    keys = {k for k in request.query if k not in _NOT_FILTERS}
     out = []
     for view in views:
         keep = True
@@ -113,8 +121,24 @@ def filtered(request: web.Request, views: Iterable[dict[str, Any]]) -> list[dict
             if not keep:
                 break
         if keep:
-            out.append(only_fields(request, view))
-    return out
+            out.append(view)
+    return [only_fields(request, v) for v in _page(request, out)]
+
+
+def _page(request: web.Request, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The views after ``marker`` (an id), at most ``limit`` of them. openstacksdk
+    asks for the next page with the last id it got while a page is full."""
+    marker = request.query.get("marker")
+    if marker is not None:
+        ids = [str(v.get("id")) for v in views]
+        views = views[ids.index(marker) + 1:] if marker in ids else []
+    raw = request.query.get("limit")
+    if raw is None or raw == "":
+        return views
+    if not raw.isdigit():
+        raise BadRequest(f"Invalid input: limit {raw!r} is not a non-negative integer.")
+    limit = int(raw)
+    return views[:limit] if limit else views
 
 
 def add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:

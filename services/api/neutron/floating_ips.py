@@ -33,7 +33,15 @@ import structlog
 from aiohttp import web
 
 from services.api.keys import POOL, RPC
-from services.api.neutron.common import add, filtered, not_found, only_fields, read_body, timestamp
+from services.api.neutron.common import (
+    add,
+    filtered,
+    no_description,
+    not_found,
+    only_fields,
+    read_body,
+    timestamp,
+)
 from services.api.neutron.networks import pool_network_id, pool_of_network
 from services.api.queries import floating_ips as q
 from services.api.queries import networks as network_q
@@ -140,6 +148,7 @@ async def show_floating_ip(request: web.Request) -> web.Response:
 async def create_floating_ip(request: web.Request) -> web.Response:
     pid = principal(request).project_id
     body = await read_body(request, "floatingip")
+    no_description(body, "floating IPs")
     network = body.get("floating_network_id")
     if not isinstance(network, str) or not network.strip():
         raise BadRequest("Invalid input: 'floating_network_id' is required.")
@@ -174,6 +183,7 @@ async def create_floating_ip(request: web.Request) -> web.Response:
 async def update_floating_ip(request: web.Request) -> web.Response:
     fid = _id(request.match_info["floatingip_id"])
     body = await read_body(request, "floatingip")
+    no_description(body, "floating IPs")
     current = await _rows(request, fid)
     if not current:
         raise not_found("FloatingIP", fid)

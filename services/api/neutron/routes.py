@@ -28,8 +28,8 @@ EXTENSIONS = (
     ("standard-attr-description", "standard-attr-description",
      "Extension to add descriptions to standard attributes"),
     ("standard-attr-timestamp", "Resource timestamps",
-     "Adds created_at and updated_at fields to all Neutron resources that have "
-     "Neutron standard attributes."),
+     ("Adds created_at and updated_at fields to all Neutron resources that have "
+      "Neutron standard attributes.")),
     ("project-id", "project_id field enabled",
      "Extension that indicates that project_id field is enabled."),
 )

@@ -31,6 +31,7 @@ from services.api.neutron.common import (
     NeutronNotFound,
     add,
     filtered,
+    no_description,
     not_found,
     only_fields,
     read_body,
@@ -112,10 +113,11 @@ async def show_group(request: web.Request) -> web.Response:
 
 
 def _description(body: Mapping[str, Any]) -> str | None:
-    """Neutron's description may be empty; the compute API's checks apply otherwise."""
+    """The description a body gives (None: none given). Neutron's may be empty;
+    the compute API's checks apply to any other."""
     raw = body.get("description")
     if raw is None or raw == "":
-        return None
+        return raw
     return compute_groups.check_property(raw, "description")
 
 
@@ -177,6 +179,7 @@ def _protocol(raw: object) -> str | None:
 def to_compute_rule(body: Mapping[str, Any]) -> compute_rules.NewRule:
     """The Nimbus rule a Neutron rule body asks for; BadRequest (or 404 for an id
     that names no group) when Nimbus cannot hold it."""
+    no_description(body, "security group rules")
     if body.get("security_group_id") is None:
         raise BadRequest("Invalid input: 'security_group_id' is required.")
     parent = _id(body["security_group_id"], "SecurityGroup")
@@ -187,7 +190,7 @@ def to_compute_rule(body: Mapping[str, Any]) -> compute_rules.NewRule:
     if direction == "egress":
         raise BadRequest("Nimbus security group rules let traffic in only: an egress "
                          "rule cannot be made.")
-    ethertype = body.get("ethertype", "IPv4")
+    ethertype = body.get("ethertype") or "IPv4"
     if ethertype != "IPv4":
         raise BadRequest(f"Nimbus security group rules are IPv4 only: ethertype "
                          f"{ethertype!r} cannot be used.")

@@ -227,6 +227,9 @@ RULES: Mapping[str, ElementRule] = {
     ),
     # Nova's volume types wrote extra specs as <extra_specs><key>value</key></extra_specs>.
     "extra_specs": _ALL_TEXT,
+    # Nova's SimpleTenantUsageTemplate wrote every field as a child with text.
+    "tenant_usage": _ALL_TEXT,
+    "server_usage": _ALL_TEXT,
     "instanceAction": ElementRule(none=""),
     "event": ElementRule(none=""),
 }

@@ -6,7 +6,7 @@ see ``views.compute_hosts`` for the fields. Every call is 403 for a caller
 without the admin role (Nova's ``compute_extension:hypervisors`` policy was
 ``rule:admin_api``). Search and servers match the host name by substring, as
 Nova's ``compute_node_search_by_hypervisor`` (a SQL LIKE ``%pattern%``) did, and
-answer 404 when nothing matches.
+answer 404 when nothing matches. Uptime answers 501 (see ``show_uptime``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from services.api.representation import View, represented, route
 from services.api.resources.common import compute_hosts, parse_digits, require_admin
 from services.api.views import compute_hosts as views
 from shared.db.hosts import HostState
-from shared.errors import NotFound
+from shared.errors import NotFound, NotImplementedFault
 
 _POLICY = "compute_extension:hypervisors"
 
@@ -50,15 +50,28 @@ async def list_detail(request: web.Request) -> View:
     return View({"hypervisors": await _details(request)})
 
 
+async def _detail_of(request: web.Request) -> dict[str, Any]:
+    """The hypervisor ``{hypervisor_id}`` names; 404 for an unknown or malformed id."""
+    raw = request.match_info["hypervisor_id"]
+    wanted = parse_digits(raw, ceiling=2**63)
+    for detail in await _details(request):
+        if detail["id"] == wanted:
+            return detail
+    raise NotFound(f"Hypervisor with ID '{raw}' could not be found.")
+
+
 @represented
 async def show_hypervisor(request: web.Request) -> View:
-    raw = request.match_info["hypervisor_id"]
-    details = await _details(request)
-    wanted = parse_digits(raw, ceiling=2**63)
-    for detail in details:
-        if detail["id"] == wanted:
-            return View({"hypervisor": detail})
-    raise NotFound(f"Hypervisor with ID '{raw}' could not be found.")
+    return View({"hypervisor": await _detail_of(request)})
+
+
+@represented
+async def show_uptime(request: web.Request) -> View:
+    """501 for a known hypervisor, as Nova for a driver without an uptime: Nimbus
+    records when an agent started, not how long its machine has been up.
+    (``openstack hypervisor show`` reads the 501 as "no uptime".)"""
+    await _detail_of(request)  # 403, or 404 for an unknown id
+    raise NotImplementedFault("Virt driver does not implement uptime function.")
 
 
 @represented
@@ -102,4 +115,5 @@ def setup(router: web.UrlDispatcher) -> None:
     route(router, "GET", base + "/statistics", show_statistics)
     route(router, "GET", base + "/{pattern}/search", search_hypervisors)
     route(router, "GET", base + "/{pattern}/servers", hypervisor_servers)
+    route(router, "GET", base + "/{hypervisor_id}/uptime", show_uptime)
     route(router, "GET", base + "/{hypervisor_id}", show_hypervisor)

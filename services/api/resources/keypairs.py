@@ -6,7 +6,8 @@ only the keypairs its user made in the project it is scoped to. Another
 project's (or another user's) keypair is 404, as if it did not exist.
 
 * Create with ``public_key`` imports it (checked: one OpenSSH public key line,
-  ``ssh-rsa``, ``ssh-ed25519`` or ``ecdsa-sha2-*``, whose blob parses; else 400);
+  ``ssh-rsa``, ``ssh-ed25519`` or ``ecdsa-sha2-*``, whose blob parses; else 400;
+  stored and shown as given, surrounding whitespace and all, as Nova did);
   without, it generates an RSA 2048 key and returns the private key in that
   response only: only the public key is stored. Create answers 202 as the spec
   says, with ``user_id`` (200 as Nova under the ``nova`` profile,
@@ -87,10 +88,13 @@ async def create_keypair(request: web.Request) -> View:
         if not isinstance(public_key, str):
             raise BadRequest("Keypair data is invalid: public_key must be a string")
         try:
-            public_key = keypair_keys.check_public_key(public_key)
+            key_line = keypair_keys.check_public_key(public_key)
         except keypair_keys.InvalidPublicKey as exc:
             raise BadRequest(f"Keypair data is invalid: {exc}") from None
-        fingerprint = keypair_keys.fingerprint(public_key)
+        # Kept as given, trailing newline included, as Nova kept it: clients that
+        # compare the key they read back with the file they sent (gophercloud,
+        # Terraform's keypair) see no change.
+        fingerprint = keypair_keys.fingerprint(key_line)
     else:
         generated = await asyncio.to_thread(keypair_keys.generate)
         public_key, private_key, fingerprint = (generated.public_key, generated.private_key,

@@ -99,8 +99,9 @@ def new_rule(body: dict[str, Any], *, any_protocol_from_cidr: bool = False) -> N
     """The rule a create body asks for, normalised; BadRequest if it is not valid.
 
     ``any_protocol_from_cidr`` lets a CIDR rule leave out the protocol and the
-    ports (every protocol from the CIDR): Neutron's rules may, and the network
-    endpoint's rules say so; the compute API's need them, as Nova's did.
+    ports (every protocol from the CIDR, which the tables can hold as a group
+    rule's): Neutron's rules may, so the network endpoint passes True; the
+    compute API's need them, as Nova's did.
     """
     parent = parse_id(body.get("parent_group_id"))
     if parent is None:

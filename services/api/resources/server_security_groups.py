@@ -11,6 +11,10 @@ concurrent delete of the group cannot leave the server naming it. Both answer
   none): 404 "Security group NAME not found for project P.";
 * add a group the server has, or remove one it does not have: 400.
 
+``name`` may also be the id of one of the project's groups, as for server create
+(``queries.security_groups.names_for``): ``openstack server add security group``
+passes what the user typed, name or id, when a network endpoint is present.
+
 The change applies to the server's effective rule set at once (the network
 service's ``GetServerRules``), whatever state the server is in, as Nova did;
 a deleted server is 404.
@@ -23,6 +27,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from services.api.keys import POOL
+from services.api.queries import security_groups as group_q
 from services.api.representation import View
 from services.api.resources.common import principal
 from services.api.resources.security_groups import MAX_LENGTH, client
@@ -47,8 +53,16 @@ def _group_name(value: Any) -> str:
     return name.strip()
 
 
-async def add_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
+async def _resolved(request: web.Request, value: Any) -> str:
+    """The name of the group ``value`` names, by name or by id (see the docstring)."""
     name = _group_name(value)
+    async with request.app[POOL].acquire() as conn:
+        (resolved,) = await group_q.names_for(conn, principal(request).project_id, [name])
+    return resolved
+
+
+async def add_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
+    name = await _resolved(request, value)
     await client(request).add_to_server(AddServerSecurityGroup(
         project_id=principal(request).project_id, server_id=row["id"], name=name))
     await record_action(request, row, "addSecurityGroup")
@@ -56,7 +70,7 @@ async def add_security_group(request: web.Request, row: asyncpg.Record, value: A
 
 
 async def remove_security_group(request: web.Request, row: asyncpg.Record, value: Any) -> View:
-    name = _group_name(value)
+    name = await _resolved(request, value)
     await client(request).remove_from_server(RemoveServerSecurityGroup(
         project_id=principal(request).project_id, server_id=row["id"], name=name))
     await record_action(request, row, "removeSecurityGroup")

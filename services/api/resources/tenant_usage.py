@@ -7,8 +7,8 @@ formats Nova read (``2014-01-31T10:00:00``, with ``.ffffff`` or a space instead
 of the ``T``; a trailing ``Z`` or offset is taken too, as clients send UTC);
 they are UTC. Missing, each is now, as in Nova. A start after the end, or a
 date in no format, is 400 and reads nothing. The list names only projects with
-servers in the window, and shows each one's servers when ``detailed=1``. See
-``views.usage`` for the arithmetic.
+servers in the window, and shows each one's servers when ``detailed=1`` (or
+``True``, as openstacksdk sends it). See ``views.usage`` for the arithmetic.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ async def show_usage(request: web.Request) -> View:
 async def list_usage(request: web.Request) -> View:
     require_admin(request, "compute_extension:simple_tenant_usage:list")
     start, stop, now = window(request)
-    detailed = request.query.get("detailed") == "1"
+    # Nova read only "1"; openstacksdk (and so `openstack usage list`) sends "True".
+    detailed = request.query.get("detailed", "").strip().lower() in ("1", "true")
     async with request.app[POOL].acquire() as conn:
         rows = await q.servers_in_window(conn, start, stop, None)
     by_project: dict[str, list] = {}

@@ -2,12 +2,15 @@
 SimpleTenantUsage controller computed it (Icehouse/Juno).
 
 A server is charged from ``max(launched_at, start)`` to ``min(deleted_at,
-stop)`` (to ``stop`` while it lives); ``hours`` is that span in hours, and the
+stop)``, or to ``min(now, stop)`` while it lives; ``hours`` is that span in hours, and the
 totals are the flavor's vCPUs, RAM and disk (root plus ephemeral) times the
 hours, summed. The flavor is the server's own snapshot, so a flavor changed or
 deleted since does not rewrite history. ``uptime`` (seconds) runs from launch to
-deletion, or to now for a live server. Nova's seconds carried a bug (it divided
-microseconds by 100,000); this computes exact hours. Times are written as Nova
+deletion, or to now for a live server. Two departures from Nova: Nova charged a
+live server up to the window's end even when that end lay in the future
+(``openstack usage show`` asks up to tomorrow, so a server booted a minute ago
+showed a day), which is no usage; and its seconds carried a bug (it divided
+microseconds by 100,000); this computes exact hours up to now. Times are written as Nova
 wrote them (``views.links.microtime``).
 """
 
@@ -21,14 +24,14 @@ from services.api.views.links import microtime
 
 
 def hours(launched_at: datetime, deleted_at: datetime | None, start: datetime,
-          stop: datetime) -> float:
-    """Hours a server launched at ``launched_at`` (deleted at ``deleted_at``) ran
-    within ``start``..``stop``; 0 outside it."""
+          stop: datetime, now: datetime) -> float:
+    """Hours a server launched at ``launched_at`` (deleted at ``deleted_at``, or
+    still running at ``now``) ran within ``start``..``stop``; 0 outside it."""
     if deleted_at is not None and deleted_at < start:
         return 0.0
     if launched_at > stop:
         return 0.0
-    end = min(stop, deleted_at) if deleted_at is not None else stop
+    end = min(stop, deleted_at if deleted_at is not None else now)
     return max(0.0, (end - max(launched_at, start)).total_seconds() / 3600.0)
 
 
@@ -39,7 +42,7 @@ def server_usage(row: Any, start: datetime, stop: datetime, now: datetime) -> di
     return {
         "instance_id": row["id"],
         "name": row["name"],
-        "hours": hours(row["launched_at"], ended, start, stop),
+        "hours": hours(row["launched_at"], ended, start, stop, now),
         "memory_mb": flavor["ram_mb"],
         "local_gb": flavor["disk_gb"] + flavor["ephemeral_gb"],
         "vcpus": flavor["vcpus"],
