@@ -31,10 +31,11 @@ async def glance(cloud: Cloud, api: Api, method: str, path: str, **kw) -> Respon
 
 
 def fault(r: Response, status: int, words: str) -> None:
-    """A Glance (webob) fault body: ``{"code": "404 Not Found", "title", "message"}``."""
+    """An image endpoint fault body: ``{"error": {"code": 404, "title", "message"}}``."""
     assert r.status == status, r.raw
-    assert r.json["code"].startswith(f"{status} ") and r.json["title"], r.json
-    assert words in r.json["message"], r.json
+    error = r.json["error"]
+    assert error["code"] == status and error["title"], r.json
+    assert words in error["message"], r.json
 
 
 async def snapshot(api: Api, sid: str, name: str, **metadata: str) -> str:

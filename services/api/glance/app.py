@@ -20,12 +20,21 @@ PUBLIC = re.compile(r"^/(?:versions|v2/?)?$")
 
 
 def render_fault(request: web.Request, fault: Fault) -> web.Response:
-    """Glance's errors, as webob renders them for a JSON client:
-    ``{"code": "404 Not Found", "title": "Not Found", "message": "..."}``."""
+    """Glance's errors in JSON: ``{"error": {"code": 404, "title": "Not Found",
+    "message": "..."}}``.
+
+    Glance sends webob's error pages: HTML to most clients, a flat
+    ``{"code", "title", "message"}`` to one that asks for JSON. This endpoint is
+    JSON only, and python-glanceclient reads a JSON error as an object of objects
+    (the ``message`` of each value, as it reads Nova's faults): a flat body makes
+    it fail on its own error handling. One object under ``error`` is read right
+    by glanceclient and openstacksdk alike.
+    """
     title = HTTPStatus(fault.status).phrase if fault.status in HTTPStatus._value2member_map_ \
         else "Error"
-    return json_response({"code": f"{fault.status} {title}", "title": title,
-                          "message": fault.message}, fault.status, dict(fault.headers))
+    return json_response({"error": {"code": fault.status, "title": title,
+                                    "message": fault.message}},
+                         fault.status, dict(fault.headers))
 
 
 def create_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
