@@ -35,25 +35,36 @@ async def request_id_mw(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-@web.middleware
-async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every path but version discovery needs a valid token scoped to the path's project."""
-    if _PUBLIC.match(request.path):
-        return await handler(request)
+async def authenticate(request: web.Request, project: str | None) -> None:
+    """Check the request's token (and that it is scoped to ``project``, when the path
+    names one) and put its principal in ``request["principal"]``; the one token check
+    of the compute API and the image, network and block-storage endpoints.
+
+    Raises:
+        Unauthorized: no token, an unknown or expired one, or another project's.
+    """
     token = request.headers.get("X-Auth-Token")
     if not token:
         raise Unauthorized("Authentication required: send a token in X-Auth-Token.")
     principal = await validate_token(request.app[POOL], token)
     if principal is None:
         raise Unauthorized("The token is unknown or has expired.")
-    project = request.match_info.get("project_id")
-    if project is None:
-        # Unmatched routes: take the project from the path for the check.
-        parts = request.path.split("/")
-        project = parts[2] if len(parts) > 2 and parts[1] == "v2" else None
     if project is not None and project not in (principal.project_id, principal.project_name):
         raise Unauthorized(f"The token is not valid for project {project}.")
     request["principal"] = principal
     structlog.contextvars.bind_contextvars(project_id=principal.project_id,
                                            user_id=principal.user_id)
+
+
+@web.middleware
+async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every path but version discovery needs a valid token scoped to the path's project."""
+    if _PUBLIC.match(request.path):
+        return await handler(request)
+    project = request.match_info.get("project_id")
+    if project is None:
+        # Unmatched routes: take the project from the path for the check.
+        parts = request.path.split("/")
+        project = parts[2] if len(parts) > 2 and parts[1] == "v2" else None
+    await authenticate(request, project)
     return await handler(request)

@@ -31,12 +31,10 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from services.api.identity import validate_token
 from services.api.keys import POOL, RELAY, RPC, SETTINGS
-from services.api.middleware import Handler, request_id_mw
+from services.api.middleware import Handler, authenticate, request_id_mw
 from services.api.representation.faults import FaultRenderer, fault_middleware_for
 from services.api.settings import Settings
-from shared.errors import Unauthorized
 from shared.outbox import Relay
 from shared.rpc import RpcClient
 
@@ -66,19 +64,7 @@ def token_auth_mw(public: re.Pattern[str]) -> Callable[..., Any]:
     async def token_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if public.match(request.path):
             return await handler(request)
-        token = request.headers.get("X-Auth-Token")
-        if not token:
-            raise Unauthorized("Authentication required: send a token in X-Auth-Token.")
-        principal = await validate_token(request.app[POOL], token)
-        if principal is None:
-            raise Unauthorized("The token is unknown or has expired.")
-        project = request.match_info.get("project_id")
-        if project is not None and project not in (principal.project_id,
-                                                   principal.project_name):
-            raise Unauthorized(f"The token is not valid for project {project}.")
-        request["principal"] = principal
-        structlog.contextvars.bind_contextvars(project_id=principal.project_id,
-                                               user_id=principal.user_id)
+        await authenticate(request, request.match_info.get("project_id"))
         return await handler(request)
 
     return token_auth
