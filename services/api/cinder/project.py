@@ -27,7 +27,8 @@ from services.api.cinder.common import json_body
 from services.api.keys import POOL, SETTINGS
 from services.api.queries import quotas as quota_q
 from services.api.queries import volumes as q
-from services.api.resources.common import parse_uuid, principal
+from services.api.resources import volume_types
+from services.api.resources.common import principal
 from services.api.side_apps import json_response
 from services.api.views import availability_zones as zone_views
 from shared.db import hosts
@@ -56,14 +57,7 @@ async def show_type(request: web.Request) -> web.Response:
     if raw == "default":
         # A volume created without a type stays untyped: there is no default type.
         raise VolumeTypeNotFound("default")
-    type_id = parse_uuid(raw)
-    row = None
-    if type_id is not None:
-        async with request.app[POOL].acquire() as conn:
-            row = await q.volume_type(conn, type_id)
-    if row is None:
-        raise VolumeTypeNotFound(raw)
-    return json_response({"volume_type": views.volume_type(row)})
+    return json_response({"volume_type": views.volume_type(await volume_types.load_type(request))})
 
 
 # ---- limits and quotas --------------------------------------------------------------

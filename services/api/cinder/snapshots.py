@@ -12,7 +12,6 @@ fields; so do these.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -27,14 +26,6 @@ from services.api.resources import volume_snapshots as compute
 from services.api.resources.common import parse_uuid, principal
 from services.api.side_apps import json_response
 from shared.errors import BadRequest, SnapshotNotFound
-
-
-def _snapshot_id(request: web.Request) -> uuid.UUID:
-    raw = request.match_info["snapshot_id"]
-    sid = parse_uuid(raw)
-    if sid is None:
-        raise SnapshotNotFound(raw)
-    return sid
 
 
 def _no_metadata(fields: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +58,7 @@ async def list_snapshots_detail(request: web.Request) -> web.Response:
 
 
 async def show_snapshot(request: web.Request) -> web.Response:
-    sid = _snapshot_id(request)
+    sid = compute.snapshot_id_from_path(request)
     async with request.app[POOL].acquire() as conn:
         row = await q.get_snapshot(conn, principal(request).project_id, sid)
     if row is None:
@@ -83,7 +74,7 @@ async def create_snapshot(request: web.Request) -> web.Response:
 
 
 async def update_snapshot(request: web.Request) -> web.Response:
-    sid = _snapshot_id(request)
+    sid = compute.snapshot_id_from_path(request)
     fields = _no_metadata(renamed(await json_body(request, "snapshot")))
     changes = body.parse_update(fields, max_meta=0, metadata=False)
     async with request.app[POOL].acquire() as conn:
@@ -94,7 +85,7 @@ async def update_snapshot(request: web.Request) -> web.Response:
 
 
 async def delete_snapshot(request: web.Request) -> web.Response:
-    await compute.delete(request, _snapshot_id(request))
+    await compute.delete(request, compute.snapshot_id_from_path(request))
     return web.Response(status=202)
 
 

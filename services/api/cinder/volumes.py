@@ -19,7 +19,6 @@ a name up this way first, then lists ``?name=``).
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +30,7 @@ from services.api.keys import POOL
 from services.api.queries import volumes as q
 from services.api.resources import volume_body as body
 from services.api.resources import volumes as compute
-from services.api.resources.common import parse_uuid, principal
+from services.api.resources.common import principal
 from services.api.side_apps import json_response
 from shared.errors import BadRequest, VolumeNotFound
 
@@ -73,14 +72,6 @@ def compute_body(vol: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _volume_id(request: web.Request) -> uuid.UUID:
-    raw = request.match_info["volume_id"]
-    vid = parse_uuid(raw)
-    if vid is None:
-        raise VolumeNotFound(raw)
-    return vid
-
-
 async def _details(request: web.Request) -> list[dict[str, Any]]:
     query = request.query
     async with request.app[POOL].acquire() as conn:
@@ -101,7 +92,7 @@ async def list_volumes_detail(request: web.Request) -> web.Response:
 
 
 async def show_volume(request: web.Request) -> web.Response:
-    vid = _volume_id(request)
+    vid = compute.volume_id_from_path(request)
     async with request.app[POOL].acquire() as conn:
         row = await q.get(conn, principal(request).project_id, vid)
     if row is None:
@@ -117,7 +108,7 @@ async def create_volume(request: web.Request) -> web.Response:
 
 
 async def update_volume(request: web.Request) -> web.Response:
-    vid = _volume_id(request)
+    vid = compute.volume_id_from_path(request)
     pid = principal(request).project_id
     fields = renamed(await json_body(request, "volume"))
     async with request.app[POOL].acquire() as conn:
@@ -130,7 +121,7 @@ async def update_volume(request: web.Request) -> web.Response:
 
 
 async def delete_volume(request: web.Request) -> web.Response:
-    vid = _volume_id(request)
+    vid = compute.volume_id_from_path(request)
     cascade = request.query.get("cascade", "false").strip().lower()
     if cascade not in ("false", "0", "no", ""):
         raise BadRequest("Cascade delete is not supported: delete the volume's snapshots "
@@ -142,7 +133,7 @@ async def delete_volume(request: web.Request) -> web.Response:
 async def volume_action(request: web.Request) -> web.Response:
     """Actions on a volume (``os-extend``, ``os-set_bootable``...) are not built;
     the answer says which was asked, once the volume is known to be the caller's."""
-    vid = _volume_id(request)
+    vid = compute.volume_id_from_path(request)
     async with request.app[POOL].acquire() as conn:
         if await q.get(conn, principal(request).project_id, vid) is None:
             raise VolumeNotFound(vid)

@@ -51,7 +51,8 @@ from shared.volume_states import SNAPSHOT_DELETE, SNAPSHOT_SOURCE_STATUSES, Volu
 log = structlog.get_logger(__name__)
 
 
-def _snapshot_id(request: web.Request) -> uuid.UUID:
+def snapshot_id_from_path(request: web.Request) -> uuid.UUID:
+    """The snapshot id of the path; 404 for one that is not a UUID."""
     raw = request.match_info["snapshot_id"]
     sid = parse_uuid(raw)
     if sid is None:
@@ -91,7 +92,7 @@ async def list_snapshots_detail(request: web.Request) -> View:
 
 @represented
 async def show_snapshot(request: web.Request) -> View:
-    sid = _snapshot_id(request)
+    sid = snapshot_id_from_path(request)
     async with request.app[POOL].acquire() as conn:
         row = await q.get_snapshot(conn, principal(request).project_id, sid)
     if row is None:
@@ -154,7 +155,7 @@ async def delete(request: web.Request, sid: uuid.UUID) -> None:
 
 @represented
 async def delete_snapshot(request: web.Request) -> View:
-    await delete(request, _snapshot_id(request))
+    await delete(request, snapshot_id_from_path(request))
     return View(None, status=202)
 
 

@@ -11,6 +11,7 @@ project, sorted by name.
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 from services.api.keys import POOL
@@ -28,8 +29,8 @@ async def list_types(request: web.Request) -> View:
     return View({"volume_types": [views.volume_type(r) for r in rows]})
 
 
-@represented
-async def show_type(request: web.Request) -> View:
+async def load_type(request: web.Request) -> asyncpg.Record:
+    """The volume type ``{type_id}`` of the path names; 404 for anything else."""
     raw = request.match_info["type_id"]
     type_id = parse_uuid(raw)
     row = None
@@ -38,7 +39,12 @@ async def show_type(request: web.Request) -> View:
             row = await q.volume_type(conn, type_id)
     if row is None:
         raise VolumeTypeNotFound(raw)
-    return View({"volume_type": views.volume_type(row)})
+    return row
+
+
+@represented
+async def show_type(request: web.Request) -> View:
+    return View({"volume_type": views.volume_type(await load_type(request))})
 
 
 def setup(router: web.UrlDispatcher) -> None:
