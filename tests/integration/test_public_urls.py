@@ -29,6 +29,9 @@ from shared.rpc import RpcClient
 
 FORGED = {"Host": "evil.example:666", "X-Forwarded-Host": "evil.example",
           "X-Forwarded-Proto": "https"}
+IMAGE_URL = "https://image.example.com:9292"
+NETWORK_URL = "https://network.example.com:9696"
+VOLUME_URL = "https://volume.example.com:8776"
 COMPUTE_URL = "https://compute.example:8443/nova"
 IDENTITY_URL = "https://keystone.example/identity"
 
@@ -123,6 +126,8 @@ async def test_without_a_public_url_links_follow_the_request(compute: Start) -> 
 
 async def test_identity_links_and_catalog_use_the_public_urls(pool: asyncpg.Pool) -> None:
     settings = IdentitySettings(public_url=IDENTITY_URL, compute_public_url=COMPUTE_URL,
+                                image_public_url=IMAGE_URL, network_public_url=NETWORK_URL,
+                                block_storage_public_url=VOLUME_URL,
                                 token_purge_interval_s=0)
     async with TestClient(TestServer(create_identity_app(pool, settings))) as client:
         texts = []
@@ -142,8 +147,12 @@ async def test_identity_links_and_catalog_use_the_public_urls(pool: asyncpg.Pool
         assert resp.headers["WWW-Authenticate"] == f'Keystone uri="{IDENTITY_URL}"'
     urls = [u for text in texts for u in _urls(json.loads(text))]
     assert len(urls) > 10
+    # The image and network endpoints are named bare (clients discover their versions).
     assert [u for u in urls if not u.startswith((IDENTITY_URL + "/", COMPUTE_URL + "/",
-                                                 "https://docs.openstack.org"))] == []
+                                                 VOLUME_URL + "/v3/",
+                                                 "https://docs.openstack.org"))
+            and u not in (IMAGE_URL, NETWORK_URL)] == []
+    assert {IMAGE_URL, NETWORK_URL} <= set(urls)
     assert not any("evil" in text for text in texts)
 
 
