@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean
 
 venv: $(STAMP)
 
@@ -63,3 +63,12 @@ peer-rally:
 #   NIMBUS_API_STATUS_CODES=nova NIMBUS_FAKE_REBOOT_DELAY_S=2.5 NIMBUS_FAKE_SPAWN_DELAY_S=2.5 make up
 peer-gophercloud:
 	deploy/peers/gophercloud/run.sh
+
+# Container images (podman, or CONTAINER_ENGINE=docker), built from Debian's
+# packages without a registry: see deploy/images/build.sh.
+images:
+	deploy/images/build.sh build
+
+images-clean:
+	deploy/images/build.sh clean
+
