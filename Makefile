@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean
 
 venv: $(STAMP)
 
@@ -72,3 +72,14 @@ images:
 images-clean:
 	deploy/images/build.sh clean
 
+# The whole cloud in containers from those images (deploy/compose/compose.yaml,
+# podman-compose or CONTAINER_ENGINE=docker). cluster-down keeps the data
+# volumes; cluster-clean removes them too.
+cluster-up:
+	deploy/compose/cluster.sh up
+
+cluster-down:
+	deploy/compose/cluster.sh down
+
+cluster-clean:
+	deploy/compose/cluster.sh clean

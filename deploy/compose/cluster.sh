@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `make cluster-up` / `make cluster-down` / `make cluster-clean`: the cloud of
+# compose.yaml, from the images of `make images`.
+#
+# With docker (CONTAINER_ENGINE=docker), `docker compose up --wait` honours the
+# file's depends_on conditions. podman-compose 1.0.3 (Debian 12's) ignores them
+# and podman runs no health checks by itself without systemd, so for podman this
+# script keeps the order: PostgreSQL and RabbitMQ healthy, then the one-shot
+# migrate+bootstrap done, then the services, each checked with
+# `podman healthcheck run` until healthy (or the timeout, CLUSTER_TIMEOUT_S).
+#
+#   up      start (or complete) the cluster
+#   down    stop and remove its containers and network; the volumes (data) stay
+#   clean   down, and remove the volumes too
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+engine=${CONTAINER_ENGINE:-podman}
+timeout_s=${CLUSTER_TIMEOUT_S:-180}
+services=(api scheduler network volume consoleproxy compute-az1 compute-az2 compute-az3)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ "$engine" = podman ]; then
+    export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/../images/containers.conf}
+    compose() { podman-compose -p nimbus -f "$here/compose.yaml" "$@"; }
+else
+    compose() { docker compose -p nimbus -f "$here/compose.yaml" "$@"; }
+fi
+
+# Poll each container's health check until it passes: podman only records a
+# check's result when one runs, and without systemd nothing runs them.
+wait_healthy() {
+    local deadline=$((SECONDS + timeout_s)) name
+    for name in "$@"; do
+        until podman healthcheck run "$name" >/dev/null 2>&1; do
+            if [ "$(podman inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
+                log "$name is not running; its log:"; podman logs --tail 30 "$name" >&2 || true
+                return 1
+            fi
+            if [ $SECONDS -ge $deadline ]; then
+                log "$name not healthy after ${timeout_s}s; its log:"; podman logs --tail 30 "$name" >&2
+                return 1
+            fi
+            sleep 1
+        done
+        log "$name healthy"
+    done
+}
+
+up() {
+    if [ "$engine" != podman ]; then
+        compose up -d --wait --wait-timeout "$timeout_s"
+        return
+    fi
+    compose up -d postgres rabbitmq >/dev/null
+    wait_healthy nimbus-postgres nimbus-rabbitmq
+    podman rm -f nimbus-migrate >/dev/null 2>&1 || true
+    compose up -d migrate >/dev/null 2>&1
+    local rc
+    rc=$(podman wait nimbus-migrate)
+    podman logs nimbus-migrate 2>&1 | tail -5 >&2
+    if [ "$rc" != 0 ]; then log "migrate+bootstrap failed ($rc)"; return 1; fi
+    # podman-compose restarts a service's dependencies too: migrate runs once
+    # more, harmlessly (both its steps are idempotent).
+    compose up -d "${services[@]}" >/dev/null 2>&1
+    wait_healthy "${services[@]/#/nimbus-}"
+    log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774"
+}
+
+down() {
+    compose down -t 15 "$@" >/dev/null 2>&1 || true
+    if [ "$engine" = podman ]; then
+        # podman-compose 1.0.3 leaves its network behind.
+        podman network rm -f nimbus_default >/dev/null 2>&1 || true
+    fi
+    local label=com.docker.compose.project=nimbus
+    [ "$engine" = podman ] && label=io.podman.compose.project=nimbus
+    log "stopped; containers left: $($engine ps -aq --filter "label=$label" | wc -l)"
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    clean) down -v ;;
+    *) echo "usage: $0 up|down|clean" >&2; exit 2 ;;
+esac
