@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make images`: the Nimbus container images, built without any registry.
 #
-#   nimbus-base:bookworm     Debian 12 (minbase + python3) made by debootstrap and
+#   nimbus-base:bookworm-rN  Debian 12 (minbase + python3) made by debootstrap and
 #                            imported; the FROM of the three below
 #   nimbus:latest            the services (one image, a command per service)
 #   nimbus-postgres:latest   PostgreSQL 15 from Debian's packages
@@ -10,7 +10,7 @@
 # CONTAINER_ENGINE=podman (default) or docker. With podman the tools are installed
 # with apt-get when missing and deploy/images/containers.conf (runc, rlimits this
 # machine allows) is used unless CONTAINERS_CONF names another. The root
-# filesystem is cached as build/images/debian-bookworm.tar, so only the first run
+# filesystem is cached as build/images/debian-bookworm-rN.tar, so only the first run
 # pays for debootstrap; the engine's layer cache makes the rest quick. The base
 # trusts the host's extra CA certificates (/usr/local/share/ca-certificates).
 # Remove everything: deploy/images/build.sh clean.
@@ -22,7 +22,9 @@ engine=${CONTAINER_ENGINE:-podman}
 suite=${NIMBUS_DEBIAN_SUITE:-bookworm}
 mirror=${NIMBUS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache="$repo/build/images"
-base="localhost/nimbus-base:$suite"
+# Bump when the recipe of the root filesystem changes: the old cache is ignored.
+recipe=2
+base="localhost/nimbus-base:$suite-r$recipe"
 tag=${NIMBUS_IMAGE_TAG:-latest}
 images=(nimbus nimbus-postgres nimbus-rabbitmq)
 
@@ -49,7 +51,7 @@ ensure_tools() {
 # The base root filesystem: debootstrap once into a tarball, import when the
 # engine does not hold the image yet.
 ensure_base() {
-    local tar="$cache/debian-$suite.tar"
+    local tar="$cache/debian-$suite-r$recipe.tar"
     if [ ! -s "$tar" ]; then
         log "debootstrap $suite (first run only; cached in $tar)"
         local root="$cache/rootfs-$suite"
@@ -60,6 +62,15 @@ ensure_base() {
         # Smaller image, and apt inside builds behaves as in a container.
         rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
         echo 'APT::Install-Recommends "false";' > "$root/etc/apt/apt.conf.d/90nimbus"
+        # No documentation, manuals or translations, now or in packages installed
+        # later (dpkg skips them): tens of MB off each image.
+        printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
+            'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' \
+            'path-exclude=/usr/share/locale/*' 'path-include=/usr/share/locale/locale.alias' \
+            > "$root/etc/dpkg/dpkg.cfg.d/90nimbus-nodoc"
+        find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+        rm -rf "$root"/usr/share/man/* "$root"/usr/share/info/*
+        find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
         # The host's own trust additions (a site's TLS-inspecting proxy, say), so
         # that pip inside the builds reaches PyPI wherever the host does.
         if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
@@ -80,14 +91,27 @@ build() {
     local args=(build --network host --build-arg "BASE=$base" -f "$here/$file" -t "localhost/$name:$tag")
     # Podman drops HEALTHCHECK from OCI-format images; the docker format keeps it.
     [ "$engine" = podman ] && args+=(--format docker)
+    local before after
+    before=$("$engine" image inspect -f '{{.Id}}' "localhost/$name:$tag" 2>/dev/null || true)
     log "building localhost/$name:$tag"
     "$engine" "${args[@]}" "$repo"
+    after=$("$engine" image inspect -f '{{.Id}}' "localhost/$name:$tag")
+    # The image this build replaced, untagged now; its layers other images
+    # still use stay (removal of one in use fails, harmlessly).
+    if [ -n "$before" ] && [ "$before" != "$after" ]; then
+        "$engine" rmi "$before" >/dev/null 2>&1 || true
+    fi
 }
 
+# Every image of these builds carries the label org.nimbus.images, the
+# intermediate ones (the layer cache, the builder stage) included.
 clean() {
-    for name in "${images[@]}"; do "$engine" rmi -f "localhost/$name:$tag" 2>/dev/null || true; done
-    "$engine" rmi -f "$base" 2>/dev/null || true
-    "$engine" image prune -f >/dev/null 2>&1 || true
+    for name in "${images[@]}"; do "$engine" rmi -f "localhost/$name:$tag" >/dev/null 2>&1 || true; done
+    "$engine" images -a -q --filter label=org.nimbus.images | sort -u \
+        | xargs -r "$engine" rmi -f >/dev/null 2>&1 || true
+    # Every recipe's base, not only the current one.
+    "$engine" images -q --filter reference='localhost/nimbus-base' | sort -u \
+        | xargs -r "$engine" rmi -f >/dev/null 2>&1 || true
     rm -rf "$cache"
 }
 
