@@ -53,18 +53,25 @@ up() {
         compose up -d --wait --wait-timeout "$timeout_s"
         return
     fi
-    compose up -d postgres rabbitmq >/dev/null
+    # podman-compose's own output (and podman's complaint, harmless here, that
+    # without systemd it cannot schedule health checks) is shown only on failure.
+    local out
+    out=$(mktemp)
+    trap 'log "podman-compose said:"; tail -40 "$out" >&2; rm -f "$out"' ERR
+    compose up -d postgres rabbitmq >>"$out" 2>&1
     wait_healthy nimbus-postgres nimbus-rabbitmq
     podman rm -f nimbus-migrate >/dev/null 2>&1 || true
-    compose up -d migrate >/dev/null 2>&1
+    compose up -d migrate >>"$out" 2>&1
     local rc
     rc=$(podman wait nimbus-migrate)
     podman logs nimbus-migrate 2>&1 | tail -5 >&2
     if [ "$rc" != 0 ]; then log "migrate+bootstrap failed ($rc)"; return 1; fi
     # podman-compose restarts a service's dependencies too: migrate runs once
     # more, harmlessly (both its steps are idempotent).
-    compose up -d "${services[@]}" >/dev/null 2>&1
+    compose up -d "${services[@]}" >>"$out" 2>&1 || true
     wait_healthy "${services[@]/#/nimbus-}"
+    trap - ERR
+    rm -f "$out"
     log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774"
 }
 
