@@ -17,8 +17,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from prometheus_client import Gauge
 
-from shared.contracts import floating_ips, network, scheduler, security_groups, volume
-from shared.contracts.compute import host_queue
+from shared.contracts.queues import all_queues
 from shared.metrics import Refresher
 from shared.rpc.server import dead_letter_queue
 from shared.states import api_status
@@ -43,11 +42,6 @@ SELECT vm_state, task_state, count(*) AS n,
 _HOSTS = """
 SELECT host, disabled, extract(epoch FROM now() - last_heartbeat)::float8 AS age_s
   FROM compute_hosts"""
-
-SERVICE_QUEUES = (scheduler.QUEUE, network.QUEUE, security_groups.QUEUE, floating_ips.QUEUE,
-                  volume.QUEUE)
-"""The services' queues; each compute host's (``compute.<host>``) come from its row."""
-
 
 def database_refresher(pool: asyncpg.Pool) -> Refresher:
     """Servers by status and hosts' heartbeat ages, replaced whole at each scrape (a
@@ -75,8 +69,7 @@ def database_refresher(pool: asyncpg.Pool) -> Refresher:
 
 async def _queue_names(pool: asyncpg.Pool) -> list[str]:
     async with pool.acquire() as conn:
-        hosts = [r["host"] for r in await conn.fetch("SELECT host FROM compute_hosts")]
-    queues = [*SERVICE_QUEUES, *(host_queue(h) for h in sorted(hosts))]
+        queues = await all_queues(conn)
     return [*queues, *(dead_letter_queue(q) for q in queues)]
 
 
