@@ -79,8 +79,9 @@ async def test_cpu_per_request_with_and_without_the_http_metrics(cloud):
            "NIMBUS_API_PORT": str(ports[0]), "NIMBUS_IDENTITY_PORT": str(ports[1]),
            "NIMBUS_API_IMAGE_PORT": str(ports[2]), "NIMBUS_API_NETWORK_PORT": str(ports[3]),
            "NIMBUS_API_BLOCK_STORAGE_PORT": str(ports[4])}
-    bare = subprocess.Popen([sys.executable, "-c", _WITHOUT_METRICS], env=env,
-                            cwd=cloud.stack.cwd, stdout=subprocess.DEVNULL)
+    bare = await asyncio.create_subprocess_exec(sys.executable, "-c", _WITHOUT_METRICS,
+                                                env=env, cwd=cloud.stack.cwd,
+                                                stdout=subprocess.DEVNULL)
     bare_url = f"http://127.0.0.1:{ports[0]}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -111,5 +112,5 @@ async def test_cpu_per_request_with_and_without_the_http_metrics(cloud):
               f"({(with_ - without) * 1e6:+.0f} us per request)")
     finally:
         bare.terminate()
-        bare.wait(timeout=30)
+        await asyncio.wait_for(bare.wait(), 30)
         await delete_and_wait(api, sid)

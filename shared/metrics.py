@@ -2,11 +2,13 @@
 
 Every service serves ``GET /metrics`` in Prometheus' text format: the API on its
 compute port (8774, no token, like ``/healthz``), each worker on its health port
-(``NIMBUS_HEALTH_PORT``). The families:
+(``NIMBUS_HEALTH_PORT``), the console proxy on its own port. The families:
 
 * ``nimbus_http_requests_total`` / ``nimbus_http_request_duration_seconds``: API
-  requests by app, route *template* (``/v2/{project_id}/servers/{server_id}``,
-  never the raw path, so the label set stays bounded), method and status;
+  requests by app (compute, identity, image, network, block_storage,
+  consoleproxy), route *template* (aiohttp's ``resource.canonical``:
+  ``/v2/{project_id}/servers/{server_id}{fmt}``, never the raw path, so the label
+  set stays bounded), method and status;
 * ``nimbus_rpc_sent_total`` / ``nimbus_rpc_sent_duration_seconds``: calls and
   casts this process sent, by message type and outcome; ``nimbus_rpc_handled_*``
   the messages it handled; ``nimbus_rpc_retries_total`` and

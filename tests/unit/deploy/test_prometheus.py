@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import shared.metrics  # noqa: F401  (registers the families)
+# Imported for their families, which the rules are checked against.
+import shared.metrics
 import shared.metrics_sources  # noqa: F401
 from deploy.local.supervisor import ServicePorts
 
 pytest.importorskip("yaml")
-import msgspec.yaml  # noqa: E402
+import msgspec.yaml
 
 HERE = Path(__file__).resolve().parents[3] / "deploy" / "prometheus"
 
