@@ -93,7 +93,8 @@ async def run(settings: Settings) -> None:
     ]
     runners = []
     for _, app, host, port in sites:
-        runner = web.AppRunner(app, access_log=None)
+        # On SIGTERM each stops listening, then gives requests in flight the grace.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown.grace_s)
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, host, port).start()

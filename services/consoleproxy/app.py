@@ -246,7 +246,9 @@ async def run(settings: Settings) -> None:
                                timeout_s=settings.consoleproxy.validate_timeout_s)
     app = create_app(settings, pool, validate=validate,
                      checks={"broker": broker_check(connection)})
-    runner = web.AppRunner(app, access_log=None)
+    # Open consoles are closed at shutdown (a relay cannot move to another proxy);
+    # other requests in flight get the grace.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown.grace_s)
     await runner.setup()
     c = settings.consoleproxy
     await web.TCPSite(runner, c.host, c.port).start()
