@@ -83,6 +83,15 @@ class HealthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Port of a worker's ``GET /healthz``; 0 turns the endpoint off."""
 
 
+class ShutdownSettings(msgspec.Struct, frozen=True, kw_only=True):
+    grace_s: Annotated[float, msgspec.Meta(ge=0)] = 25.0
+    """Seconds a service stopping on SIGTERM gives what is in flight (an API
+    request, a handler of a message) to finish, once it takes no new ones; what
+    is still running then is cut off, and its message handed back to the broker
+    for another consumer. Keep it below Kubernetes' ``terminationGracePeriodSeconds``
+    (30 s by default), which kills the process when it runs out."""
+
+
 def _file_data() -> dict[str, Any]:
     path = os.environ.get(ENV_PREFIX + "CONFIG")
     if not path:

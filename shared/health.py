@@ -1,4 +1,5 @@
-"""``GET /healthz`` for the workers: their documented health check.
+"""``GET /healthz`` for the workers: their documented health check (and their
+``GET /metrics``, ``shared.metrics``, on the same port).
 
 The API serves its own ``/healthz`` on its port; a worker (scheduler, network,
 compute agent) serves one on ``[health] port`` (``NIMBUS_HEALTH_PORT``). Both
@@ -17,6 +18,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
 from shared.config import HealthSettings
+from shared.metrics import metrics_handler
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -60,11 +62,13 @@ def health_handler(checks: dict[str, Check], **extra: object):
 
 async def start_health_server(settings: HealthSettings, checks: dict[str, Check],
                               **extra: object) -> web.AppRunner | None:
-    """Serve ``/healthz`` on the configured port; None when the port is 0."""
+    """Serve ``/healthz`` and ``/metrics`` on the configured port; None when the
+    port is 0."""
     if not settings.port:
         return None
     app = web.Application()
     app.router.add_get("/healthz", health_handler(checks, **extra))
+    app.router.add_get("/metrics", metrics_handler())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()

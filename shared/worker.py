@@ -4,8 +4,9 @@ The scheduler, the network service and each compute agent are built on
 :class:`Worker`: it opens the database pool and the broker connection, applies
 migrations (once, under a lock), starts the RPC servers and periodic tasks the
 service registers, serves ``/healthz``, and on SIGTERM/SIGINT stops consuming,
-lets handlers in flight finish for a while and closes everything; messages still
-being retried are left unacked for the next consumer (``shared.rpc.server``).
+lets handlers in flight finish for ``[shutdown] grace_s`` and closes everything;
+messages still being handled then, or being retried, are left unacked for the
+next consumer (``shared.rpc.server``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 
-from shared.config import AmqpSettings, DatabaseSettings, HealthSettings
+from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, ShutdownSettings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import broker_check, database_check, start_health_server
@@ -36,11 +37,13 @@ OUTAGE_PROBE_S = 2.0
 
 class Worker:
     def __init__(self, name: str, *, database: DatabaseSettings, amqp: AmqpSettings,
-                 health: HealthSettings) -> None:
+                 health: HealthSettings, shutdown: ShutdownSettings = ShutdownSettings()
+                 ) -> None:
         self.name = name
         self._database = database
         self._amqp = amqp
         self._health = health
+        self._shutdown = shutdown
         self.pool: asyncpg.Pool
         self.connection: AbstractRobustConnection
         self.rpc: RpcClient
@@ -140,8 +143,8 @@ class Worker:
         self.started.set()
         await self._stopping.wait()
         log.info("worker.stopping", worker=self.name)
-        for server in self._servers:
-            await server.stop()
+        # Every queue stops taking messages at once; those in flight share one grace.
+        await asyncio.gather(*(s.stop(self._shutdown.grace_s) for s in self._servers))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -28,6 +28,8 @@ from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import broker_check, database_check, health_handler
+from shared.metrics import http_metrics_mw, metrics_handler
+from shared.metrics_sources import database_refresher, queue_refresher
 from shared.outbox import Relay
 from shared.rpc import RpcClient, connect
 
@@ -35,9 +37,12 @@ log = structlog.get_logger(__name__)
 
 
 def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient, relay: Relay,
-                       health: web.Handler | None = None) -> web.Application:
-    # Rate limits need the caller's project, so they come after auth.
-    app = web.Application(middlewares=[request_id_mw, fault_middleware, auth_mw, ratelimit_mw],
+                       health: web.Handler | None = None, metrics: web.Handler | None = None
+                       ) -> web.Application:
+    # Rate limits need the caller's project, so they come after auth; the metrics
+    # come first, to see the status the client gets.
+    app = web.Application(middlewares=[http_metrics_mw("compute"), request_id_mw,
+                                       fault_middleware, auth_mw, ratelimit_mw],
                           client_max_size=settings.api.max_body_bytes)
     app[SETTINGS] = settings
     app[POOL] = pool
@@ -46,6 +51,8 @@ def create_compute_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient, r
     app[RATE_LIMITS] = RateLimits()
     if health is not None:
         app.router.add_get("/healthz", health)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics)
     # Server actions are one route whose table is server_actions.ACTIONS.
     for resource in (versions, extensions, flavors, images, servers, instance_actions,
                      availability_zones, limits, server_metadata, image_metadata,
@@ -70,9 +77,13 @@ async def run(settings: Settings) -> None:
     health = health_handler({"database": database_check(pool),
                              "broker": broker_check(connection)}, service="api",
                             outbox=lambda: relay.backlog)
+    # The cloud-wide families (servers, hosts, queue depths) are read here, at scrape time.
+    metrics = metrics_handler({"database": database_refresher(pool),
+                               "queues": queue_refresher(connection, pool)})
     api = settings.api
     sites = [
-        ("compute", create_compute_app(settings, pool, rpc, relay, health), api.host, api.port),
+        ("compute", create_compute_app(settings, pool, rpc, relay, health, metrics), api.host,
+         api.port),
         ("identity", create_identity_app(pool, settings.identity), settings.identity.host,
          settings.identity.port),
         ("image", glance.create_app(settings, pool, rpc, relay), api.host, api.image_port),
@@ -82,7 +93,8 @@ async def run(settings: Settings) -> None:
     ]
     runners = []
     for _, app, host, port in sites:
-        runner = web.AppRunner(app, access_log=None)
+        # On SIGTERM each stops listening, then gives requests in flight the grace.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown.grace_s)
         await runner.setup()
         runners.append(runner)
         await web.TCPSite(runner, host, port).start()

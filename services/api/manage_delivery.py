@@ -16,13 +16,9 @@ import aio_pika
 import asyncpg
 import msgspec
 
-from shared.contracts import floating_ips, network, security_groups
-from shared.contracts.compute import host_queue
-from shared.contracts.scheduler import QUEUE as SCHEDULER_QUEUE
+from shared.contracts.queues import all_queues
 from shared.rpc import connect
 from shared.rpc.server import dead_letter_queue
-
-_HOSTS = "SELECT host FROM compute_hosts ORDER BY host"
 
 _LIVE_SERVERS = """
 SELECT count(*) FROM servers WHERE host = $1 AND deleted_at IS NULL"""
@@ -48,12 +44,6 @@ class DeadLetter:
     body: str
 
 
-async def _queues(conn: asyncpg.Connection) -> list[str]:
-    hosts = [r["host"] for r in await conn.fetch(_HOSTS)]
-    return [SCHEDULER_QUEUE, network.QUEUE, floating_ips.QUEUE, security_groups.QUEUE,
-            *(host_queue(h) for h in hosts)]
-
-
 async def dead_letters(conn: asyncpg.Connection, amqp_url: str, *, queue: str | None = None,
                        requeue: bool = False) -> list[DeadLetter]:
     """The dead letters of every service queue (or of ``queue``), oldest first.
@@ -61,7 +51,7 @@ async def dead_letters(conn: asyncpg.Connection, amqp_url: str, *, queue: str | 
     Listing leaves them where they are; ``requeue`` publishes each to the queue it
     died in and removes it from the dead-letter queue (once the cause is fixed).
     """
-    names = [queue] if queue else await _queues(conn)
+    names = [queue] if queue else await all_queues(conn)
     connection = await connect(amqp_url)
     found: list[DeadLetter] = []
     try:

@@ -16,8 +16,8 @@ from shared.logging import bind_request_id, new_request_id
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger(__name__)
 
-# Paths anyone may read: version discovery and the health check.
-_PUBLIC = re.compile(r"^/(?:v2/?)?(?:\.(?:json|xml))?$|^/healthz$")
+# Paths anyone may read: version discovery, the health check and the metrics.
+_PUBLIC = re.compile(r"^/(?:v2/?)?(?:\.(?:json|xml))?$|^/healthz$|^/metrics$")
 
 
 @web.middleware

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from services.api.identity.settings import IdentitySettings
-from shared.config import AmqpSettings, DatabaseSettings, LogSettings
+from shared.config import AmqpSettings, DatabaseSettings, LogSettings, ShutdownSettings
 from shared.image_store import ImageStoreSettings
 from shared.states import VmState
 
@@ -86,3 +86,4 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api: ApiSettings
     identity: IdentitySettings
     images: ImageStoreSettings = ImageStoreSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()

@@ -35,6 +35,7 @@ from services.api.keys import POOL, RELAY, RPC, SETTINGS
 from services.api.middleware import Handler, authenticate, request_id_mw
 from services.api.representation.faults import FaultRenderer, fault_middleware_for
 from services.api.settings import Settings
+from shared.metrics import http_metrics_mw
 from shared.outbox import Relay
 from shared.rpc import RpcClient
 
@@ -71,11 +72,13 @@ def token_auth_mw(public: re.Pattern[str]) -> Callable[..., Any]:
 
 
 def create_side_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient, relay: Relay, *,
-                    render_fault: FaultRenderer, public: re.Pattern[str],
+                    name: str, render_fault: FaultRenderer, public: re.Pattern[str],
                     setup: Callable[[web.UrlDispatcher], None]) -> web.Application:
     """An app holding what the compute app holds (so that handlers share its
-    logic), with ``render_fault``'s fault bodies and ``setup``'s routes."""
-    app = web.Application(middlewares=[request_id_mw, fault_middleware_for(render_fault),
+    logic), with ``render_fault``'s fault bodies and ``setup``'s routes; ``name``
+    (``image``...) labels its requests in the metrics."""
+    app = web.Application(middlewares=[http_metrics_mw(name), request_id_mw,
+                                       fault_middleware_for(render_fault),
                                        token_auth_mw(public)],
                           client_max_size=settings.api.max_body_bytes)
     app[SETTINGS] = settings

@@ -111,7 +111,7 @@ class ComputeAgent:
 
 async def run(settings: Settings) -> None:
     worker = Worker(f"compute-agent:{settings.compute.host}", database=settings.database,
-                    amqp=settings.amqp, health=settings.health)
+                    amqp=settings.amqp, health=settings.health, shutdown=settings.shutdown)
     driver = make_driver(settings)
     await driver.init_host()  # a hypervisor that cannot be reached: the agent does not start
     worker.on_stop(driver.cleanup)

@@ -27,6 +27,11 @@ through :func:`run`, so the reliability rules hold the same for all of them:
    the retries run out, :func:`give_up` ends it the same way, with a fault
    saying a service stayed unavailable.
 
+Each run is counted in ``nimbus_operations_total{operation, outcome}`` (and timed,
+from the guard's yes, in ``nimbus_operation_duration_seconds``): ``success``,
+``failed``, ``superseded``, ``skipped`` (the guard said no), ``retry`` (a transient
+failure handed to the RPC layer) and ``gave_up``.
+
 Each operation module (``build``, ``delete``, ``power``, ``rescue``, ``rebuild``,
 ``snapshot``) defines one :class:`Operation`; ``operations`` maps messages to
 them. The reconcile loop starts what it needs (a stop) as the API does, with a
@@ -36,6 +41,7 @@ message through the outbox, so its fixes run here too.
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
@@ -48,6 +54,7 @@ from shared.contracts.network import NetworkClient
 from shared.db import actions, servers
 from shared.db.actions import ActionRef
 from shared.errors import ComputeError, TaskStateConflict
+from shared.metrics import OPERATION_DURATION, OPERATIONS
 from shared.retry import describe, is_transient
 from shared.rpc.server import CallContext
 from shared.states import Failure, Transition, VmState
@@ -184,6 +191,7 @@ async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) ->
                      vm_state=row["vm_state"] if row else None,
                      task_state=row["task_state"] if row else None)
             await op.skipped(agent, msg, row)
+            OPERATIONS.labels(name, "skipped").inc()
             return False
         assert row is not None
         action = ActionRef(sid, ctx.request_id)
@@ -191,6 +199,7 @@ async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) ->
                       network=agent.network_client(ctx.request_id))
         log.info("compute.operation_started", server_id=str(sid), operation=name,
                  task_state=row["task_state"], redelivered=ctx.redelivered or None)
+        started = time.perf_counter()
         try:
             async with actions.event(agent.worker.pool, action, op.transition.event,
                                      host=agent.host):
@@ -202,14 +211,23 @@ async def run(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext) ->
         except TaskStateConflict:
             log.info("compute.operation_superseded", server_id=str(sid), operation=name)
             await op.moved_on(current)
+            _count(name, "superseded", started)
             return True
         except Exception as exc:
             if is_transient(exc):
+                _count(name, "retry", started)
                 raise
             await _fail(op, current, fault_for(op.transition, sid, exc), exc)
+            _count(name, "failed", started)
             return True
     log.info("compute.operation_finished", server_id=str(sid), operation=name)
+    _count(name, "success", started)
     return True
+
+
+def _count(operation: str, outcome: str, started: float) -> None:
+    OPERATIONS.labels(operation, outcome).inc()
+    OPERATION_DURATION.labels(operation, outcome).observe(time.perf_counter() - started)
 
 
 async def give_up(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext,
@@ -226,6 +244,7 @@ async def give_up(agent: ComputeAgent, op: Operation, msg: Any, ctx: CallContext
         current = Run(agent=agent, msg=msg, row=row, action=ActionRef(sid, ctx.request_id),
                       network=agent.network_client(ctx.request_id))
         await _fail(op, current, gave_up_fault(op.transition, sid, exc, deadline_s), exc)
+        OPERATIONS.labels(op.transition.name, "gave_up").inc()
 
 
 def _same_request(row: asyncpg.Record | None, ctx: CallContext) -> bool:

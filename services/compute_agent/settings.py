@@ -10,7 +10,13 @@ import msgspec
 from services.compute_agent.drivers.fake import FakeSettings
 from services.compute_agent.drivers.libvirt.settings import LibvirtSettings
 from services.compute_agent.reconcile import ReconcileSettings
-from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
+from shared.config import (
+    AmqpSettings,
+    DatabaseSettings,
+    HealthSettings,
+    LogSettings,
+    ShutdownSettings,
+)
 from shared.image_store import ImageStoreSettings
 from shared.volume_store import VolumeStoreSettings
 
@@ -51,3 +57,4 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fake: FakeSettings = FakeSettings()
     libvirt: LibvirtSettings = LibvirtSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()

@@ -11,6 +11,8 @@ Routes:
 * ``GET /console?token=...``: the same relay for an ``xvpvnc`` token.
 * ``GET /healthz``: ``{"status": "ok", "database": "ok", "broker": "ok"}`` (503 when
   failing).
+* ``GET /metrics``: Prometheus' text format (``shared.metrics``); a relay's
+  request lasts as long as its console session, and is timed so.
 
 A token is read from the ``token`` query parameter only (never a cookie, which
 a browser would send on a request another site makes). A websocket whose
@@ -57,6 +59,7 @@ from shared.db.console_tokens import ConsoleTarget
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import Check, broker_check, database_check, health_handler
+from shared.metrics import http_metrics_mw, metrics_handler
 from shared.rpc import RpcClient, connect
 
 log = structlog.get_logger(__name__)
@@ -80,13 +83,14 @@ def create_app(settings: Settings, pool: asyncpg.Pool, *, validate: Validator | 
     """The proxy's app. ``validate`` confirms a spent token's console before the
     relay (``run`` asks the compute agents; None skips it, for tests);
     ``checks`` are the health checks beyond the database's."""
-    app = web.Application()
+    app = web.Application(middlewares=[http_metrics_mw(SERVICE)])
     app[SETTINGS] = settings
     app[POOL] = pool
     app[SOCKETS] = weakref.WeakSet()
     app[VALIDATE] = validate or _allow_all
     app.router.add_get("/healthz", health_handler({"database": database_check(pool),
                                                    **(checks or {})}, service=SERVICE))
+    app.router.add_get("/metrics", metrics_handler())
     app.router.add_get("/vnc_auto.html", novnc_page)
     app.router.add_get("/vnc.html", novnc_page)
     app.router.add_get("/websockify", novnc_relay)
@@ -242,7 +246,9 @@ async def run(settings: Settings) -> None:
                                timeout_s=settings.consoleproxy.validate_timeout_s)
     app = create_app(settings, pool, validate=validate,
                      checks={"broker": broker_check(connection)})
-    runner = web.AppRunner(app, access_log=None)
+    # Open consoles are closed at shutdown (a relay cannot move to another proxy);
+    # other requests in flight get the grace.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown.grace_s)
     await runner.setup()
     c = settings.consoleproxy
     await web.TCPSite(runner, c.host, c.port).start()

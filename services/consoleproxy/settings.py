@@ -10,7 +10,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.config import AmqpSettings, DatabaseSettings, LogSettings
+from shared.config import AmqpSettings, DatabaseSettings, LogSettings, ShutdownSettings
 
 
 class ConsoleProxySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,3 +40,4 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     amqp: AmqpSettings = AmqpSettings()
     log: LogSettings = LogSettings()
     consoleproxy: ConsoleProxySettings = ConsoleProxySettings()
+    shutdown: ShutdownSettings = ShutdownSettings()

@@ -20,7 +20,7 @@ async def create_worker(settings: Settings) -> Worker:
     ``worker.stop()``).
     """
     worker = Worker(SERVICE, database=settings.database, amqp=settings.amqp,
-                    health=settings.health)
+                    health=settings.health, shutdown=settings.shutdown)
     await worker.open()
     worker.serve(QUEUE, NetworkMessage, NetworkHandler(worker.pool, settings.network))
     floating_handler.serve(worker, settings.network)  # network.floating, reservation sweep

@@ -11,9 +11,15 @@ from typing import Annotated
 
 import msgspec
 
-from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from services.network.macs import parse_prefix
 from services.network.subnets import SUBNET_PREFIXLEN
+from shared.config import (
+    AmqpSettings,
+    DatabaseSettings,
+    HealthSettings,
+    LogSettings,
+    ShutdownSettings,
+)
 
 # Every floating address gets a row: a /16 is the largest pool.
 FLOATING_POOL_MIN_PREFIXLEN = 16
@@ -82,4 +88,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     amqp: AmqpSettings = AmqpSettings()
     log: LogSettings = LogSettings()
     health: HealthSettings = HealthSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     network: NetworkSettings = NetworkSettings()

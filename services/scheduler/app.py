@@ -17,7 +17,7 @@ from shared.worker import Worker
 async def create_worker(settings: Settings) -> Worker:
     """Open the worker's connections and register the queue it serves."""
     worker = Worker("scheduler", database=settings.database, amqp=settings.amqp,
-                    health=settings.health)
+                    health=settings.health, shutdown=settings.shutdown)
     await worker.open()
     relay = worker.with_outbox()  # reschedules go out through the outbox
     scheduler = BuildScheduler(worker.pool, worker.rpc, settings.scheduler,

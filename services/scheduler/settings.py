@@ -6,7 +6,13 @@ from typing import Annotated
 
 import msgspec
 
-from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
+from shared.config import (
+    AmqpSettings,
+    DatabaseSettings,
+    HealthSettings,
+    LogSettings,
+    ShutdownSettings,
+)
 
 
 class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,4 +77,5 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     amqp: AmqpSettings = AmqpSettings()
     log: LogSettings = LogSettings()
     health: HealthSettings = HealthSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     scheduler: SchedulerSettings = SchedulerSettings()

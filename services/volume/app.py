@@ -28,7 +28,7 @@ async def create_worker(settings: Settings) -> Worker:
     backend = make_backend(s.backend, BackendContext(store=store,
                                                      tool_timeout_s=s.transient_timeout_s))
     worker = Worker(SERVICE, database=settings.database, amqp=settings.amqp,
-                    health=settings.health)
+                    health=settings.health, shutdown=settings.shutdown)
     await worker.open()
     async with worker.pool.acquire() as conn, conn.transaction():
         await volumes.sync_types(conn, s.volume_types())

@@ -13,7 +13,13 @@ from typing import Annotated
 
 import msgspec
 
-from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
+from shared.config import (
+    AmqpSettings,
+    DatabaseSettings,
+    HealthSettings,
+    LogSettings,
+    ShutdownSettings,
+)
 from shared.image_store import ImageStoreSettings
 from shared.volume_store import VolumeStoreSettings
 
@@ -73,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     amqp: AmqpSettings = AmqpSettings()
     log: LogSettings = LogSettings()
     health: HealthSettings = HealthSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
     volume: VolumeSettings = VolumeSettings()
     volumes: VolumeStoreSettings = VolumeStoreSettings()
     images: ImageStoreSettings = ImageStoreSettings()

@@ -12,6 +12,7 @@ the pool and replaced on the next acquire, so services recover by themselves.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,7 @@ import msgspec
 
 from shared.config import DatabaseSettings
 from shared.errors import DatabaseUnavailable
+from shared.metrics import POOL_ACQUIRE, POOL_ACQUIRE_FAILURES, track_pool
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -61,10 +63,14 @@ class _Acquire:
         self._inner = inner
 
     async def __aenter__(self) -> asyncpg.Connection:
+        started = time.perf_counter()
         try:
-            return await self._inner.__aenter__()
+            conn = await self._inner.__aenter__()
         except (OSError, asyncio.TimeoutError) as exc:
+            POOL_ACQUIRE_FAILURES.inc()
             raise DatabaseUnavailable() from exc
+        POOL_ACQUIRE.observe(time.perf_counter() - started)
+        return conn
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         return await self._inner.__aexit__(*exc_info)
@@ -79,6 +85,7 @@ async def create_pool(settings: DatabaseSettings) -> Pool:
                 acquire_timeout_s=settings.acquire_timeout_s,
                 timeout=settings.connect_timeout_s, command_timeout=settings.command_timeout_s)
     await pool
+    track_pool(pool)
     return pool
 
 

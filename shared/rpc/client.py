@@ -10,6 +10,7 @@ retries. The request id travels in a header; callers name it explicitly.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from aio_pika.abc import (
 )
 
 from shared.errors import BrokerUnavailable, RpcTimeout
+from shared.metrics import RPC_SENT, RPC_SENT_DURATION, message_type, message_type_of
 from shared.rpc.envelope import REQUEST_ID_HEADER, encoder, raise_fault, reply_decoder
 
 T = TypeVar("T")
@@ -90,13 +92,23 @@ class RpcClient:
 
     async def cast(self, queue: str, msg: msgspec.Struct, *, request_id: str | None) -> None:
         """Put ``msg`` on ``queue``, persistently; return once the broker confirmed it."""
-        await self.cast_raw(queue, encoder.encode(msg), request_id=request_id)
+        await self._cast(queue, encoder.encode(msg), message_type(msg), request_id)
         log.debug("rpc.cast", queue=queue, msg=type(msg).__name__)
 
     async def cast_raw(self, queue: str, body: bytes, *, request_id: str | None) -> None:
         """``cast`` of a message already encoded (the outbox keeps them so)."""
-        await self._publish(queue, body, request_id,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await self._cast(queue, body, message_type_of(body), request_id)
+
+    async def _cast(self, queue: str, body: bytes, kind: str, request_id: str | None) -> None:
+        started = time.perf_counter()
+        try:
+            await self._publish(queue, body, request_id,
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        except BrokerUnavailable:
+            RPC_SENT.labels("cast", kind, "unavailable").inc()
+            raise
+        RPC_SENT.labels("cast", kind, "ok").inc()
+        RPC_SENT_DURATION.labels("cast", kind).observe(time.perf_counter() - started)
 
     async def call(self, queue: str, msg: msgspec.Struct, result_type: type[T],
                    *, request_id: str | None, timeout: float | None = None) -> T:
@@ -104,7 +116,25 @@ class RpcClient:
 
         Raises the remote error's class when it is known here, ``RemoteError``
         otherwise, and ``RpcTimeout`` when no reply comes within ``timeout``.
+        Counted in ``nimbus_rpc_sent_total`` by outcome (``error``: the reply was a fault).
         """
+        started, kind, outcome = time.perf_counter(), message_type(msg), "error"
+        try:
+            result = await self._call(queue, msg, result_type, request_id, timeout)
+            outcome = "ok"
+            return result
+        except RpcTimeout:
+            outcome = "timeout"
+            raise
+        except BrokerUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            RPC_SENT.labels("call", kind, outcome).inc()
+            RPC_SENT_DURATION.labels("call", kind).observe(time.perf_counter() - started)
+
+    async def _call(self, queue: str, msg: msgspec.Struct, result_type: type[T],
+                    request_id: str | None, timeout: float | None) -> T:
         assert self._reply_queue is not None, "RpcClient.start() was not awaited"
         timeout = self._timeout if timeout is None else timeout
         corr = uuid.uuid4().hex

@@ -44,6 +44,14 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from shared.errors import ComputeError
 from shared.logging import bind_request_id
+from shared.metrics import (
+    RPC_DEAD_LETTERED,
+    RPC_HANDLED,
+    RPC_HANDLED_DURATION,
+    RPC_RETRIES,
+    message_type,
+    queue_kind,
+)
 from shared.retry import RetryPolicy, describe, is_outage, is_transient
 from shared.rpc.envelope import REQUEST_ID_HEADER, Reply, encoder, fault_from
 
@@ -142,20 +150,26 @@ class RpcServer:
             msg = self._decoder.decode(message.body)
         except msgspec.DecodeError as exc:
             log.error("rpc.undecodable", queue=self.queue, error=str(exc))
-            await self._dead_letter(message, f"undecodable: {exc}")
+            await self._dead_letter(message, "undecodable", f"undecodable: {exc}")
             return
         ctx = CallContext(request_id=rid, redelivered=bool(message.redelivered))
+        kind, started = ("call" if message.reply_to else "cast"), time.perf_counter()
         if message.reply_to:
-            await self._call(message, msg, ctx)
+            outcome = await self._call(message, msg, ctx)
         else:
-            await self._cast(message, msg, ctx)
+            outcome = await self._cast(message, msg, ctx)
+        RPC_HANDLED.labels(kind, message_type(msg), outcome).inc()
+        RPC_HANDLED_DURATION.labels(kind, message_type(msg)).observe(time.perf_counter() - started)
 
-    async def _call(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext) -> None:
+    async def _call(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext) -> str:
+        """Handle a call and reply; its outcome (``ok``, ``error``) for the metrics."""
         reply: Reply
+        outcome = "ok"
         try:
             result = await self._handler(msg, ctx)
             reply = Reply(result=msgspec.Raw(encoder.encode(result)))
         except Exception as exc:  # the caller decides what to do with it
+            outcome = "error"
             if is_outage(exc) and self._on_transient is not None:
                 self._on_transient()
             _log_failure(self.queue, msg, exc)
@@ -169,8 +183,11 @@ class RpcServer:
         except Exception as exc:  # the caller went away (or the broker blocks); it times out
             log.warning("rpc.reply_failed", error=str(exc))
         await _settle(message.ack())
+        return outcome
 
-    async def _cast(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext) -> None:
+    async def _cast(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext) -> str:
+        """Handle a cast under the delivery rules; its outcome for the metrics: ``ok``,
+        ``permanent`` or ``gave_up`` (dead-lettered), ``handed_back`` (stopping)."""
         delays = self._policy.delays()
         first_failure: float | None = None
         while True:
@@ -180,20 +197,22 @@ class RpcServer:
             except Exception as exc:
                 if not is_transient(exc):
                     _log_failure(self.queue, msg, exc)
-                    await self._dead_letter(message, f"permanent error: {_name(exc)}")
-                    return
+                    await self._dead_letter(message, "permanent",
+                                            f"permanent error: {_name(exc)}")
+                    return "permanent"
                 if self._on_transient is not None and is_outage(exc):
                     self._on_transient()
                 now = time.monotonic()
                 first_failure = first_failure or now
                 if now - first_failure >= self._policy.deadline_s:
                     await self._abandon(message, msg, ctx, exc)
-                    return
+                    return "gave_up"
                 delay = next(delays)
                 log.warning("rpc.retrying", queue=self.queue, msg=type(msg).__name__,
                             error=describe(exc), retry_in_s=round(delay, 2),
                             failing_for_s=round(now - first_failure, 1))
                 self.retrying += 1
+                RPC_RETRIES.labels(message_type(msg)).inc()
                 try:
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 except asyncio.TimeoutError:
@@ -204,8 +223,9 @@ class RpcServer:
                     # Left unacked: the broker gives it to the next consumer.
                     log.info("rpc.retry_left_to_next_consumer", queue=self.queue,
                              msg=type(msg).__name__)
-                    return
+                    return "handed_back"
         await _settle(message.ack())
+        return "ok"
 
     async def _abandon(self, message: AbstractIncomingMessage, msg: Any, ctx: CallContext,
                        exc: BaseException) -> None:
@@ -218,10 +238,12 @@ class RpcServer:
                 await self._give_up(msg, ctx, exc)
             except Exception as again:  # still down: the sweeps are the last resort
                 log.error("rpc.give_up_failed", queue=self.queue, error=describe(again))
-        await self._dead_letter(message, reason)
+        await self._dead_letter(message, "gave_up", reason)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Move ``message`` to ``<queue>.dead-letter`` with why, then ack it.
+    async def _dead_letter(self, message: AbstractIncomingMessage, why: str,
+                           reason: str) -> None:
+        """Move ``message`` to ``<queue>.dead-letter`` with why (``why``: undecodable,
+        permanent or gave_up, the metrics' label; ``reason``: the words), then ack it.
 
         If the dead-letter queue cannot take it (the broker is gone), the
         message is left unacked for redelivery: it is never dropped.
@@ -239,6 +261,7 @@ class RpcServer:
             return
         log.warning("rpc.dead_lettered", queue=self.queue, dead_letter_queue=target,
                     reason=reason)
+        RPC_DEAD_LETTERED.labels(queue_kind(self.queue), why).inc()
         await _settle(message.ack())
 
     async def _publish_dead(self, target: str, letter: aio_pika.Message) -> None:

@@ -26,7 +26,8 @@ def render_fault(request: web.Request, fault: Fault) -> web.Response:
 
 def create_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
                relay: Relay) -> web.Application:
-    app = create_side_app(settings, pool, rpc, relay, render_fault=render_fault,
+    app = create_side_app(settings, pool, rpc, relay, name="block_storage",
+                          render_fault=render_fault,
                           public=PUBLIC, setup=routes.setup)
     # Innermost: a request is authenticated before its version is read, as in
     # Cinder; the version header goes on every /v3 answer, faults included.

@@ -39,5 +39,5 @@ def render_fault(request: web.Request, fault: Fault) -> web.Response:
 
 def create_app(settings: Settings, pool: asyncpg.Pool, rpc: RpcClient,
                relay: Relay) -> web.Application:
-    return create_side_app(settings, pool, rpc, relay, render_fault=render_fault,
+    return create_side_app(settings, pool, rpc, relay, name="image", render_fault=render_fault,
                            public=PUBLIC, setup=routes.setup)

@@ -27,6 +27,7 @@ from services.api.identity.password_gate import PasswordGate
 from services.api.identity.settings import IdentitySettings, trusted_networks
 from services.api.identity.throttle import LoginThrottle
 from shared.logging import bind_request_id, new_request_id
+from shared.metrics import http_metrics_mw
 from shared.retry import describe, is_transient, unavailable
 
 log = structlog.get_logger(__name__)
@@ -141,7 +142,7 @@ def create_identity_app(pool: asyncpg.Pool, settings: IdentitySettings) -> web.A
     """The Keystone-compatible identity app on ``pool`` (owned by the caller, which
     must keep it open until this app's runner is cleaned up)."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE,
-                          middlewares=[request_id_mw, error_mw])
+                          middlewares=[http_metrics_mw("identity"), request_id_mw, error_mw])
     app[POOL] = pool
     app[SETTINGS] = settings
     app[THROTTLE] = LoginThrottle(settings)
