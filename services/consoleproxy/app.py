@@ -57,6 +57,7 @@ from shared.db.console_tokens import ConsoleTarget
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import Check, broker_check, database_check, health_handler
+from shared.leader import Leadership
 from shared.rpc import RpcClient, connect
 
 log = structlog.get_logger(__name__)
@@ -218,18 +219,22 @@ async def _pump(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
 
 
 async def _purge(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+    """Every proxy process runs this loop; the leader of ``console-token-purge`` purges."""
+    leader = Leadership(pool, "console-token-purge")
     while not stop.is_set():
         try:
-            async with pool.acquire() as conn:
-                gone = await console_tokens.purge(conn, settings.consoleproxy.purge_after_s)
-            if gone:
-                log.info("consoleproxy.tokens_purged", count=gone)
+            if await leader.check():
+                async with pool.acquire() as conn:
+                    gone = await console_tokens.purge(conn, settings.consoleproxy.purge_after_s)
+                if gone:
+                    log.info("consoleproxy.tokens_purged", count=gone)
         except Exception:
             log.exception("consoleproxy.purge_failed")
         try:
             await asyncio.wait_for(stop.wait(), settings.consoleproxy.purge_interval_s)
         except TimeoutError:
             pass
+    await leader.resign()
 
 
 async def run(settings: Settings) -> None:
