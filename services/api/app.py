@@ -27,7 +27,7 @@ from services.api.resources import aggregates, tenant_usage
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
-from shared.health import broker_check, database_check, health_handler
+from shared.health import broker_check, database_check, health_handler, start_health_server
 from shared.outbox import Relay
 from shared.rpc import RpcClient, connect
 
@@ -67,9 +67,8 @@ async def run(settings: Settings) -> None:
     # Publishes what this process wrote to the outbox, and what others left.
     relay = Relay(pool, rpc)
     relay.start()
-    health = health_handler({"database": database_check(pool),
-                             "broker": broker_check(connection)}, service="api",
-                            outbox=lambda: relay.backlog)
+    checks = {"database": database_check(pool), "broker": broker_check(connection)}
+    health = health_handler(checks, service="api", outbox=lambda: relay.backlog)
     api = settings.api
     sites = [
         ("compute", create_compute_app(settings, pool, rpc, relay, health), api.host, api.port),
@@ -85,7 +84,11 @@ async def run(settings: Settings) -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         runners.append(runner)
-        await web.TCPSite(runner, host, port).start()
+        # Several API processes may share each port (``make up`` starts one per
+        # core): the kernel spreads the connections among them.
+        await web.TCPSite(runner, host, port, reuse_port=True).start()
+    own_health = await start_health_server(settings.health, checks, service="api",
+                                           outbox=lambda: relay.backlog)
     log.info("api.started", **{name: f"{host}:{port}" for name, _, host, port in sites})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,6 +98,8 @@ async def run(settings: Settings) -> None:
     log.info("api.stopping")
     for runner in runners:
         await runner.cleanup()
+    if own_health is not None:
+        await own_health.cleanup()
     await relay.stop()
     await rpc.close()
     await connection.close()

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from services.api.identity.settings import IdentitySettings
-from shared.config import AmqpSettings, DatabaseSettings, LogSettings
+from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 from shared.image_store import ImageStoreSettings
 from shared.states import VmState
 
@@ -86,3 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api: ApiSettings
     identity: IdentitySettings
     images: ImageStoreSettings = ImageStoreSettings()
+    health: HealthSettings = HealthSettings()
+    """A ``/healthz`` of this process alone (``NIMBUS_HEALTH_PORT``): with several API
+    processes on one port (SO_REUSEPORT) the shared port's answers come from any of
+    them, so the supervisor checks each on its own port."""

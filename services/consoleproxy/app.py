@@ -43,7 +43,12 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from services.consoleproxy import origin, tokens
-from services.consoleproxy.page import DEFAULT_POLICY, console_page, page_policy, refusal_page
+from services.consoleproxy.page import (
+    DEFAULT_POLICY,
+    console_page,
+    page_policy,
+    refusal_page,
+)
 from services.consoleproxy.settings import Settings
 from services.consoleproxy.validate import (
     ConsoleGone,
@@ -56,7 +61,13 @@ from shared.db import console_tokens
 from shared.db.console_tokens import ConsoleTarget
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
-from shared.health import Check, broker_check, database_check, health_handler
+from shared.health import (
+    Check,
+    broker_check,
+    database_check,
+    health_handler,
+    start_health_server,
+)
 from shared.leader import Leadership
 from shared.rpc import RpcClient, connect
 
@@ -250,7 +261,12 @@ async def run(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     c = settings.consoleproxy
-    await web.TCPSite(runner, c.host, c.port).start()
+    # Replicas may share the port (SO_REUSEPORT): console tokens are rows in
+    # PostgreSQL, so any replica accepts any token.
+    await web.TCPSite(runner, c.host, c.port, reuse_port=True).start()
+    own_health = await start_health_server(
+        settings.health, {"database": database_check(pool), "broker": broker_check(connection)},
+        service="consoleproxy")
     log.info("consoleproxy.started", listen=f"{c.host}:{c.port}", public_url=c.public_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -261,6 +277,8 @@ async def run(settings: Settings) -> None:
     log.info("consoleproxy.stopping")
     await purge
     await runner.cleanup()
+    if own_health is not None:
+        await own_health.cleanup()
     await rpc.close()
     await connection.close()
     await pool.close()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.config import AmqpSettings, DatabaseSettings, LogSettings
+from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, LogSettings
 
 
 class ConsoleProxySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,3 +40,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     amqp: AmqpSettings = AmqpSettings()
     log: LogSettings = LogSettings()
     consoleproxy: ConsoleProxySettings = ConsoleProxySettings()
+    health: HealthSettings = HealthSettings()
+    """A ``/healthz`` of this process alone (``NIMBUS_HEALTH_PORT``), for replicas
+    sharing ``port`` with SO_REUSEPORT."""
