@@ -56,12 +56,14 @@ async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
 
 
 @pytest.fixture(scope="session")
-async def replica_cloud(request, infra, migrated_template) -> AsyncIterator[Cloud]:
+def replica_cloud(request) -> Cloud:
     """A cloud with two processes of each replicated service: the session's ``cloud``
-    when ``NIMBUS_E2E_REPLICAS`` made it so, else one of its own."""
-    if e2e_replicas():
-        yield request.getfixturevalue("cloud")
-        return
+    when ``NIMBUS_E2E_REPLICAS`` made it so, else one of its own (not both)."""
+    return request.getfixturevalue("cloud" if e2e_replicas() else "own_replica_cloud")
+
+
+@pytest.fixture(scope="session")
+async def own_replica_cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
     async with fresh_cloud(infra, migrated_template, "e2erep", E2E_ENV,
                            dict.fromkeys(REPLICATED, 2)) as c:
         yield c
