@@ -60,15 +60,16 @@ def health_handler(checks: dict[str, Check], **extra: object):
     return healthz
 
 
-async def start_health_server(settings: HealthSettings, checks: dict[str, Check],
-                              **extra: object) -> web.AppRunner | None:
+async def start_health_server(settings: HealthSettings, checks: dict[str, Check], *,
+                              metrics=None, **extra: object) -> web.AppRunner | None:
     """Serve ``/healthz`` and ``/metrics`` on the configured port; None when the
-    port is 0."""
+    port is 0. ``metrics``: the ``/metrics`` handler, when the process's own (the
+    API's, which refreshes the cloud-wide families) is not the plain one."""
     if not settings.port:
         return None
     app = web.Application()
     app.router.add_get("/healthz", health_handler(checks, **extra))
-    app.router.add_get("/metrics", metrics_handler())
+    app.router.add_get("/metrics", metrics or metrics_handler())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()

@@ -24,6 +24,7 @@ from shared.config import AmqpSettings, DatabaseSettings, HealthSettings, Shutdo
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.health import broker_check, database_check, start_health_server
+from shared.leader import Leadership
 from shared.outbox import Relay
 from shared.retry import OutageClock, describe, is_outage, is_transient
 from shared.rpc import RpcClient, RpcServer, connect
@@ -49,6 +50,8 @@ class Worker:
         self.rpc: RpcClient
         self._servers: list[RpcServer] = []
         self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
+        self.leaders: list[Leadership] = []
+        """One per cluster-wide periodic task (``every(..., once=True)``)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._health_extra: dict[str, object] = {}
@@ -89,8 +92,16 @@ class Worker:
             self.relay = Relay(self.pool, self.rpc, lease_s=lease_s)
         return self.relay
 
-    def every(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run ``fn`` every ``interval_s`` seconds; a failure is logged and retried next time."""
+    def every(self, interval_s: float, fn: Callable[[], Awaitable[None]], name: str, *,
+              once: bool = False) -> None:
+        """Run ``fn`` every ``interval_s`` seconds; a failure is logged and retried next time.
+
+        ``once``: a cluster-wide task, run in each round by one replica of the
+        service only, the leader of ``name`` (``shared.leader``)."""
+        if once:
+            leader = Leadership(self.pool, name)
+            self.leaders.append(leader)
+            fn = leader.guard(fn)
         self._periodic.append((interval_s, fn, name))
 
     async def _probe_database(self) -> None:
@@ -132,6 +143,8 @@ class Worker:
             self._tasks.append(asyncio.create_task(self._loop(interval_s, fn, name)))
         extra = dict(self._health_extra)
         extra["retrying"] = lambda: sum(s.retrying for s in self._servers)
+        if self.leaders:
+            extra["leading"] = lambda: [lead.job for lead in self.leaders if lead.leading]
         if self.relay is not None:
             relay = self.relay
             extra["outbox"] = lambda: relay.backlog
@@ -148,6 +161,8 @@ class Worker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for leader in self.leaders:
+            await leader.resign()
         for fn in self._on_stop:
             await fn()
         if self.relay is not None:

@@ -64,19 +64,35 @@ class ServicePorts:
     """The network endpoint (Neutron v2.0 subset), served by the api process."""
     block_storage: int = 8776
     """The block-storage endpoint (Cinder v3 subset), served by the api process."""
+    replica_health: Sequence[int] = tuple(range(8790, 8830))
+    """Health ports of replicas, taken in order: each extra replica of a worker, and
+    each api or console-proxy process when several share their ports."""
 
     @classmethod
-    def free(cls, agents: int = len(AZS)) -> ServicePorts:
-        """Ports free right now on 127.0.0.1 (for tests running beside `make up`)."""
-        p = infra.free_ports(9 + agents)
+    def free(cls, agents: int = len(AZS), replicas: int = 0) -> ServicePorts:
+        """Ports free right now on 127.0.0.1 (for tests running beside `make up`);
+        ``replicas`` health ports for replicas."""
+        p = infra.free_ports(9 + agents + replicas)
         return cls(api=p[0], identity=p[1], scheduler_health=p[2], network_health=p[3],
                    console_proxy=p[4], volume_health=p[5], image=p[6], network=p[7],
-                   block_storage=p[8], compute_health=tuple(p[9:]))
+                   block_storage=p[8], compute_health=tuple(p[9:9 + agents]),
+                   replica_health=tuple(p[9 + agents:]))
+
+
+REPLICATED = ("api", "scheduler", "network", "volume", "consoleproxy")
+"""The services that may run as several processes (compute agents are one per host)."""
+
+
+def api_workers(env: Mapping[str, str]) -> int:
+    """How many API processes `make up` starts: `NIMBUS_API_WORKERS`, else one per core."""
+    asked = env.get("NIMBUS_API_WORKERS", "").strip()
+    return max(1, int(asked)) if asked else max(1, os.cpu_count() or 1)
 
 
 def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePorts | None = None,
                      azs: Sequence[str] = AZS, host: str = "127.0.0.1",
-                     python: str = sys.executable) -> list[ServiceSpec]:
+                     python: str = sys.executable,
+                     replicas: Mapping[str, int] | None = None) -> list[ServiceSpec]:
     """The Nimbus services: api, scheduler, network, volume, the console proxy and one
     compute agent per AZ.
 
@@ -88,6 +104,9 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
         azs: one compute agent per entry, named `<prefix>-<az>`.
         host: the address everything listens on and is reached at.
         python: the interpreter to run the services with.
+        replicas: how many processes of each of `REPLICATED` (1 if not named).
+            The first keeps the service's name, the others are `<name>-2`...;
+            api and console-proxy processes share their ports (SO_REUSEPORT).
     """
     ports = ports or ServicePorts()
     if len(ports.compute_health) < len(azs):
@@ -126,7 +145,36 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
                              NIMBUS_COMPUTE_HOST=name, NIMBUS_COMPUTE_AZ=az,
                              NIMBUS_LIBVIRT_VNC_PORT_MIN=str(vnc_min),
                              NIMBUS_LIBVIRT_VNC_PORT_MAX=str(vnc_min + 99)))
-    return specs
+    return _replicate(specs, replicas or {}, ports.replica_health, host)
+
+
+def _replicate(specs: list[ServiceSpec], replicas: Mapping[str, int], health_ports: Sequence[int],
+               host: str) -> list[ServiceSpec]:
+    """Each spec as many times as `replicas` says, each copy with a health port of its own.
+
+    Workers' extra copies differ only in name and `NIMBUS_HEALTH_PORT`. The api and
+    the console proxy serve their health on the port they share, where any of the
+    copies may answer, so when there are several each gets a port of its own."""
+    unknown = set(replicas) - set(REPLICATED)
+    if unknown:
+        raise ValueError(f"only {', '.join(REPLICATED)} have replicas, not {', '.join(unknown)}")
+    free = iter(health_ports)
+    out = []
+    for spec in specs:
+        count = replicas.get(spec.name, 1)
+        shared_port = spec.name in ("api", "consoleproxy")
+        for i in range(1, count + 1):
+            if i == 1 and (count == 1 or not shared_port):
+                out.append(spec)
+                continue
+            try:
+                port = next(free)
+            except StopIteration:
+                raise ValueError("not enough replica_health ports for the replicas") from None
+            name = spec.name if i == 1 else f"{spec.name}-{i}"
+            env = {**spec.env_extra, "NIMBUS_HEALTH_HOST": host, "NIMBUS_HEALTH_PORT": str(port)}
+            out.append(ServiceSpec(name, spec.argv, env, f"http://{host}:{port}/healthz"))
+    return out
 
 
 def _worker(name: str, argv: list[str], host: str, port: int, **extra: str) -> ServiceSpec:
@@ -431,12 +479,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = args.run.resolve()
     ports = ServicePorts()
+    replicas = {"api": api_workers(os.environ)}
 
     if args.command == "down":
         if not run.exists():
             print("nothing to stop")
             return 0
-        Stack(run, os.environ, default_services(os.environ, ports=ports)).stop()
+        Stack(run, os.environ, default_services(os.environ, ports=ports, replicas=replicas)).stop()
         # Real guests (libvirt driver) are powered off as a host shutdown would; the
         # agents find them stopped (SHUTOFF) at the next `make up`.
         guests = hypervisor.stop_guests(run / "libvirt")
@@ -449,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "pids").is_dir():
             print("not running")
             return 1
-        stack = Stack(run, os.environ, default_services(os.environ, ports=ports))
+        stack = Stack(run, os.environ, default_services(os.environ, ports=ports, replicas=replicas))
         status = stack.status()
         for name, (pid, healthy) in status.items():
             state = "healthy" if healthy else ("running, not healthy" if pid else "stopped")
@@ -481,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the cloud runs without it; the fake driver needs no bits
         print(f"note: Nimbus Tiny Linux was not built, so it is not seeded ({exc})",
               file=sys.stderr)
-    stack = Stack(run, env, default_services(env, ports=ports))
+    stack = Stack(run, env, default_services(env, ports=ports, replicas=replicas))
     try:
         _manage(env, "migrate", stack.cwd, stack.log_path("manage"))
         _manage(env, "bootstrap", stack.cwd, stack.log_path("manage"))

@@ -27,7 +27,7 @@ from services.api.resources import aggregates, tenant_usage
 from services.api.settings import Settings
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
-from shared.health import broker_check, database_check, health_handler
+from shared.health import broker_check, database_check, health_handler, start_health_server
 from shared.metrics import http_metrics_mw, metrics_handler
 from shared.metrics_sources import database_refresher, queue_refresher
 from shared.outbox import Relay
@@ -74,9 +74,8 @@ async def run(settings: Settings) -> None:
     # Publishes what this process wrote to the outbox, and what others left.
     relay = Relay(pool, rpc)
     relay.start()
-    health = health_handler({"database": database_check(pool),
-                             "broker": broker_check(connection)}, service="api",
-                            outbox=lambda: relay.backlog)
+    checks = {"database": database_check(pool), "broker": broker_check(connection)}
+    health = health_handler(checks, service="api", outbox=lambda: relay.backlog)
     # The cloud-wide families (servers, hosts, queue depths) are read here, at scrape time.
     metrics = metrics_handler({"database": database_refresher(pool),
                                "queues": queue_refresher(connection, pool)})
@@ -97,7 +96,11 @@ async def run(settings: Settings) -> None:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown.grace_s)
         await runner.setup()
         runners.append(runner)
-        await web.TCPSite(runner, host, port).start()
+        # Several API processes may share each port (``make up`` starts one per
+        # core): the kernel spreads the connections among them.
+        await web.TCPSite(runner, host, port, reuse_port=True).start()
+    own_health = await start_health_server(settings.health, checks, metrics=metrics,
+                                           service="api", outbox=lambda: relay.backlog)
     log.info("api.started", **{name: f"{host}:{port}" for name, _, host, port in sites})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,6 +110,8 @@ async def run(settings: Settings) -> None:
     log.info("api.stopping")
     for runner in runners:
         await runner.cleanup()
+    if own_health is not None:
+        await own_health.cleanup()
     await relay.stop()
     await rpc.close()
     await connection.close()

@@ -52,6 +52,7 @@ from services.api.ratelimit import (
     Rule,
     effective_rules,
 )
+from services.api.ratelimit import status as rate_status
 from services.api.settings import Settings
 from services.network import networks as network_sql
 from services.network.settings import Settings as NetworkServiceSettings
@@ -181,11 +182,12 @@ async def _show_limits(conn: asyncpg.Connection, project: Project) -> str:
     lines += [f"  {key:24} {value:>8}" for key, value in sorted(used.items())]
     overrides = [Rule(r["verb"], r["uri"], r["regex"], r["value"], r["unit"])
                  for r in await quota_q.rate_limits(conn, project.id)]
-    lines.append("rate limits (counted in each API process):")
-    for rule in effective_rules(overrides):
+    lines.append("rate limits (shared by every API process; remaining now):")
+    for s in await rate_status(conn, project.id, effective_rules(overrides)):
+        rule = s.rule
         source = "default" if rule in DEFAULT_RULES else "project"
         lines.append(f"  {rule.verb:6} {rule.uri:18} {rule.value:>6}/{rule.unit:6}  "
-                     f"{source:7}  {rule.regex}")
+                     f"{s.remaining:>6} left  {source:7}  {rule.regex}")
     return "\n".join(lines)
 
 

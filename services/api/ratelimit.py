@@ -30,9 +30,15 @@ set-rate-limit``) replace the default rule with the same verb and uri label
 and add to the rest. The API reads them at most every ``RULES_TTL_S`` seconds,
 so a change takes that long to apply.
 
-Counters live in memory in each API process, keyed by project: with several
-API processes behind a balancer each has its own allowance, so a project may
-make up to (processes x value) requests per unit. A restart forgets them.
+Counters are shared by every API process: one bucket row per (project, verb,
+uri) in PostgreSQL (migration 0014, whose functions hold the arithmetic), so
+replicas behind a balancer give a project its allowance once, not once each.
+Cost: a rate-limited request runs one statement (``rate_limit_charge``: lock
+the project's matching bucket rows in key order, read them, update them; one
+round trip, one index lookup and one row update per matching rule, usually
+one or two). Two requests of one project wait on each other's row lock for
+that statement only; the first request of a (project, rule) also inserts its
+row. Times come from the database's clock, the one clock every replica shares.
 """
 
 from __future__ import annotations
@@ -62,7 +68,6 @@ VERBS = ("GET", "POST", "PUT", "DELETE")
 RULES_TTL_S = 10.0
 """How long a project's rules are cached before they are read again."""
 
-_EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -122,13 +127,6 @@ def effective_rules(overrides: Iterable[Rule], defaults: Sequence[Rule] = DEFAUL
     return (*merged, *own.values())
 
 
-@dataclass
-class _Bucket:
-    level: float = 0.0
-    """Seconds of the unit filled; each request adds ``unit/value``."""
-    last: float = 0.0
-
-
 @dataclass(frozen=True)
 class RuleStatus:
     rule: Rule
@@ -144,70 +142,30 @@ class Denial:
     """Seconds until the request would fit."""
 
 
-class RateLimiter:
-    """Leaky buckets per (project, rule), in this process's memory.
+def _columns(rules: Iterable[Rule]) -> list[tuple[str, str, int, int]]:
+    return [(r.verb, r.uri, r.seconds, r.value) for r in rules]
 
-    ``clock`` drives the buckets (monotonic); ``wall`` only dates
-    ``next-available`` for display. Both are injectable for tests.
-    """
 
-    MAX_BUCKETS = 100_000
-    """Past this many, buckets that have drained are forgotten."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._wall = wall
-        self._buckets: dict[tuple[str, Rule], _Bucket] = {}
-
-    def _level(self, key: tuple[str, Rule], now: float) -> float:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            return 0.0
-        return max(0.0, bucket.level - (now - bucket.last))
-
-    def check(self, project: str, rules: Iterable[Rule], verb: str, target: str) -> Denial | None:
-        """Charge the request to every matching rule, or to none and say why not."""
-        now = self._clock()
-        matching = [r for r in rules if r.matches(verb, target)]
-        if not matching:
-            return None
-        worst: Denial | None = None
-        levels = []
-        for rule in matching:
-            key = (project, rule)
-            level = self._level(key, now)
-            cost = rule.seconds / rule.value
-            over = level + cost - rule.seconds
-            if over > _EPSILON and (worst is None or over > worst.retry_after):
-                worst = Denial(rule, over)
-            levels.append((key, level + cost))
-        if worst is not None:
-            return worst
-        for key, level in levels:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = self._buckets[key] = _Bucket()
-            bucket.level, bucket.last = level, now
-        if len(self._buckets) > self.MAX_BUCKETS:
-            self._forget_drained(now)
+async def charge(conn: asyncpg.Pool | asyncpg.Connection, project: str, rules: Iterable[Rule],
+                 verb: str, target: str, now: datetime | None = None) -> Denial | None:
+    """Charge the request to every matching rule, or to none and say why not (the
+    longest wait). No statement runs when no rule matches. ``now`` is for tests."""
+    matching = {(r.verb, r.uri): r for r in rules if r.matches(verb, target)}
+    if not matching:
         return None
+    spent = await q.rate_charge(conn, project, _columns(matching.values()), now)
+    if not spent:
+        return None
+    worst = max(spent, key=lambda row: row["retry_after"])
+    return Denial(matching[(worst["verb"], worst["uri"])], worst["retry_after"])
 
-    def status(self, project: str, rules: Iterable[Rule]) -> list[RuleStatus]:
-        """Each rule's remaining requests and when the next one fits (nothing charged)."""
-        now, wall = self._clock(), self._wall()
-        out = []
-        for rule in rules:
-            level = self._level((project, rule), now)
-            cost = rule.seconds / rule.value
-            remaining = math.floor((rule.seconds - level) / cost + _EPSILON)
-            wait = max(0.0, level + cost - rule.seconds)
-            out.append(RuleStatus(rule, max(0, min(rule.value, remaining)), wall + wait))
-        return out
 
-    def _forget_drained(self, now: float) -> None:
-        for key in [k for k, b in self._buckets.items() if b.level - (now - b.last) <= 0]:
-            del self._buckets[key]
+async def status(conn: asyncpg.Pool | asyncpg.Connection, project: str, rules: Sequence[Rule],
+                 now: datetime | None = None) -> list[RuleStatus]:
+    """Each rule's remaining requests and when the next one fits (nothing charged)."""
+    rows = await q.rate_status(conn, project, _columns(rules), now)
+    return [RuleStatus(rule, row["remaining"], row["next_available"].timestamp())
+            for rule, row in zip(rules, rows, strict=True)]
 
 
 def rate_view(statuses: Iterable[RuleStatus]) -> list[dict[str, object]]:
@@ -261,9 +219,8 @@ async def load_overrides(conn: asyncpg.Pool | asyncpg.Connection, project_id: st
 
 @dataclass
 class RateLimits:
-    """What the compute app holds: the counters and the cached rules."""
+    """What the compute app holds: the cached rules (the counters are in PostgreSQL)."""
 
-    limiter: RateLimiter = field(default_factory=RateLimiter)
     rules: RulesCache = field(default_factory=RulesCache)
 
 
@@ -292,8 +249,9 @@ async def ratelimit_mw(request: web.Request, handler: Handler) -> web.StreamResp
     if principal is None or principal.project_id is None or target is None:
         return await handler(request)
     limits = request.app[RATE_LIMITS]
-    rules = await limits.rules.get(request.app[POOL], principal.project_id)
-    denial = limits.limiter.check(principal.project_id, rules, request.method, target)
+    pool = request.app[POOL]
+    rules = await limits.rules.get(pool, principal.project_id)
+    denial = await charge(pool, principal.project_id, rules, request.method, target)
     if denial is not None:
         retry_after = max(1, math.ceil(denial.retry_after))
         log.info("api.rate_limited", verb=denial.rule.verb, uri=denial.rule.uri,
@@ -304,7 +262,7 @@ async def ratelimit_mw(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 async def project_status(request: web.Request, project_id: str) -> list[RuleStatus]:
-    """The project's rules as this process counts them (for /limits)."""
-    limits = request.app[RATE_LIMITS]
-    rules = await limits.rules.get(request.app[POOL], project_id)
-    return limits.limiter.status(project_id, rules)
+    """The project's rules as every API process counts them (for /limits)."""
+    pool = request.app[POOL]
+    rules = await request.app[RATE_LIMITS].rules.get(pool, project_id)
+    return await status(pool, project_id, rules)

@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 import msgspec
 
 from services.api.identity.settings import IdentitySettings
-from shared.config import AmqpSettings, DatabaseSettings, LogSettings, ShutdownSettings
+from shared.config import (
+    AmqpSettings,
+    DatabaseSettings,
+    HealthSettings,
+    LogSettings,
+    ShutdownSettings,
+)
 from shared.image_store import ImageStoreSettings
 from shared.states import VmState
 
@@ -87,3 +93,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     identity: IdentitySettings
     images: ImageStoreSettings = ImageStoreSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
+    health: HealthSettings = HealthSettings()
+    """A ``/healthz`` and ``/metrics`` of this process alone (``NIMBUS_HEALTH_PORT``):
+    with several API processes on one port (SO_REUSEPORT) the shared port's answers
+    come from any of them, so the supervisor and Prometheus ask each on its own port."""

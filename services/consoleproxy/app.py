@@ -45,7 +45,12 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from services.consoleproxy import origin, tokens
-from services.consoleproxy.page import DEFAULT_POLICY, console_page, page_policy, refusal_page
+from services.consoleproxy.page import (
+    DEFAULT_POLICY,
+    console_page,
+    page_policy,
+    refusal_page,
+)
 from services.consoleproxy.settings import Settings
 from services.consoleproxy.validate import (
     ConsoleGone,
@@ -58,7 +63,14 @@ from shared.db import console_tokens
 from shared.db.console_tokens import ConsoleTarget
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
-from shared.health import Check, broker_check, database_check, health_handler
+from shared.health import (
+    Check,
+    broker_check,
+    database_check,
+    health_handler,
+    start_health_server,
+)
+from shared.leader import Leadership
 from shared.metrics import http_metrics_mw, metrics_handler
 from shared.rpc import RpcClient, connect
 
@@ -222,18 +234,22 @@ async def _pump(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
 
 
 async def _purge(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:
+    """Every proxy process runs this loop; the leader of ``console-token-purge`` purges."""
+    leader = Leadership(pool, "console-token-purge")
     while not stop.is_set():
         try:
-            async with pool.acquire() as conn:
-                gone = await console_tokens.purge(conn, settings.consoleproxy.purge_after_s)
-            if gone:
-                log.info("consoleproxy.tokens_purged", count=gone)
+            if await leader.check():
+                async with pool.acquire() as conn:
+                    gone = await console_tokens.purge(conn, settings.consoleproxy.purge_after_s)
+                if gone:
+                    log.info("consoleproxy.tokens_purged", count=gone)
         except Exception:
             log.exception("consoleproxy.purge_failed")
         try:
             await asyncio.wait_for(stop.wait(), settings.consoleproxy.purge_interval_s)
         except TimeoutError:
             pass
+    await leader.resign()
 
 
 async def run(settings: Settings) -> None:
@@ -251,7 +267,12 @@ async def run(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown.grace_s)
     await runner.setup()
     c = settings.consoleproxy
-    await web.TCPSite(runner, c.host, c.port).start()
+    # Replicas may share the port (SO_REUSEPORT): console tokens are rows in
+    # PostgreSQL, so any replica accepts any token.
+    await web.TCPSite(runner, c.host, c.port, reuse_port=True).start()
+    own_health = await start_health_server(
+        settings.health, {"database": database_check(pool), "broker": broker_check(connection)},
+        service="consoleproxy")
     log.info("consoleproxy.started", listen=f"{c.host}:{c.port}", public_url=c.public_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -262,6 +283,8 @@ async def run(settings: Settings) -> None:
     log.info("consoleproxy.stopping")
     await purge
     await runner.cleanup()
+    if own_health is not None:
+        await own_health.cleanup()
     await rpc.close()
     await connection.close()
     await pool.close()

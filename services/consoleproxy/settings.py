@@ -10,7 +10,13 @@ from typing import Annotated
 
 import msgspec
 
-from shared.config import AmqpSettings, DatabaseSettings, LogSettings, ShutdownSettings
+from shared.config import (
+    AmqpSettings,
+    DatabaseSettings,
+    HealthSettings,
+    LogSettings,
+    ShutdownSettings,
+)
 
 
 class ConsoleProxySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,3 +47,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log: LogSettings = LogSettings()
     consoleproxy: ConsoleProxySettings = ConsoleProxySettings()
     shutdown: ShutdownSettings = ShutdownSettings()
+    health: HealthSettings = HealthSettings()
+    """A ``/healthz`` and ``/metrics`` of this process alone (``NIMBUS_HEALTH_PORT``),
+    for replicas sharing ``port`` with SO_REUSEPORT."""

@@ -210,4 +210,5 @@ def serve(worker: Worker, settings: NetworkSettings) -> None:
         async with worker.pool.acquire() as conn:
             await ports.sweep_reservations(conn, older_than_s=settings.reservation_ttl_s)
 
-    worker.every(settings.reservation_sweep_interval_s, sweep, "fixed_ip_reservation_sweep")
+    worker.every(settings.reservation_sweep_interval_s, sweep, "fixed_ip_reservation_sweep",
+                 once=True)

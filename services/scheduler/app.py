@@ -27,7 +27,8 @@ async def create_worker(settings: Settings) -> Worker:
     sweeper = BuildSweeper(worker.pool, settings.scheduler,
                            NetworkClient(worker.rpc, request_id=None),
                            relay=relay, outages=worker.outages)
-    worker.every(settings.scheduler.sweep_interval_s, sweeper.sweep, "build-sweep")
+    worker.every(settings.scheduler.sweep_interval_s, sweeper.sweep, "build-sweep",
+                 once=True)
     worker.health_info(queue=QUEUE)
     return worker
 

@@ -35,6 +35,6 @@ async def create_worker(settings: Settings) -> Worker:
     handler = VolumeHandler(worker.pool, backend, ImageStore.from_settings(settings.images))
     worker.serve(QUEUE, VolumeMessage, handler, give_up=handler.give_up)
     sweeper = VolumeSweeper(worker.pool, s, backend, outages=worker.outages)
-    worker.every(s.sweep_interval_s, sweeper.sweep, "volume-sweep")
+    worker.every(s.sweep_interval_s, sweeper.sweep, "volume-sweep", once=True)
     worker.health_info(queue=QUEUE, backend=backend.name, store=store.root)
     return worker

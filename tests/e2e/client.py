@@ -166,9 +166,11 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0,
 
 
 @asynccontextmanager
-async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Cloud]:
+async def running_cloud(env: dict[str, str], run_dir: Path,
+                        replicas: dict[str, int] | None = None) -> AsyncIterator[Cloud]:
     """Every service as its own process on ``env``'s database and broker, bootstrapped,
-    healthy, and a Cloud to reach it; everything stopped on exit."""
+    healthy, and a Cloud to reach it; everything stopped on exit. ``replicas``: how
+    many processes of each service (``deploy.local.supervisor.default_services``)."""
     import os
     import subprocess
     import sys
@@ -185,8 +187,8 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
     env.setdefault("NIMBUS_IMAGES_DIR", str(run_dir / "images"))
     env.setdefault("NIMBUS_VOLUMES_DIR", str(run_dir / "volumes"))
     repo = Path(__file__).resolve().parents[2]
-    ports = ServicePorts.free()
-    stack = Stack(run_dir, env, default_services(env, ports=ports), cwd=repo)
+    ports = ServicePorts.free(replicas=sum(replicas.values()) if replicas else 0)
+    stack = Stack(run_dir, env, default_services(env, ports=ports, replicas=replicas), cwd=repo)
     api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
     boot_env = {**os.environ, **env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
                 "NIMBUS_IDENTITY_PUBLIC_URL": identity_url}
@@ -212,8 +214,8 @@ async def running_cloud(env: dict[str, str], run_dir: Path) -> AsyncIterator[Clo
 
 
 @asynccontextmanager
-async def fresh_cloud(infra: Any, template: str, name: str,
-                      settings: dict[str, str]) -> AsyncIterator[Cloud]:
+async def fresh_cloud(infra: Any, template: str, name: str, settings: dict[str, str],
+                      replicas: dict[str, int] | None = None) -> AsyncIterator[Cloud]:
     """:func:`running_cloud` with ``settings`` on a database cloned from the migrated
     ``template`` and a vhost of its own, both dropped afterwards."""
     import os
@@ -226,7 +228,7 @@ async def fresh_cloud(infra: Any, template: str, name: str,
     run_dir = Path(tempfile.mkdtemp(prefix=f"nimbus-{name}-"))
     env = {**os.environ, **settings, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url}
     try:
-        async with running_cloud(env, run_dir) as cloud:
+        async with running_cloud(env, run_dir, replicas) as cloud:
             yield cloud
     finally:
         await infra.drop_vhost(amqp_url)

@@ -8,6 +8,7 @@ spawn delay, heartbeat), never by reaching into a service.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,11 +37,35 @@ E2E_ENV = {
 }
 
 
+REPLICATED = ("api", "scheduler", "network", "volume", "consoleproxy")
+
+
+def e2e_replicas() -> dict[str, int] | None:
+    """``NIMBUS_E2E_REPLICAS=N`` runs the session's cloud with N processes of each
+    replicated service (the e2e suite, or part of it, against a scaled-out cloud)."""
+    n = int(os.environ.get("NIMBUS_E2E_REPLICAS", "1"))
+    return dict.fromkeys(REPLICATED, n) if n > 1 else None
+
+
 @pytest.fixture(scope="session")
 async def cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
     # The fake driver records what each guest was given under guests/<host>/<server id>/
     # (tests read it through cloud.stack.env["NIMBUS_FAKE_STATE_DIR"]).
-    async with fresh_cloud(infra, migrated_template, "e2e", E2E_ENV) as c:
+    async with fresh_cloud(infra, migrated_template, "e2e", E2E_ENV, e2e_replicas()) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def replica_cloud(request) -> Cloud:
+    """A cloud with two processes of each replicated service: the session's ``cloud``
+    when ``NIMBUS_E2E_REPLICAS`` made it so, else one of its own (not both)."""
+    return request.getfixturevalue("cloud" if e2e_replicas() else "own_replica_cloud")
+
+
+@pytest.fixture(scope="session")
+async def own_replica_cloud(infra, migrated_template) -> AsyncIterator[Cloud]:
+    async with fresh_cloud(infra, migrated_template, "e2erep", E2E_ENV,
+                           dict.fromkeys(REPLICATED, 2)) as c:
         yield c
 
 

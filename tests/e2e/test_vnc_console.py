@@ -24,7 +24,9 @@ def _active(s):
 
 
 def _proxy_base(cloud) -> str:
-    return cloud.stack.services["consoleproxy"].health_url.removesuffix("/healthz")
+    # Its public URL, not its health URL: with replicas each has a health port
+    # of its own, apart from the port they share.
+    return cloud.stack.services["consoleproxy"].env_extra["NIMBUS_CONSOLEPROXY_PUBLIC_URL"]
 
 
 def _token(url: str) -> str:

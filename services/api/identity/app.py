@@ -26,6 +26,7 @@ from services.api.identity.errors import IdentityError
 from services.api.identity.password_gate import PasswordGate
 from services.api.identity.settings import IdentitySettings, trusted_networks
 from services.api.identity.throttle import LoginThrottle
+from shared.leader import Leadership
 from shared.logging import bind_request_id, new_request_id
 from shared.metrics import http_metrics_mw
 from shared.retry import describe, is_transient, unavailable
@@ -113,18 +114,24 @@ async def error_mw(request: web.Request, handler: Handler) -> web.StreamResponse
 
 
 async def _purge_loop(pool: asyncpg.Pool, interval_s: float) -> None:
-    while True:
-        try:
-            purged = await tokens.purge_expired_tokens(pool)
-            if purged:
-                log.info("identity.tokens_purged", count=purged)
-        except Exception as exc:
-            # The database may be briefly away; the next round tries again.
-            if is_transient(exc):
-                log.warning("identity.token_purge_failed", error=describe(exc))
-            else:
-                log.exception("identity.token_purge_failed")
-        await asyncio.sleep(interval_s)
+    """Every API process runs this loop; the leader of ``token-purge`` purges."""
+    leader = Leadership(pool, "token-purge")
+    try:
+        while True:
+            try:
+                if await leader.check():
+                    purged = await tokens.purge_expired_tokens(pool)
+                    if purged:
+                        log.info("identity.tokens_purged", count=purged)
+            except Exception as exc:
+                # The database may be briefly away; the next round tries again.
+                if is_transient(exc):
+                    log.warning("identity.token_purge_failed", error=describe(exc))
+                else:
+                    log.exception("identity.token_purge_failed")
+            await asyncio.sleep(interval_s)
+    finally:
+        await leader.resign()
 
 
 async def token_purge_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,9 +1,11 @@
 """SQL for per-project limits: ``project_quotas``, ``project_rate_limits``, the
-per-project quota lock and the usage counted from live servers and volumes."""
+per-project quota lock, the usage counted from live servers and volumes, and the
+shared rate-limit buckets."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -53,6 +55,15 @@ ON CONFLICT (project_id, verb, uri) DO UPDATE SET regex = excluded.regex,
        value = excluded.value, unit = excluded.unit"""
 
 _CLEAR_RATE_LIMITS = "DELETE FROM project_rate_limits WHERE project_id = $1"
+
+# The functions of migration 0014 (their arithmetic is there).
+_RATE_CHARGE = """
+SELECT verb, uri, retry_after
+  FROM rate_limit_charge($1, $2::text[], $3::text[], $4::float8[], $5::int[], $6)"""
+
+_RATE_STATUS = """
+SELECT verb, uri, remaining, next_available
+  FROM rate_limit_status($1, $2::text[], $3::text[], $4::float8[], $5::int[], $6)"""
 
 
 async def lock_project(conn: asyncpg.Connection, project_id: str) -> None:
@@ -113,3 +124,22 @@ async def clear_rate_limits(conn: asyncpg.Connection, project_id: str) -> int:
     """Delete the project's own rate limits; return how many there were."""
     status = await conn.execute(_CLEAR_RATE_LIMITS, project_id)
     return int(status.split()[-1])
+
+
+async def rate_charge(conn: asyncpg.Pool | asyncpg.Connection, project_id: str,
+                      rules: list[tuple[str, str, int, int]], now: datetime | None = None
+                      ) -> list[asyncpg.Record]:
+    """Charge a request to each (verb, uri, seconds, value) or to none: the spent ones
+    with their ``retry_after`` (empty when charged). One statement."""
+    verbs, uris, seconds, values = (list(col) for col in zip(*rules, strict=True))
+    return await conn.fetch(_RATE_CHARGE, project_id, verbs, uris, seconds, values, now)
+
+
+async def rate_status(conn: asyncpg.Pool | asyncpg.Connection, project_id: str,
+                      rules: list[tuple[str, str, int, int]], now: datetime | None = None
+                      ) -> list[asyncpg.Record]:
+    """Each (verb, uri, seconds, value)'s ``remaining`` and ``next_available``, in order."""
+    if not rules:
+        return []
+    verbs, uris, seconds, values = (list(col) for col in zip(*rules, strict=True))
+    return await conn.fetch(_RATE_STATUS, project_id, verbs, uris, seconds, values, now)

@@ -1,7 +1,7 @@
 """Limits (section 4.4.1.4) with the used values of os-used-limits (section 4.4.12).
 
 ``absolute`` holds the project's limits and what its live servers and security
-groups use; ``rate`` holds its rate limits as this API process counts them, in
+groups use; ``rate`` holds its rate limits as every API process counts them (shared in PostgreSQL), in
 Nova's shape (``{"uri", "regex", "limit": [{"verb", "value", "remaining",
 "unit", "next-available"}]}``), which the spec's examples leave empty.
 """
