@@ -17,9 +17,24 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 engine=${CONTAINER_ENGINE:-podman}
 timeout_s=${CLUSTER_TIMEOUT_S:-180}
-services=(api scheduler network volume consoleproxy compute-az1 compute-az2 compute-az3)
+# The gateway last: it publishes the ports once the replicas behind it answer.
+services=(api api-2 scheduler scheduler-2 network network-2 volume volume-2
+          consoleproxy consoleproxy-2 compute-az1 compute-az2 compute-az3 gateway)
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# On a fresh machine podman and podman-compose come from Debian's packages (as
+# build.sh does for podman itself).
+ensure_tools() {
+    [ "$engine" = podman ] || return 0
+    local missing=() t
+    for t in podman runc podman-compose; do command -v "$t" >/dev/null || missing+=("$t"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
 
 if [ "$engine" = podman ]; then
     export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/../images/containers.conf}
@@ -49,6 +64,7 @@ wait_healthy() {
 }
 
 up() {
+    ensure_tools
     if [ "$engine" != podman ]; then
         compose up -d --wait --wait-timeout "$timeout_s"
         return
@@ -72,7 +88,7 @@ up() {
     wait_healthy "${services[@]/#/nimbus-}"
     trap - ERR
     rm -f "$out"
-    log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774"
+    log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774 (make smoke checks it)"
 }
 
 down() {
