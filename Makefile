@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean smoke cluster-test
 
 venv: $(STAMP)
 
@@ -83,3 +83,11 @@ cluster-down:
 
 cluster-clean:
 	deploy/compose/cluster.sh clean
+
+# The smoke subset (tests/smoke: identity, a boot in each zone, actions, lists,
+# delete) against a running cloud, as a user: NIMBUS_SMOKE_AUTH_URL, else
+# OS_AUTH_URL, else make up's and the compose cluster's identity endpoint.
+# (make test runs the same suite against a cloud it starts itself.)
+SMOKE_AUTH_URL := $(or $(NIMBUS_SMOKE_AUTH_URL),$(OS_AUTH_URL),http://127.0.0.1:5000/v3)
+smoke: venv
+	NIMBUS_SMOKE_AUTH_URL=$(SMOKE_AUTH_URL) $(PY) -m pytest -q -p no:cacheprovider tests/smoke
