@@ -130,13 +130,20 @@ async def _health(routes: list[Route], reader: asyncio.StreamReader,
         writer.close()
 
 
-async def serve(routes: dict[int, list[str]], health_port: int, host: str = "0.0.0.0") -> None:
+async def start(routes: dict[int, list[str]], health_port: int,
+                host: str = "0.0.0.0") -> list[asyncio.Server]:
+    """Listening on every route's port and on the health port."""
     table = [Route(port, hosts) for port, hosts in routes.items()]
     servers = [await asyncio.start_server(r.handle, host, r.port) for r in table]
     servers.append(await asyncio.start_server(
         lambda rd, wr: _health(table, rd, wr), host, health_port))
     for r in table:
-        print(f"gateway: :{r.port} -> {', '.join(r.hosts)}", flush=True)
+        print(f"gateway: {host}:{r.port} -> {', '.join(r.hosts)}", flush=True)
+    return servers
+
+
+async def serve(routes: dict[int, list[str]], health_port: int) -> None:
+    servers = await start(routes, health_port)
     # As PID 1 of its container, SIGTERM does nothing unless handled.
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
