@@ -91,6 +91,7 @@ up() {
     log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774 (make smoke checks it)"
 }
 
+# Fails when a container or the network of the project is left behind.
 down() {
     compose down -t 15 "$@" >/dev/null 2>&1 || true
     if [ "$engine" = podman ]; then
@@ -99,7 +100,11 @@ down() {
     fi
     local label=com.docker.compose.project=nimbus
     [ "$engine" = podman ] && label=io.podman.compose.project=nimbus
-    log "stopped; containers left: $($engine ps -aq --filter "label=$label" | wc -l)"
+    local left
+    left=$("$engine" ps -a --format '{{.Names}}' --filter "label=$label")
+    if "$engine" network inspect nimbus_default >/dev/null 2>&1; then left+=" network:nimbus_default"; fi
+    if [ -n "${left// /}" ]; then log "left behind:" $left; return 1; fi
+    log "stopped; no container left (volumes: $("$engine" volume ls -q --filter "label=$label" | wc -l) kept)"
 }
 
 case "${1:-}" in
