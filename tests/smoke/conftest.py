@@ -1,12 +1,15 @@
 """The smoke suite's target: a running cloud named by the environment, or one of its own.
 
-``NIMBUS_SMOKE_AUTH_URL`` (else ``OS_AUTH_URL``), e.g. ``http://127.0.0.1:5000/v3``,
-names a running cloud (`make up`, the compose cluster, Kubernetes...), reached as a
-user would: a token, then the endpoints of its catalog. The user is CONTRACT.md's
-demo unless ``OS_USERNAME``, ``OS_PASSWORD`` and ``OS_PROJECT_NAME`` say otherwise.
+``NIMBUS_SMOKE_AUTH_URL``, e.g. ``http://127.0.0.1:5000/v3``, names a running cloud
+(`make up`, the compose cluster, Kubernetes...), reached as a user would: a token,
+then the endpoints of its catalog. The user is CONTRACT.md's demo unless
+``OS_USERNAME``, ``OS_PASSWORD`` and ``OS_PROJECT_NAME`` say otherwise. `make smoke`
+sets it from ``OS_AUTH_URL`` when only that is set; the suite itself does not read
+``OS_AUTH_URL``, so an openrc left in a developer's shell does not send `make test`
+to another cloud.
 
-With neither variable set (`make test`), the suite starts a cloud of its own with
-the e2e harness, so that it runs, and can fail, on every test run.
+Without it (`make test`), the suite starts a cloud of its own with the e2e
+harness, so that it runs, and can fail, on every test run.
 """
 
 from __future__ import annotations
@@ -20,10 +23,6 @@ import pytest
 from tests.smoke.client import Target, User
 
 
-def target_url() -> str:
-    return os.environ.get("NIMBUS_SMOKE_AUTH_URL") or os.environ.get("OS_AUTH_URL", "")
-
-
 def credentials() -> tuple[str, str, str]:
     return (os.environ.get("OS_USERNAME", "demo"), os.environ.get("OS_PASSWORD", "demo"),
             os.environ.get("OS_PROJECT_NAME", "demo"))
@@ -33,7 +32,7 @@ def credentials() -> tuple[str, str, str]:
 def target(request) -> Target:
     """A plain fixture, so that it can choose whether to start a cloud (an async
     fixture cannot ask for another)."""
-    if url := target_url():
+    if url := os.environ.get("NIMBUS_SMOKE_AUTH_URL"):
         return Target(url, *credentials())
     return request.getfixturevalue("own_cloud")
 
