@@ -146,8 +146,13 @@ class CloudUser(HttpUser):
         self.number = next(_USER_NUMBERS)
         self.done = 0
         self.mine: set[str] = set()  # servers made and not yet seen gone
-        self.token, self.compute = token_and_compute(self.client, "POST /v3/auth/tokens")
-        self.image = IMAGE or self._first_active_image()
+        self.ready = False  # (locust logs a traceback for anything on_start raises)
+        try:
+            self.token, self.compute = token_and_compute(self.client, "POST /v3/auth/tokens")
+            self.image = IMAGE or self._first_active_image()
+            self.ready = True
+        except (RuntimeError, Refused) as exc:  # counted already: say why, then stop
+            print(f"load: user {self.number} stops: {exc}", file=sys.stderr, flush=True)
 
     def on_stop(self) -> None:
         for sid in list(self.mine):
@@ -155,7 +160,7 @@ class CloudUser(HttpUser):
 
     @task
     def server_life(self) -> None:
-        if self.done >= ITERATIONS:
+        if self.done >= ITERATIONS or not self.ready:
             raise StopUser()
         self.done += 1
         try:
