@@ -88,12 +88,12 @@ def chart(rows: list[Row], path: Path, title: str) -> None:
             bins[min(int(r.t // width), len(mids) - 1)].append(r.ms)
         return bins
 
-    def pct_lines(ax, bins: list[list[float]], scale: float, unit: str) -> None:
+    def pct_lines(ax, bins: list[list[float]], scale: float, unit: str, loc: str) -> None:
         for q, style in zip(PCTS, ("-", "--", ":")):
             ys = [np.percentile(b, q) / scale if b else np.nan for b in bins]
             ax.plot(mids, ys, style, marker=".", label=f"p{q}")
         ax.set_ylabel(unit)
-        ax.legend(loc="upper left", fontsize="small")
+        ax.legend(loc=loc, fontsize="small")
         ax.grid(True, alpha=0.3)
 
     http = [r for r in rows if r.type != TIMING]
@@ -117,9 +117,9 @@ def chart(rows: list[Row], path: Path, title: str) -> None:
     a1.grid(True, alpha=0.3)
 
     a2.set_yscale("log")
-    pct_lines(a2, per_bin(http), 1.0, "ms (log)")
+    pct_lines(a2, per_bin(http), 1.0, "ms (log)", "upper right")
     a2.set_title("HTTP request latency (all requests, polls included)", fontsize="medium")
-    pct_lines(a3, per_bin(boots), 1000.0, "seconds")
+    pct_lines(a3, per_bin(boots), 1000.0, "seconds", "lower right")
     a3.set_title("Boot to ACTIVE (POST /servers until GET shows ACTIVE)", fontsize="medium")
     a3.set_ylim(bottom=0)
     a3.set_xlabel(f"time since start (s), {width:g} s bins")
