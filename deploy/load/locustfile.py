@@ -42,6 +42,7 @@ Configuration (environment; see run.sh for the run's size):
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import random
 import sys
@@ -85,6 +86,7 @@ if ACTION not in ("reboot", "stop-start"):
 RUN = f"load-{uuid.uuid4().hex[:8]}"
 """This run's server name prefix: what the final sweep deletes."""
 
+_USER_NUMBERS = itertools.count(1)
 TIMING = "TIMING"
 LOG: list[tuple[float, str, str, float, str]] = []
 """Every request and timing of the current run: (end time, type, name, ms, error)."""
@@ -155,8 +157,7 @@ class CloudUser(HttpUser):
             print(f"load: user {self.number} stops: {exc}", file=sys.stderr, flush=True)
 
     def on_stop(self) -> None:
-        for sid in list(self.mine):
-            self._delete(sid)
+        self._delete_mine()
 
     @task
     def server_life(self) -> None:
@@ -165,14 +166,13 @@ class CloudUser(HttpUser):
         self.done += 1
         try:
             sid = self._boot()
-            try:
-                self._call("GET", "/servers/detail", "GET /servers/detail")
-                self._call("GET", f"/servers/{sid}", "GET /servers/[id]")
-                self._action(sid)
-            finally:
-                self._delete(sid)
+            self._call("GET", "/servers/detail", "GET /servers/detail")
+            self._call("GET", f"/servers/{sid}", "GET /servers/[id]")
+            self._action(sid)
         except Refused:
             pass
+        finally:
+            self._delete_mine()  # this iteration's server, however far it got
 
     # -- steps ---------------------------------------------------------------------
 
@@ -200,6 +200,13 @@ class CloudUser(HttpUser):
         self._wait(sid, None, "delete to gone", start)
         self.mine.discard(sid)
 
+    def _delete_mine(self) -> None:
+        for sid in list(self.mine):
+            try:
+                self._delete(sid)
+            except Refused:
+                pass  # counted; it stays in self.mine for on_stop, then the final sweep
+
     def _first_active_image(self) -> str:
         images = self._call("GET", "/images/detail", "GET /images/detail")["images"]
         active = [i["id"] for i in images if i.get("status") == "ACTIVE"]
@@ -226,7 +233,6 @@ class CloudUser(HttpUser):
         """Poll the server until its status is ``target`` (None: until it is gone),
         then report ``timing`` from ``start``. ERROR, or no change within
         LOAD_WAIT_TIMEOUT_S, is that timing's failure."""
-        status = "?"
         while True:
             server = self._call("GET", f"/servers/{sid}", "GET /servers/[id] (poll)", ok=(200, 404))
             status = server["server"]["status"] if server else None
@@ -235,7 +241,7 @@ class CloudUser(HttpUser):
             gevent.sleep(POLL_S)
         error = None
         if status != target:
-            error = RuntimeError(f"{status or 'gone'} after {time.monotonic() - start:.0f} s, "
+            error = RuntimeError(f"{status or 'gone'} after {time.monotonic() - start:.1f} s, "
                                  f"waiting for {target or 'gone'}")
         events.request.fire(request_type=TIMING, name=timing, response_length=0,
                             response_time=(time.monotonic() - start) * 1000, exception=error,
@@ -244,14 +250,6 @@ class CloudUser(HttpUser):
             raise Refused(timing)
 
 
-def _numbers():
-    n = 0
-    while True:
-        n += 1
-        yield n
-
-
-_USER_NUMBERS = _numbers()
 
 
 # -- the run's events -----------------------------------------------------------------
