@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean load
 
 venv: $(STAMP)
 
@@ -83,3 +83,10 @@ cluster-down:
 
 cluster-clean:
 	deploy/compose/cluster.sh clean
+
+# A load test through the gateway (locust, in its own venv .venv-load made on
+# demand) against a running cloud: `make up`'s, a cluster's, or any that the OS_*
+# variables name. Headless, about a minute with the defaults; LOAD_UI=1 for
+# locust's web UI. Report and chart under build/load/. See deploy/load/run.sh.
+load:
+	deploy/load/run.sh
