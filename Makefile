@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean smoke cluster-test
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean load smoke cluster-test
 
 venv: $(STAMP)
 
@@ -102,3 +102,10 @@ cluster-test:
 	 $(MAKE) smoke NIMBUS_SMOKE_AUTH_URL=http://127.0.0.1:5000/v3 || status=$$?; \
 	 $(MAKE) cluster-down || status=$$?; \
 	 exit $$status
+
+# A load test through the gateway (locust, in its own venv .venv-load made on
+# demand) against a running cloud: `make up`'s, a cluster's, or any that the OS_*
+# variables name. Headless, about a minute with the defaults; LOAD_UI=1 for
+# locust's web UI. Report and chart under build/load/. See deploy/load/run.sh.
+load:
+	deploy/load/run.sh
