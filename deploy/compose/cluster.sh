@@ -109,6 +109,9 @@ up() {
     # more, harmlessly (both its steps are idempotent).
     compose_hosts postgres rabbitmq -- up -d "${services[@]}" >>"$out" 2>&1 || true
     wait_healthy "${services[@]/#/nimbus-}"
+    # Made anew each time: a replica restarted since (podman start) has a new
+    # address, which only a new gateway container's /etc/hosts holds.
+    podman rm -f nimbus-gateway >/dev/null 2>&1 || true
     compose_hosts "${fronted[@]}" -- up -d gateway >>"$out" 2>&1 || true
     wait_healthy nimbus-gateway
     trap - ERR
