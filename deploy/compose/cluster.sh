@@ -15,7 +15,8 @@
 # `postgres` took 20.0 s, the resolver's 4 x 5 s, while others took 3 ms), and
 # the services resolve `postgres` each time their pool opens a connection, so
 # requests failed with 503 after the 5 s pool wait. The addresses are read once
-# each container runs; they stay while it runs.
+# each container runs; they stay while it runs. The gateway (HAProxy) is given
+# the replicas' addresses the same way (it resolves them through libc at start).
 #
 #   up      start (or complete) the cluster
 #   down    stop and remove its containers and network; the volumes (data) stay
@@ -27,7 +28,8 @@ engine=${CONTAINER_ENGINE:-podman}
 timeout_s=${CLUSTER_TIMEOUT_S:-180}
 services=(api api-2 scheduler scheduler-2 network network-2 volume volume-2
           consoleproxy consoleproxy-2 compute-az1 compute-az2 compute-az3)
-# Behind the gateway, which starts last: it publishes the ports once they answer.
+# Behind the gateway (HAProxy, haproxy.cfg), which starts last, once they are
+# healthy: it resolves their names once, at its start, from its /etc/hosts.
 fronted=(api api-2 consoleproxy consoleproxy-2)
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -107,6 +109,9 @@ up() {
     # more, harmlessly (both its steps are idempotent).
     compose_hosts postgres rabbitmq -- up -d "${services[@]}" >>"$out" 2>&1 || true
     wait_healthy "${services[@]/#/nimbus-}"
+    # Made anew each time: a replica restarted since (podman start) has a new
+    # address, which only a new gateway container's /etc/hosts holds.
+    podman rm -f nimbus-gateway >/dev/null 2>&1 || true
     compose_hosts "${fronted[@]}" -- up -d gateway >>"$out" 2>&1 || true
     wait_healthy nimbus-gateway
     trap - ERR

