@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from urllib.parse import parse_qs, urlsplit
 from collections.abc import AsyncIterator
 
 import pytest
@@ -139,6 +140,22 @@ async def test_actions_reach_their_state(user, servers, body, status, power):
     action = await eventually(finished, timeout=WAIT_S)
     assert action["action"] == name
     assert {e["result"] for e in action["events"]} == {"Success"}, action["events"]
+
+
+async def test_each_zones_console_opens_the_guests_vnc(user, servers):
+    # os-getVNCConsole's URL, as a browser would follow it: the page, then the
+    # websocket the proxy relays to the guest's RFB server on the agent's host (in
+    # a cluster, another container).
+    for zone, sid in servers.items():
+        r = await user.compute("POST", f"/servers/{sid}/action",
+                               json={"os-getVNCConsole": {"type": "novnc"}})
+        assert r.status == 200, (zone, r.status, r.json)
+        url = urlsplit(r.json["console"]["url"])
+        token = parse_qs(url.query)["token"][0]
+        socket_url = f"{url.scheme}://{url.netloc}/websockify?token={token}"
+        async with user.http.ws_connect(socket_url, protocols=("binary",)) as ws:
+            banner = await ws.receive_bytes(timeout=10)
+        assert banner[:12] == b"RFB 003.008\n", (zone, banner)
 
 
 async def test_lists_show_the_servers_images_flavors_and_networks(user, servers):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from uuid import UUID
@@ -99,6 +100,14 @@ class FakeSettings(msgspec.Struct, frozen=True, kw_only=True):
     real snapshots take tens of seconds to minutes."""
     volume_delay_s: float = 0.2
     """How long hot-plugging a volume into a guest, or unplugging it, takes."""
+    vnc_listen: str = "127.0.0.1"
+    """Where the guests' VNC servers listen. The console proxy connects there, so
+    where it runs elsewhere (another container or machine) this must be an address
+    it reaches: ``0.0.0.0`` listens on all and advertises the agent's own address
+    (what its hostname resolves to; in a container, the container's)."""
+    vnc_address: str = ""
+    """The address given to the console proxy, when not the one ``vnc_listen``
+    implies (a NAT, a name)."""
 
 
 class FakeDriver(HypervisorDriver):
@@ -119,6 +128,7 @@ class FakeDriver(HypervisorDriver):
         """The simulated host; tests act on it out of band as an operator would."""
         self._vnc: dict[UUID, FakeVncServer] = {}
         self._vnc_lock = asyncio.Lock()
+        self._vnc_address = advertised_address(settings.vnc_listen, settings.vnc_address)
         self._boots: dict[UUID, asyncio.Future[None]] = {}
         """Guests this process is booting (spawn), done when the boot ends either way."""
 
@@ -395,12 +405,22 @@ class FakeDriver(HypervisorDriver):
             vnc = self._vnc.get(server_id)
             if vnc is None:
                 vnc = FakeVncServer(record.spec.name)
-                await vnc.start("127.0.0.1")
+                await vnc.start(self._settings.vnc_listen)
                 self._vnc[server_id] = vnc
-                self.fake_host.log(server_id,
-                                   f"nimbus-fake: VNC server listening on 127.0.0.1:{vnc.port}")
+                self.fake_host.log(server_id, f"nimbus-fake: VNC server listening on "
+                                              f"{self._settings.vnc_listen}:{vnc.port}")
         assert vnc.port is not None
-        return ("127.0.0.1", vnc.port)
+        return (self._vnc_address, vnc.port)
+
+
+def advertised_address(listen: str, address: str = "") -> str:
+    """The address a VNC server listening on ``listen`` is reached at: ``address``
+    when given, this machine's own for a wildcard listen, else ``listen`` itself."""
+    if address:
+        return address
+    if listen in ("", "0.0.0.0", "::"):
+        return socket.gethostbyname(socket.gethostname())
+    return listen
 
 
 def _write_snapshot(store: ImageStore, location: str, spec: GuestSpec, size: int) -> None:

@@ -173,6 +173,25 @@ async def test_vnc_endpoint_is_a_real_rfb_server_until_the_guest_goes():
         await asyncio.open_connection(host, port)
 
 
+async def test_vnc_on_all_addresses_is_reached_at_the_hosts_own():
+    # In a container the console proxy runs elsewhere: a wildcard listen advertises
+    # the address the agent's hostname has (the container's), which answers.
+    import socket
+
+    own = socket.gethostbyname(socket.gethostname())
+    driver, spec = _driver(vnc_listen="0.0.0.0"), _spec(name="far")
+    await driver.spawn(spec)
+    host, port = await driver.vnc_endpoint(spec.server_id)
+    assert host == own
+    banner, *_, name = await _rfb_handshake(host, port)
+    assert banner == b"RFB 003.008\n" and name == "far"
+    await driver.destroy(spec.server_id)
+    named = _driver(vnc_listen="0.0.0.0", vnc_address="agent-1.example")
+    await named.spawn(spec)
+    assert (await named.vnc_endpoint(spec.server_id))[0] == "agent-1.example"
+    await named.destroy(spec.server_id)
+
+
 async def test_vnc_endpoint_of_a_missing_or_stopped_guest_is_none():
     driver, spec = _driver(), _spec()
     assert await driver.vnc_endpoint(spec.server_id) is None
