@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean kube-play kube-down kube-clean
 
 venv: $(STAMP)
 
@@ -83,3 +83,15 @@ cluster-down:
 
 cluster-clean:
 	deploy/compose/cluster.sh clean
+
+# The Kubernetes manifests (deploy/kubernetes) run with `podman kube play`, from
+# their podman overlay (KUBE_OVERLAY=podman-dev: the same on host ports +10000).
+# kube-down keeps the volumes; kube-clean removes them too.
+kube-play: venv
+	$(PY) -m deploy.kubernetes.kube_play up
+
+kube-down: venv
+	$(PY) -m deploy.kubernetes.kube_play down
+
+kube-clean: venv
+	$(PY) -m deploy.kubernetes.kube_play clean
