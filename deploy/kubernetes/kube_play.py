@@ -186,10 +186,24 @@ def up(docs: Sequence[Doc], timeout: float) -> None:
 
 
 def down(docs: Sequence[Doc], *, volumes: bool) -> None:
+    """Stop the services, then PostgreSQL and RabbitMQ (whose clients are gone by
+    then), each container with the pods' grace; then remove the pods. The
+    containers are stopped, not the pods: a pod's infra container ignores SIGTERM
+    and would hold ``podman pod stop`` for the whole grace."""
+    infra, migrate, services = stages(docs)
+    grace = str(grace_of(docs))
+    stopped = 0
+    for stage in (services, migrate, infra):
+        running = [c for d in stage for c in containers(d)
+                   if podman("container", "exists", c, check=False).returncode == 0]
+        if running:
+            began = time.monotonic()
+            podman("stop", "-t", grace, *running, check=False)
+            log(f"stopped {', '.join(running)} in {time.monotonic() - began:.1f} s")
+            stopped += len(running)
     pods = [p for d in docs if d["kind"] in ("Deployment", "Pod") for p in pod_names(d)]
     present = [p for p in pods if podman("pod", "exists", p, check=False).returncode == 0]
     if present:
-        podman("pod", "stop", "-t", str(grace_of(docs)), *present, check=False)
         podman("pod", "rm", "-f", *present, check=False)
     for secret in (d for d in docs if d["kind"] == "Secret"):
         podman("secret", "rm", secret["metadata"]["name"], check=False)
@@ -198,7 +212,8 @@ def down(docs: Sequence[Doc], *, volumes: bool) -> None:
         for claim in (d for d in docs if d["kind"] == "PersistentVolumeClaim"):
             podman("volume", "rm", "-f", claim["metadata"]["name"], check=False)
     left = [p for p in pods if podman("pod", "exists", p, check=False).returncode == 0]
-    log(f"stopped {len(present)} pod(s); left: {len(left)}{'; volumes removed' if volumes else ''}")
+    log(f"stopped {stopped} container(s), removed {len(present)} pod(s); left: {len(left)}"
+        f"{'; volumes removed' if volumes else ' (volumes kept)'}")
 
 
 def main(argv: list[str] | None = None) -> int:
