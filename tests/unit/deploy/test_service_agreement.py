@@ -14,7 +14,11 @@ Where they legitimately differ, the difference is named here once:
   (the images carry the fake hypervisor);
 - settings every container shares (database, broker, log level, shutdown
   grace) come from compose's common block and Kubernetes' Secret and ConfigMap,
-  the supervisor's from the run's environment.
+  the supervisor's from the run's environment;
+- replicas: compose writes a second copy as a service ``<name>-2`` (which must
+  equal ``<name>``), Kubernetes says ``replicas``, the supervisor ``replicas=``;
+- a compose ``gateway``, if there is one, balances the published ports over the
+  replicas: Kubernetes' Services (and the supervisor's SO_REUSEPORT) do that.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from deploy.kubernetes.render import NoKustomize, render
 from deploy.local.supervisor import ServicePorts, default_services
 
 ROOT = Path(__file__).resolve().parents[3]
-INFRA_SERVICES = {"postgres", "rabbitmq", "migrate"}
+INFRA_SERVICES = {"postgres", "rabbitmq", "migrate", "gateway"}
 SHARED = {"NIMBUS_DATABASE_URL", "NIMBUS_AMQP_URL", "NIMBUS_LOG_LEVEL", "NIMBUS_SHUTDOWN_GRACE_S"}
 SUPERVISOR_ONLY = {"NIMBUS_LIBVIRT_VNC_PORT_MIN", "NIMBUS_LIBVIRT_VNC_PORT_MAX"}
 PER_HOST = {"NIMBUS_HEALTH_PORT"}
@@ -66,10 +70,17 @@ def compose_file() -> dict:
     return yaml.safe_load((ROOT / "deploy/compose/compose.yaml").read_text())
 
 
+def replica_of(name: str, services) -> str | None:
+    """``api`` for a compose service ``api-2`` that copies ``api``; else None."""
+    base, _, number = name.rpartition("-")
+    return base if number.isdigit() and base in services else None
+
+
 def from_compose() -> dict[str, Service]:
     out = {}
-    for name, svc in compose_file()["services"].items():
-        if name in INFRA_SERVICES:
+    services = compose_file()["services"]
+    for name, svc in services.items():
+        if name in INFRA_SERVICES or replica_of(name, services):
             continue
         mounts = frozenset(v.split(":")[1] for v in svc.get("volumes", []))
         out[name] = Service(module_of(svc["command"]), {k: str(v) for k, v in svc["environment"].items()},
@@ -116,6 +127,14 @@ def test_the_same_services_run_the_same_modules(forms):
     assert sorted(compose) == sorted(supervisor) == sorted(kubernetes)
     for name, svc in supervisor.items():
         assert svc.module == compose[name].module == kubernetes[name].module, name
+
+
+def test_compose_replicas_are_copies():
+    services = compose_file()["services"]
+    for name, svc in services.items():
+        if base := replica_of(name, services):
+            copy = {k: v for k, v in svc.items() if k != "container_name"}
+            assert copy == {k: v for k, v in services[base].items() if k != "container_name"}, name
 
 
 def test_each_service_is_given_the_same_settings(forms):
