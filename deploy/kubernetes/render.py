@@ -12,6 +12,7 @@ Elsewhere, install kubectl or kustomize from the Kubernetes project.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,7 +45,9 @@ def path_of(name: str) -> Path:
     return Path(name)
 
 
+@functools.lru_cache(maxsize=16)
 def render_text(name: str) -> str:
+    """The rendered YAML (cached: the files do not change under a running process)."""
     proc = subprocess.run([*kustomize_command(), str(path_of(name))], capture_output=True,
                           text=True, timeout=60)
     if proc.returncode != 0:
@@ -53,5 +56,6 @@ def render_text(name: str) -> str:
 
 
 def render(name: str) -> list[dict[str, Any]]:
-    """The resources of kustomization ``name``, in kustomize's order."""
+    """The resources of kustomization ``name``, in kustomize's order (parsed anew on
+    every call, so a caller may change them)."""
     return [doc for doc in yaml.safe_load_all(render_text(name)) if doc]
