@@ -3,7 +3,7 @@ machine with ``podman kube play`` (podman 4.3), from the podman overlay.
 
     python -m deploy.kubernetes.kube_play up|down|clean [--overlay podman|podman-dev]
 
-``up`` renders the overlay (``deploy.kubernetes.render``) and plays it in the
+``up`` (again: the pods are replaced, the volumes kept) renders the overlay (``deploy.kubernetes.render``) and plays it in the
 order a cluster's init containers and Job would impose: PostgreSQL and RabbitMQ
 until healthy, the migration Pod to completion, then the services until every
 pod is healthy. Health is polled with ``podman healthcheck run`` (the pods'
@@ -128,7 +128,7 @@ def play(docs: Sequence[Doc]) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="nimbus-kube-") as fh:
         yaml.safe_dump_all(docs, fh, sort_keys=False)
         fh.flush()
-        podman("kube", "play", "--network", NETWORK, "--replace", fh.name)
+        podman("kube", "play", "--network", NETWORK, fh.name)
 
 
 def wait_healthy(names: Sequence[str], timeout: float) -> None:
@@ -155,6 +155,12 @@ def up(docs: Sequence[Doc], timeout: float) -> None:
     configmaps = [d for d in docs if d["kind"] == "ConfigMap"]
     if podman("image", "exists", "localhost/nimbus:latest", check=False).returncode != 0:
         raise RuntimeError("no image localhost/nimbus:latest: run `make images` first")
+    # Played again: the pods are replaced (their volumes kept), as a new rollout
+    # would; stopped our way, since kube play --replace stops whole pods, slowly.
+    if any(podman("pod", "exists", p, check=False).returncode == 0
+           for d in docs if d["kind"] in ("Deployment", "Pod") for p in pod_names(d)):
+        log("replacing the running pods")
+        down(docs, volumes=False)
     if podman("network", "exists", NETWORK, check=False).returncode != 0:
         podman("network", "create", NETWORK)
     for secret in (d for d in docs if d["kind"] == "Secret"):
