@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean kube-play kube-down kube-clean
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean kube-play kube-down kube-clean kube-test
 
 venv: $(STAMP)
 
@@ -95,3 +95,15 @@ kube-down: venv
 
 kube-clean: venv
 	$(PY) -m deploy.kubernetes.kube_play clean
+
+# The Kubernetes manifests end to end with podman: images, kube-play, the smoke
+# subset (tests/smoke, `make smoke`) against it, kube-down even when the smoke
+# fails (it fails itself when a pod is left). Needs the overlay's host ports free.
+KUBE_AUTH_URL := $(if $(filter podman-dev,$(KUBE_OVERLAY)),http://127.0.0.1:15000/v3,http://127.0.0.1:5000/v3)
+kube-test:
+	$(MAKE) images
+	$(MAKE) kube-play
+	@status=0; \
+	 $(MAKE) smoke NIMBUS_SMOKE_AUTH_URL=$(KUBE_AUTH_URL) || status=$$?; \
+	 $(MAKE) kube-down || status=$$?; \
+	 exit $$status

@@ -220,6 +220,8 @@ def down(docs: Sequence[Doc], *, volumes: bool) -> None:
     left = [p for p in pods if podman("pod", "exists", p, check=False).returncode == 0]
     log(f"stopped {stopped} container(s), removed {len(present)} pod(s); left: {len(left)}"
         f"{'; volumes removed' if volumes else ' (volumes kept)'}")
+    if left:
+        raise RuntimeError(f"pods left running: {', '.join(left)}")
 
 
 def main(argv: list[str] | None = None) -> int:
