@@ -3,16 +3,19 @@ machine with ``podman kube play`` (podman 4.3), from the podman overlay.
 
     python -m deploy.kubernetes.kube_play up|down|clean [--overlay podman|podman-dev]
 
-``up`` (again: the pods are replaced, the volumes kept) renders the overlay (``deploy.kubernetes.render``) and plays it in the
+``up`` renders the overlay (``deploy.kubernetes.render``) and plays it in the
 order a cluster's init containers and Job would impose: PostgreSQL and RabbitMQ
 until healthy, the migration Pod to completion, then the services until every
-pod is healthy. Health is polled with ``podman healthcheck run`` (the pods'
-liveness probes; without systemd podman runs none by itself). The Secret becomes
-a podman secret, which podman 4.3 reads back for ``secretKeyRef`` (the Secret
-kind it writes itself it cannot). The pods share the podman network
-``nimbus-kube``, whose DNS resolves pod names. ``down`` stops the pods with the
-services' shutdown grace and removes them, the network and the secret; the
-volumes (the claims) stay. ``clean`` removes those too.
+pod is healthy. Played again, the pods are replaced and the volumes kept.
+Health is polled with ``podman healthcheck run`` (the pods' liveness probes;
+without systemd podman runs none by itself). The Secret becomes a podman secret,
+which podman 4.3 reads back for ``secretKeyRef`` (the Secret kind it writes
+itself it cannot). The pods share the podman network ``nimbus-kube``; the
+addresses of PostgreSQL and RabbitMQ reach the later pods as ``hostAliases``
+(/etc/hosts), since podman's DNS (aardvark-dns) has been seen here to answer
+nothing for 20 s at a time. ``down`` stops the services, then PostgreSQL and
+RabbitMQ, with the pods' grace, and removes the pods, the network and the
+secret; the volumes (the claims) stay. ``clean`` removes those too.
 
 ``CONTAINERS_CONF`` defaults to deploy/images/containers.conf, as for the images
 and compose; ``KUBE_PLAY_TIMEOUT_S`` bounds each wait (default 180).
@@ -29,7 +32,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -105,6 +107,23 @@ def claims_of(docs: Iterable[Doc], all_docs: Sequence[Doc]) -> list[Doc]:
             and d["metadata"]["name"] in wanted]
 
 
+def with_host_aliases(docs: Sequence[Doc], aliases: dict[str, str]) -> list[Doc]:
+    """``docs`` whose pods also find each of ``aliases`` (hostname -> address) in
+    /etc/hosts (copies: the rendered documents are left alone)."""
+    out = []
+    for doc in docs:
+        doc = json.loads(json.dumps(doc))
+        pod_spec(doc).setdefault("hostAliases", []).extend(
+            {"ip": ip, "hostnames": [name]} for name, ip in sorted(aliases.items()))
+        out.append(doc)
+    return out
+
+
+def address_of(container: str) -> str:
+    fmt = "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % NETWORK
+    return podman("inspect", "-f", fmt, container).stdout.strip()
+
+
 def secret_payload(secret: Doc) -> bytes:
     """A Secret as podman 4.3 reads a podman secret for ``secretKeyRef``: a JSON
     object of base64 values."""
@@ -129,6 +148,14 @@ def play(docs: Sequence[Doc]) -> None:
         yaml.safe_dump_all(docs, fh, sort_keys=False)
         fh.flush()
         podman("kube", "play", "--network", NETWORK, fh.name)
+
+
+def play_stage(stage: Sequence[Doc], docs: Sequence[Doc], configmaps: Sequence[Doc]) -> None:
+    """Play ``stage`` with the ConfigMaps and the claims it mounts. A claim whose
+    volume exists already holds data: kept, not played again."""
+    new_claims = [c for c in claims_of(stage, docs)
+                  if podman("volume", "exists", c["metadata"]["name"], check=False).returncode]
+    play([*configmaps, *new_claims, *stage])
 
 
 def wait_healthy(names: Sequence[str], timeout: float) -> None:
@@ -171,21 +198,21 @@ def up(docs: Sequence[Doc], timeout: float) -> None:
             fh.flush()
             podman("secret", "create", name, fh.name)
     start = time.monotonic()
-    for stage, stage_docs in (("PostgreSQL and RabbitMQ", infra), ("migrate+bootstrap", migrate),
-                              ("the services", services)):
-        log(f"playing {stage}: {', '.join(p for d in stage_docs for p in pod_names(d))}")
-        # A claim whose volume exists already is its data: kept, not played again.
-        new_claims = [c for c in claims_of(stage_docs, docs)
-                      if podman("volume", "exists", c["metadata"]["name"], check=False).returncode]
-        play([*configmaps, *new_claims, *stage_docs])
-        if stage_docs is migrate:
-            for name in (c for d in migrate for c in containers(d)):
-                rc = podman("wait", name).stdout.strip()
-                print(tail(name, 5), file=sys.stderr, end="")
-                if rc != "0":
-                    raise RuntimeError(f"{name} failed (exit status {rc})")
-        else:
-            wait_healthy([c for d in stage_docs for c in containers(d)], timeout)
+    log(f"playing PostgreSQL and RabbitMQ: {', '.join(p for d in infra for p in pod_names(d))}")
+    play_stage(infra, docs, configmaps)
+    wait_healthy([c for d in infra for c in containers(d)], timeout)
+    aliases = {pod: address_of(f"{pod}-{c['name']}") for d in infra
+               for pod in pod_names(d) for c in pod_spec(d)["containers"]}
+    log(f"playing migrate+bootstrap: {', '.join(p for d in migrate for p in pod_names(d))}")
+    play_stage(with_host_aliases(migrate, aliases), docs, configmaps)
+    for name in (c for d in migrate for c in containers(d)):
+        rc = podman("wait", name).stdout.strip()
+        print(tail(name, 5), file=sys.stderr, end="")
+        if rc != "0":
+            raise RuntimeError(f"{name} failed (exit status {rc})")
+    log(f"playing the services: {', '.join(p for d in services for p in pod_names(d))}")
+    play_stage(with_host_aliases(services, aliases), docs, configmaps)
+    wait_healthy([c for d in services for c in containers(d)], timeout)
     urls = next(d for d in configmaps if d["metadata"]["name"] == "nimbus-config")["data"]
     log(f"Nimbus is up in {time.monotonic() - start:.0f} s: identity "
         f"{urls['NIMBUS_IDENTITY_PUBLIC_URL']}/v3, compute {urls['NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL']}")

@@ -241,3 +241,14 @@ def test_render_names_the_kustomize_it_uses():
     command = kustomize_command()
     assert command in (["kustomize", "build"], ["kubectl", "kustomize"])
     assert shutil.which(command[0])
+
+
+def test_later_pods_find_postgres_and_rabbitmq_in_their_hosts_file(rendered):
+    _, migrate, services = kube_play.stages(rendered["podman"])
+    aliases = {"nimbus-postgres-pod-0": "10.89.0.2", "nimbus-rabbitmq-pod-0": "10.89.0.3"}
+    changed = kube_play.with_host_aliases([*migrate, *services], aliases)
+    for doc in changed:
+        assert kube_play.pod_spec(doc)["hostAliases"] == [
+            {"ip": "10.89.0.2", "hostnames": ["nimbus-postgres-pod-0"]},
+            {"ip": "10.89.0.3", "hostnames": ["nimbus-rabbitmq-pod-0"]}]
+    assert all("hostAliases" not in kube_play.pod_spec(d) for d in [*migrate, *services])
