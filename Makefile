@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean kube-play kube-down kube-clean kube-test
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean load smoke cluster-test kube-play kube-down kube-clean kube-test
 
 venv: $(STAMP)
 
@@ -83,6 +83,32 @@ cluster-down:
 
 cluster-clean:
 	deploy/compose/cluster.sh clean
+
+# The smoke subset (tests/smoke: identity, a boot in each zone, actions, lists,
+# delete) against a running cloud, as a user: NIMBUS_SMOKE_AUTH_URL, else
+# OS_AUTH_URL, else make up's and the compose cluster's identity endpoint.
+# (make test runs the same suite against a cloud it starts itself.)
+SMOKE_AUTH_URL := $(or $(NIMBUS_SMOKE_AUTH_URL),$(OS_AUTH_URL),http://127.0.0.1:5000/v3)
+smoke: venv
+	NIMBUS_SMOKE_AUTH_URL=$(SMOKE_AUTH_URL) $(PY) -m pytest -q -p no:cacheprovider tests/smoke
+
+# The compose cluster end to end: images, up, the smoke subset against it, down
+# (even when the smoke fails), and cluster-down's own check that no container of
+# it is left. Needs the contract ports free (no make up running).
+cluster-test:
+	$(MAKE) images
+	$(MAKE) cluster-up
+	@status=0; \
+	 $(MAKE) smoke NIMBUS_SMOKE_AUTH_URL=http://127.0.0.1:5000/v3 || status=$$?; \
+	 $(MAKE) cluster-down || status=$$?; \
+	 exit $$status
+
+# A load test through the gateway (locust, in its own venv .venv-load made on
+# demand) against a running cloud: `make up`'s, a cluster's, or any that the OS_*
+# variables name. Headless, about a minute with the defaults; LOAD_UI=1 for
+# locust's web UI. Report and chart under build/load/. See deploy/load/run.sh.
+load:
+	deploy/load/run.sh
 
 # The Kubernetes manifests (deploy/kubernetes) run with `podman kube play`, from
 # their podman overlay (KUBE_OVERLAY=podman-dev: the same on host ports +10000).

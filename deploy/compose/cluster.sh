@@ -9,6 +9,14 @@
 # migrate+bootstrap done, then the services, each checked with
 # `podman healthcheck run` until healthy (or the timeout, CLUSTER_TIMEOUT_S).
 #
+# With podman, names are given to the containers in /etc/hosts (--add-host) rather
+# than left to podman's DNS: aardvark-dns 1.4 (Debian 12's) at times answers
+# nothing for about 20 s (measured inside the api container: one lookup of
+# `postgres` took 20.0 s, the resolver's 4 x 5 s, while others took 3 ms), and
+# the services resolve `postgres` each time their pool opens a connection, so
+# requests failed with 503 after the 5 s pool wait. The addresses are read once
+# each container runs; they stay while it runs.
+#
 #   up      start (or complete) the cluster
 #   down    stop and remove its containers and network; the volumes (data) stay
 #   clean   down, and remove the volumes too
@@ -17,13 +25,41 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 engine=${CONTAINER_ENGINE:-podman}
 timeout_s=${CLUSTER_TIMEOUT_S:-180}
-services=(api scheduler network volume consoleproxy compute-az1 compute-az2 compute-az3)
+services=(api api-2 scheduler scheduler-2 network network-2 volume volume-2
+          consoleproxy consoleproxy-2 compute-az1 compute-az2 compute-az3)
+# Behind the gateway, which starts last: it publishes the ports once they answer.
+fronted=(api api-2 consoleproxy consoleproxy-2)
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# On a fresh machine podman and podman-compose come from Debian's packages (as
+# build.sh does for podman itself).
+ensure_tools() {
+    [ "$engine" = podman ] || return 0
+    local missing=() t
+    for t in podman runc podman-compose; do command -v "$t" >/dev/null || missing+=("$t"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
 
 if [ "$engine" = podman ]; then
     export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/../images/containers.conf}
     compose() { podman-compose -p nimbus -f "$here/compose.yaml" "$@"; }
+    # compose, with each named service's address in the new containers' /etc/hosts.
+    compose_hosts() {
+        local names=() args="" name ip
+        while [ "$1" != -- ]; do names+=("$1"); shift; done
+        shift
+        for name in "${names[@]}"; do
+            ip=$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "nimbus-$name")
+            [ -n "$ip" ] || { log "nimbus-$name has no address"; return 1; }
+            args+=" --add-host=$name:$ip"
+        done
+        podman-compose --podman-run-args "$args" -p nimbus -f "$here/compose.yaml" "$@"
+    }
 else
     compose() { docker compose -p nimbus -f "$here/compose.yaml" "$@"; }
 fi
@@ -49,6 +85,7 @@ wait_healthy() {
 }
 
 up() {
+    ensure_tools
     if [ "$engine" != podman ]; then
         compose up -d --wait --wait-timeout "$timeout_s"
         return
@@ -61,20 +98,23 @@ up() {
     compose up -d postgres rabbitmq >>"$out" 2>&1
     wait_healthy nimbus-postgres nimbus-rabbitmq
     podman rm -f nimbus-migrate >/dev/null 2>&1 || true
-    compose up -d migrate >>"$out" 2>&1
+    compose_hosts postgres rabbitmq -- up -d migrate >>"$out" 2>&1
     local rc
     rc=$(podman wait nimbus-migrate)
     podman logs nimbus-migrate 2>&1 | tail -5 >&2
     if [ "$rc" != 0 ]; then log "migrate+bootstrap failed ($rc)"; return 1; fi
     # podman-compose restarts a service's dependencies too: migrate runs once
     # more, harmlessly (both its steps are idempotent).
-    compose up -d "${services[@]}" >>"$out" 2>&1 || true
+    compose_hosts postgres rabbitmq -- up -d "${services[@]}" >>"$out" 2>&1 || true
     wait_healthy "${services[@]/#/nimbus-}"
+    compose_hosts "${fronted[@]}" -- up -d gateway >>"$out" 2>&1 || true
+    wait_healthy nimbus-gateway
     trap - ERR
     rm -f "$out"
-    log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774"
+    log "Nimbus is up: identity http://127.0.0.1:5000/v3, compute http://127.0.0.1:8774 (make smoke checks it)"
 }
 
+# Fails when a container or the network of the project is left behind.
 down() {
     compose down -t 15 "$@" >/dev/null 2>&1 || true
     if [ "$engine" = podman ]; then
@@ -83,7 +123,11 @@ down() {
     fi
     local label=com.docker.compose.project=nimbus
     [ "$engine" = podman ] && label=io.podman.compose.project=nimbus
-    log "stopped; containers left: $($engine ps -aq --filter "label=$label" | wc -l)"
+    local left
+    left=$("$engine" ps -a --format '{{.Names}}' --filter "label=$label")
+    if "$engine" network inspect nimbus_default >/dev/null 2>&1; then left+=" network:nimbus_default"; fi
+    if [ -n "${left// /}" ]; then log "left behind:" $left; return 1; fi
+    log "stopped; no container left (volumes: $("$engine" volume ls -q --filter "label=$label" | wc -l) kept)"
 }
 
 case "${1:-}" in

@@ -52,6 +52,12 @@ class Cloud:
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.db_url)
 
+    def processes(self, service: str) -> list[str]:
+        """The stack's process names running ``service``: itself and its replicas
+        (``<service>-2``...), when the stack runs several."""
+        return [n for n in self.stack.services
+                if n == service or (n.startswith(f"{service}-") and n[len(service) + 1:].isdigit())]
+
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """One value from the stack's database, on a connection of its own."""
         conn = await self.db()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.services import REPLICATED
 from tests.e2e.client import Api, Cloud, fresh_cloud
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +36,6 @@ E2E_ENV = {
     "NIMBUS_RECONCILE_INTERVAL_S": "2",
     "NIMBUS_LOG_LEVEL": "debug",
 }
-
-
-REPLICATED = ("api", "scheduler", "network", "volume", "consoleproxy")
 
 
 def e2e_replicas() -> dict[str, int] | None:

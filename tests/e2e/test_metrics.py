@@ -32,11 +32,24 @@ def _worker_metrics_url(cloud: Cloud, name: str) -> str:
     return cloud.stack.services[name].health_url.removesuffix("/healthz") + "/metrics"
 
 
+async def _scrape_service(cloud: Cloud, service: str) -> dict[str, list[Any]]:
+    """Every process of ``service`` scraped on its own health port, samples merged:
+    with replicas (NIMBUS_E2E_REPLICAS) the request or message went to one of them.
+    A lone API process's health URL is its API port's."""
+    merged: dict[str, list[Any]] = {}
+    for name in cloud.processes(service):
+        for family, samples in (await _scrape(cloud, _worker_metrics_url(cloud, name))).items():
+            merged.setdefault(family, []).extend(samples)
+    return merged
+
+
 async def test_metrics_show_a_boot_on_the_api_and_the_workers(cloud):
     api, _ = await new_project(cloud)
     sid = await active_server(api, name="metrics")
     try:
-        metrics = await _scrape(cloud, cloud.api_url + "/metrics")  # no token
+        shared_port = await _scrape(cloud, cloud.api_url + "/metrics")  # no token
+        assert _value(shared_port, "nimbus_db_pool_max_connections") >= 1
+        metrics = await _scrape_service(cloud, "api")
         assert _value(metrics, "nimbus_http_requests_total", app="compute",
                       route="/v2/{project_id}/servers{fmt}", method="POST", status="202") >= 1
         assert _value(metrics, "nimbus_http_request_duration_seconds_count", app="compute",
@@ -64,14 +77,18 @@ async def test_metrics_show_a_boot_on_the_api_and_the_workers(cloud):
         assert _value(agent, "nimbus_rpc_sent_total", kind="call", outcome="ok") >= 1
         assert _value(agent, "nimbus_db_pool_connections") >= 1
 
-        scheduler = await _scrape(cloud, _worker_metrics_url(cloud, "scheduler"))
+        scheduler = await _scrape_service(cloud, "scheduler")
         assert _value(scheduler, "nimbus_rpc_handled_total", outcome="ok") >= 1
         assert "nimbus_rpc_dead_lettered" in scheduler
         for worker in ("network", "volume"):
-            assert _value(await _scrape(cloud, _worker_metrics_url(cloud, worker)),
+            assert _value(await _scrape_service(cloud, worker),
                           "nimbus_db_pool_max_connections") >= 1, worker
-        # The console proxy serves its own on its port; the stack polled its /healthz.
-        proxy = await _scrape(cloud, _worker_metrics_url(cloud, "consoleproxy"))
+        # The console proxy counts the requests to its own port (with replicas the
+        # stack polls each one's health port instead, so ask the shared one once).
+        proxy_url = cloud.stack.services["consoleproxy"].env_extra["NIMBUS_CONSOLEPROXY_PUBLIC_URL"]
+        async with cloud.session.get(proxy_url + "/healthz") as r:
+            assert r.status == 200
+        proxy = await _scrape_service(cloud, "consoleproxy")
         assert _value(proxy, "nimbus_http_requests_total", app="consoleproxy", route="/healthz",
                       status="200") >= 1
     finally:

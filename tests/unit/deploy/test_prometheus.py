@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 # Imported for their families, which the rules are checked against.
 import shared.metrics
 import shared.metrics_sources  # noqa: F401
-from deploy.local.supervisor import default_services
+from deploy.local.services import default_services
 
 pytest.importorskip("yaml")
 import msgspec.yaml

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.local.supervisor import ServicePorts, default_services
+from deploy.local.services import ServicePorts, default_services
 
 
 def test_every_worker_has_a_health_port_of_its_own():
@@ -45,7 +45,7 @@ def test_replicas_are_refused_for_agents_and_beyond_the_ports():
 
 
 def test_api_workers_default_to_one_per_core(monkeypatch):
-    from deploy.local.supervisor import api_workers
+    from deploy.local.services import api_workers
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     assert api_workers({}) == 4
     assert api_workers({"NIMBUS_API_WORKERS": "3"}) == 3
