@@ -9,7 +9,7 @@ RUN    := .run
 # Inside the venv, so that a deleted venv also forgets it was installed.
 STAMP  := .venv/.nimbus-installed
 
-.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean load smoke cluster-test
+.PHONY: up up-real down clean test faults bench venv peer-rally peer-gophercloud images images-clean cluster-up cluster-down cluster-clean load smoke cluster-test kube-play kube-down kube-clean kube-test
 
 venv: $(STAMP)
 
@@ -109,3 +109,27 @@ cluster-test:
 # locust's web UI. Report and chart under build/load/. See deploy/load/run.sh.
 load:
 	deploy/load/run.sh
+
+# The Kubernetes manifests (deploy/kubernetes) run with `podman kube play`, from
+# their podman overlay (KUBE_OVERLAY=podman-dev: the same on host ports +10000).
+# kube-down keeps the volumes; kube-clean removes them too.
+kube-play: venv
+	$(PY) -m deploy.kubernetes.kube_play up
+
+kube-down: venv
+	$(PY) -m deploy.kubernetes.kube_play down
+
+kube-clean: venv
+	$(PY) -m deploy.kubernetes.kube_play clean
+
+# The Kubernetes manifests end to end with podman: images, kube-play, the smoke
+# subset (tests/smoke, `make smoke`) against it, kube-down even when the smoke
+# fails (it fails itself when a pod is left). Needs the overlay's host ports free.
+KUBE_AUTH_URL := $(if $(filter podman-dev,$(KUBE_OVERLAY)),http://127.0.0.1:15000/v3,http://127.0.0.1:5000/v3)
+kube-test:
+	$(MAKE) images
+	$(MAKE) kube-play
+	@status=0; \
+	 $(MAKE) smoke NIMBUS_SMOKE_AUTH_URL=$(KUBE_AUTH_URL) || status=$$?; \
+	 $(MAKE) kube-down || status=$$?; \
+	 exit $$status
