@@ -8,12 +8,20 @@ CI's included; Debian's own kubectl (kubernetes-client, 1.20, kustomize 2.0) is
 too old for these files; on PyPI, "kustomize" is an unrelated Python
 tool and pykustomize needs Python 3.14.
 Elsewhere, install kubectl or kustomize from the Kubernetes project.
+
+So that nothing else depends on having one, the renders of ``base`` and of each
+overlay are committed under ``rendered/`` (``python -m deploy.kubernetes.render
+--write`` after changing a kustomization; ``make test`` checks they are current
+wherever kustomize is). ``render`` reads them where no kustomize is installed, so
+the schema validation and ``make kube-play`` work on any machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +30,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 OVERLAYS = ("podman", "podman-dev")
+KUSTOMIZATIONS = ("base", *OVERLAYS)
+RENDERED = HERE / "rendered"
+"""The committed renders, ``<kustomization>.yaml``."""
 
 
 class NoKustomize(RuntimeError):
@@ -45,9 +56,25 @@ def path_of(name: str) -> Path:
     return Path(name)
 
 
+def have_kustomize() -> bool:
+    try:
+        kustomize_command()
+    except NoKustomize:
+        return False
+    return True
+
+
 @functools.lru_cache(maxsize=16)
 def render_text(name: str) -> str:
-    """The rendered YAML (cached: the files do not change under a running process)."""
+    """The rendered YAML (cached: the files do not change under a running process):
+    by kustomize, or for one of ours where there is none, the committed render."""
+    if name in KUSTOMIZATIONS and not have_kustomize():
+        return (RENDERED / f"{name}.yaml").read_text()
+    return kustomize(name)
+
+
+def kustomize(name: str) -> str:
+    """``name`` rendered by kustomize now (NoKustomize where there is none)."""
     proc = subprocess.run([*kustomize_command(), str(path_of(name))], capture_output=True,
                           text=True, timeout=60)
     if proc.returncode != 0:
@@ -59,3 +86,29 @@ def render(name: str) -> list[dict[str, Any]]:
     """The resources of kustomization ``name``, in kustomize's order (parsed anew on
     every call, so a caller may change them)."""
     return [doc for doc in yaml.safe_load_all(render_text(name)) if doc]
+
+
+def stale() -> list[str]:
+    """The committed renders that differ from what kustomize makes now."""
+    return [n for n in KUSTOMIZATIONS
+            if (RENDERED / f"{n}.yaml").read_text() != kustomize(n)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.kubernetes.render")
+    parser.add_argument("--write", action="store_true",
+                        help="write rendered/<kustomization>.yaml (else: say which are stale)")
+    args = parser.parse_args(argv)
+    if args.write:
+        RENDERED.mkdir(exist_ok=True)
+        for name in KUSTOMIZATIONS:
+            (RENDERED / f"{name}.yaml").write_text(kustomize(name))
+        print(f"wrote {', '.join(KUSTOMIZATIONS)} under {RENDERED}")
+        return 0
+    old = stale()
+    print(f"stale: {', '.join(old)}" if old else "rendered/ is current")
+    return 1 if old else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
