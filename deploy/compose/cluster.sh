@@ -86,6 +86,27 @@ wait_healthy() {
     done
 }
 
+# A restarted PostgreSQL or RabbitMQ container may come back on another address,
+# which the services' /etc/hosts (written when they were made) does not know: they
+# would retry the old one for ever. So a service whose entry is stale is removed,
+# and the `up` that follows makes it anew (its data is in volumes).
+drop_stale_hosts() {
+    local name dep want have
+    for name in "$@"; do
+        podman container exists "nimbus-$name" || continue
+        for dep in postgres rabbitmq; do
+            want=$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "nimbus-$dep")
+            have=$(podman inspect -f '{{range .HostConfig.ExtraHosts}}{{println .}}{{end}}' "nimbus-$name" \
+                   | sed -n "s/^$dep:\(.*\)$/\1/p")
+            if [ "$have" != "$want" ]; then
+                log "nimbus-$name knows $dep at ${have:-nothing}, now $want: making it anew"
+                podman rm -f -t 15 "nimbus-$name" >/dev/null
+                break
+            fi
+        done
+    done
+}
+
 up() {
     ensure_tools
     if [ "$engine" != podman ]; then
@@ -107,6 +128,7 @@ up() {
     if [ "$rc" != 0 ]; then log "migrate+bootstrap failed ($rc)"; return 1; fi
     # podman-compose restarts a service's dependencies too: migrate runs once
     # more, harmlessly (both its steps are idempotent).
+    drop_stale_hosts "${services[@]}"
     compose_hosts postgres rabbitmq -- up -d "${services[@]}" >>"$out" 2>&1 || true
     wait_healthy "${services[@]/#/nimbus-}"
     # Made anew each time: a replica restarted since (podman start) has a new
