@@ -1,5 +1,6 @@
-"""Fixtures the integration tests share: an RPC client on the test's own vhost, the
-network service running in-process on the test's database and vhost, and the
+"""Fixtures the integration tests share: a database connection with the default
+domain in place (``db``, for tests that make projects), an RPC client on the test's
+own vhost, the network service running in-process on the test's database and vhost, and the
 guest image and libvirt root of the real-hypervisor tests.
 
 A module that needs them differently (another timeout, a bootstrapped pool)
@@ -14,14 +15,27 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from services.network.app import create_worker as create_network_worker
 from services.network.settings import Settings as NetworkSettings
 from shared.config import AmqpSettings, DatabaseSettings
+from shared.db.pool import connect as db_connect
 from shared.rpc import RpcClient, connect
 from shared.worker import Worker
 from tests.integration.libvirt_guests import REPO, kill_guests, make_home
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await db_connect(db_url)
+    await conn.execute("INSERT INTO domains (id, name) VALUES ('default', 'Default') "
+                       "ON CONFLICT DO NOTHING")
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -21,17 +20,6 @@ from shared.errors import OverLimit
 
 SMALL = FlavorSpec(id="100", name="standard.xsmall", ram_mb=1024, disk_gb=10, vcpus=1)
 MEDIUM = FlavorSpec(id="102", name="standard.medium", ram_mb=4096, disk_gb=30, vcpus=2)
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await connect(db_url)
-    await conn.execute("INSERT INTO domains (id, name) VALUES ('default', 'Default') "
-                       "ON CONFLICT DO NOTHING")
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def _project(db: asyncpg.Connection) -> str:

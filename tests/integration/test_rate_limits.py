@@ -28,7 +28,7 @@ from services.api.queries import quotas as q
 from services.api.ratelimit import Rule, charge, status
 from services.api.settings import ApiSettings, Settings
 from shared.config import AmqpSettings, DatabaseSettings, LogSettings
-from shared.db.pool import connect, create_pool
+from shared.db.pool import create_pool
 from shared.outbox import Relay
 from shared.rpc import RpcClient
 
@@ -38,17 +38,6 @@ POST3 = Rule("POST", "*", ".*", 3, "MINUTE")
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await connect(db_url)
-    await conn.execute("INSERT INTO domains (id, name) VALUES ('default', 'Default') "
-                       "ON CONFLICT DO NOTHING")
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def project(db: asyncpg.Connection) -> str:
