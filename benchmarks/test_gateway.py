@@ -14,6 +14,7 @@ import time
 
 import aiohttp
 
+from benchmarks.drive import closed_loop
 from tests.e2e.projects import new_project
 
 REQUESTS = 1500
@@ -21,17 +22,8 @@ CONCURRENCY = 16
 
 
 async def _rate(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> float:
-    statuses: list[int] = []
-    todo = iter(range(REQUESTS))
-
-    async def worker() -> None:
-        for _ in todo:
-            async with session.get(url, headers=headers) as r:
-                await r.read()
-                statuses.append(r.status)
-
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    statuses = await closed_loop(session, url, headers, REQUESTS, CONCURRENCY)
     elapsed = time.perf_counter() - start
     assert statuses == [200] * REQUESTS, set(statuses)
     return REQUESTS / elapsed

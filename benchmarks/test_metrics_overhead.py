@@ -19,6 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks.drive import closed_loop
 from deploy.local import infra
 from tests.e2e.acting import active_server, delete_and_wait
 from tests.e2e.client import eventually
@@ -50,21 +51,10 @@ def _cpu_s(pid: int) -> float:
 
 async def _cpu_per_request(session: aiohttp.ClientSession, pid: int, url: str,
                            headers: dict[str, str]) -> float:
-    statuses: list[int] = []
-
-    async def run(n: int) -> None:
-        todo = iter(range(n))
-
-        async def worker() -> None:
-            for _ in todo:
-                async with session.get(url, headers=headers) as r:
-                    await r.read()
-                    statuses.append(r.status)
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-
-    await run(200)  # warm up: connections, token cache, prepared statements
+    # Warm up first: connections, token cache, prepared statements.
+    statuses = await closed_loop(session, url, headers, 200, CONCURRENCY)
     before = _cpu_s(pid)
-    await run(REQUESTS)
+    statuses += await closed_loop(session, url, headers, REQUESTS, CONCURRENCY)
     used = _cpu_s(pid) - before
     assert set(statuses) == {200}, set(statuses)
     return used / REQUESTS
