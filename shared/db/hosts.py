@@ -25,11 +25,19 @@ savepoints).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 import msgspec
+
+
+_json = msgspec.json.Encoder()
+
+
+def _json_text(value: object) -> str:
+    return _json.encode(value).decode()
 
 
 class HostCapacity(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,24 +110,43 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     vcpus: int
 
 
-_REPORT_SET = """
-    availability_zone = $2, total_ram_mb = $3, total_disk_gb = $4, total_vcpus = $5,
-    ram_ratio = $6, disk_ratio = $7, cpu_ratio = $8,
-    started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
-    last_heartbeat = now(), hypervisor_type = $10, capabilities = $11"""
+def _report_set(src: str) -> str:
+    """The columns a report sets, from the reported values in ``src`` (a row alias)."""
+    return f"""
+    availability_zone = {src}.availability_zone, total_ram_mb = {src}.total_ram_mb,
+    total_disk_gb = {src}.total_disk_gb, total_vcpus = {src}.total_vcpus,
+    ram_ratio = {src}.ram_ratio, disk_ratio = {src}.disk_ratio, cpu_ratio = {src}.cpu_ratio,
+    started_at = CASE WHEN $11 THEN now() ELSE h.started_at END,
+    last_heartbeat = now(), hypervisor_type = {src}.hypervisor_type,
+    capabilities = {src}.capabilities"""
 
-# Update first, insert only a host never seen: an INSERT ... ON CONFLICT alone
+
+# Many hosts in one statement (an agent process may simulate hundreds: one
+# statement per heartbeat interval, not one per host), from one array per column.
+# Update first, insert only hosts never seen: an INSERT ... ON CONFLICT alone
 # would draw a new ``id`` from the identity sequence at every heartbeat (defaults
 # are computed before the conflict is found), and hosts first seen later would
 # get ever larger ids. The ON CONFLICT still settles two first reports racing.
 _REPORT = f"""
-WITH updated AS (UPDATE compute_hosts AS h SET {_REPORT_SET} WHERE h.host = $1 RETURNING h.host)
+WITH given AS (
+    SELECT g.host, g.availability_zone, g.total_ram_mb, g.total_disk_gb, g.total_vcpus,
+           g.ram_ratio, g.disk_ratio, g.cpu_ratio, g.hypervisor_type,
+           g.capabilities::jsonb AS capabilities
+      FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::float8[],
+                  $7::float8[], $8::float8[], $9::text[], $10::text[])
+           AS g(host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus, ram_ratio,
+                disk_ratio, cpu_ratio, hypervisor_type, capabilities)),
+updated AS (UPDATE compute_hosts AS h SET {_report_set("g")} FROM given g
+             WHERE h.host = g.host RETURNING h.host)
 INSERT INTO compute_hosts AS h (host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus,
                                 ram_ratio, disk_ratio, cpu_ratio, started_at, last_heartbeat,
                                 hypervisor_type, capabilities)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $10, $11
- WHERE NOT EXISTS (SELECT 1 FROM updated)
-ON CONFLICT (host) DO UPDATE SET {_REPORT_SET}"""
+SELECT g.host, g.availability_zone, g.total_ram_mb, g.total_disk_gb, g.total_vcpus,
+       g.ram_ratio, g.disk_ratio, g.cpu_ratio, now(), now(), g.hypervisor_type, g.capabilities
+  FROM given g
+ WHERE g.host NOT IN (SELECT host FROM updated)
+ ORDER BY g.host
+ON CONFLICT (host) DO UPDATE SET {_report_set("EXCLUDED")}"""
 
 # ``alive`` and ``down`` are computed by PostgreSQL with its own clock, so the
 # scheduler's and the agents' clocks never need to agree.
@@ -185,9 +212,21 @@ async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool 
     claims move the former, only an operator the latter. Pass ``starting=True``
     on the agent's first report after it started, to set ``started_at``.
     """
-    await conn.execute(_REPORT, cap.host, cap.availability_zone, cap.total_ram_mb,
-                       cap.total_disk_gb, cap.total_vcpus, cap.ram_ratio, cap.disk_ratio,
-                       cap.cpu_ratio, starting, cap.hypervisor_type, cap.capabilities)
+    await report_many(conn, [cap], starting=starting)
+
+
+async def report_many(conn: asyncpg.Connection, caps: Sequence[HostCapacity], *,
+                      starting: bool = False) -> None:
+    """:func:`report` for each of ``caps`` (distinct hosts), in one statement."""
+    if not caps:
+        return
+    await conn.execute(
+        _REPORT, [c.host for c in caps], [c.availability_zone for c in caps],
+        [c.total_ram_mb for c in caps], [c.total_disk_gb for c in caps],
+        [c.total_vcpus for c in caps], [c.ram_ratio for c in caps],
+        [c.disk_ratio for c in caps], [c.cpu_ratio for c in caps],
+        [c.hypervisor_type for c in caps],
+        [None if c.capabilities is None else _json_text(c.capabilities) for c in caps], starting)
 
 
 async def live_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
