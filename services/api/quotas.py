@@ -158,9 +158,9 @@ async def claim_servers(conn: asyncpg.Connection, project_id: str, *, vcpus: int
     """
     if not conn.is_in_transaction():
         raise RuntimeError("claim_servers must run inside the transaction that inserts")
-    await q.lock_project(conn, project_id)
+    row = await q.lock_project(conn, project_id)
+    used = Usage(int(row["instances"]), int(row["cores"]), int(row["ram_mb"]))
     limits = await absolute_limits(conn, project_id)
-    used = await usage(conn, project_id)
     return servers_to_create(limits, used, vcpus=vcpus, ram_mb=ram_mb,
                              min_count=min_count, max_count=max_count)
 

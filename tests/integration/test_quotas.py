@@ -91,6 +91,39 @@ async def test_usage_counts_live_servers_only(db):
         "totalVolumesUsed": 0, "totalVolumeGigabytesUsed": 0}
 
 
+_RECOUNT = """
+SELECT count(*) AS instances, coalesce(sum((flavor->>'vcpus')::bigint), 0) AS cores,
+       coalesce(sum((flavor->>'ram_mb')::bigint), 0) AS ram_mb
+  FROM servers WHERE project_id = $1 AND deleted_at IS NULL"""
+
+
+async def test_kept_usage_matches_a_recount_on_every_path(db):
+    """The usage row (migration 0017's trigger) against a count of the servers
+    themselves, after each way a server's row changes."""
+    pid = await _project(db)
+
+    async def check() -> None:
+        row = await db.fetchrow(_RECOUNT, pid)
+        assert await quotas.usage(db, pid) == quotas.Usage(*map(int, row.values()))
+
+    await check()                                          # no servers, no row yet
+    a = await _insert(db, pid, SMALL)
+    b = await _insert(db, pid, MEDIUM)
+    await check()
+    await db.execute("UPDATE servers SET flavor = $2 WHERE id = $1", a, MEDIUM)   # resized
+    await check()
+    await db.execute("UPDATE servers SET deleted_at = now() WHERE id = $1", b)     # deleted
+    await check()
+    await db.execute("UPDATE servers SET name = 'renamed', deleted_at = now() WHERE id = $1",
+                     b)                                    # deleted again: counted once
+    await check()
+    await db.execute("DELETE FROM servers WHERE id = $1", b)                      # purged
+    await check()
+    await db.execute("DELETE FROM servers WHERE id = $1", a)                      # purged live
+    await check()
+    assert await quotas.usage(db, pid) == quotas.Usage(0, 0, 0)
+
+
 @pytest.mark.parametrize("limit, value, flavor, expect", [
     ("maxTotalInstances", 5, SMALL, 5),
     ("maxTotalCores", 5, MEDIUM, 2),          # 2 cores each (RAM would allow 3)
