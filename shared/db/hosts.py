@@ -79,17 +79,28 @@ class HostState(msgspec.Struct, kw_only=True):
     down: bool = False
     """Silent for longer than the down time, with no excuse (see the module docstring)."""
 
+    # floor(total * ratio), worked out once per row: the scheduler's filters and
+    # weighers ask for the free amounts of every host for every build.
+    usable_ram_mb: int = 0
+    usable_disk_gb: int = 0
+    usable_vcpus: int = 0
+
+    def __post_init__(self) -> None:
+        self.usable_ram_mb = math.floor(self.total_ram_mb * self.ram_ratio)
+        self.usable_disk_gb = math.floor(self.total_disk_gb * self.disk_ratio)
+        self.usable_vcpus = math.floor(self.total_vcpus * self.cpu_ratio)
+
     @property
     def free_ram_mb(self) -> int:
-        return math.floor(self.total_ram_mb * self.ram_ratio) - self.used_ram_mb
+        return self.usable_ram_mb - self.used_ram_mb
 
     @property
     def free_disk_gb(self) -> int:
-        return math.floor(self.total_disk_gb * self.disk_ratio) - self.used_disk_gb
+        return self.usable_disk_gb - self.used_disk_gb
 
     @property
     def free_vcpus(self) -> int:
-        return math.floor(self.total_vcpus * self.cpu_ratio) - self.used_vcpus
+        return self.usable_vcpus - self.used_vcpus
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,8 +204,11 @@ UPDATE compute_hosts SET disabled = $2, disabled_reason = CASE WHEN $2 THEN $3 E
  WHERE host = $1 RETURNING host"""
 
 
+_ROW_FIELDS = tuple(f for f in HostState.__struct_fields__ if not f.startswith("usable_"))
+
+
 def _state(row: asyncpg.Record) -> HostState:
-    return HostState(**{name: row[name] for name in HostState.__struct_fields__})
+    return HostState(**{name: row[name] for name in _ROW_FIELDS})
 
 
 async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool = False) -> None:
