@@ -5,7 +5,7 @@ reads :func:`live_hosts` and moves the ``used_*`` columns only through
 :func:`claim` and :func:`release`, each a single guarded transaction, so that
 concurrent builds, even from several scheduler processes, can never overcommit
 a host: the capacity check and the increment are one ``UPDATE`` on the host's
-row, which PostgreSQL serialises.
+row, which PostgreSQL serialises (in one statement with the claim's own row).
 
 Whether a host is *down* (its work may be taken from it: builds rescheduled,
 actions failed, deletes finished without it) is decided here only, and never
@@ -87,17 +87,28 @@ class HostState(msgspec.Struct, kw_only=True):
     down: bool = False
     """Silent for longer than the down time, with no excuse (see the module docstring)."""
 
+    # floor(total * ratio), worked out once per row: the scheduler's filters and
+    # weighers ask for the free amounts of every host for every build.
+    usable_ram_mb: int = 0
+    usable_disk_gb: int = 0
+    usable_vcpus: int = 0
+
+    def __post_init__(self) -> None:
+        self.usable_ram_mb = math.floor(self.total_ram_mb * self.ram_ratio)
+        self.usable_disk_gb = math.floor(self.total_disk_gb * self.disk_ratio)
+        self.usable_vcpus = math.floor(self.total_vcpus * self.cpu_ratio)
+
     @property
     def free_ram_mb(self) -> int:
-        return math.floor(self.total_ram_mb * self.ram_ratio) - self.used_ram_mb
+        return self.usable_ram_mb - self.used_ram_mb
 
     @property
     def free_disk_gb(self) -> int:
-        return math.floor(self.total_disk_gb * self.disk_ratio) - self.used_disk_gb
+        return self.usable_disk_gb - self.used_disk_gb
 
     @property
     def free_vcpus(self) -> int:
-        return math.floor(self.total_vcpus * self.cpu_ratio) - self.used_vcpus
+        return self.usable_vcpus - self.used_vcpus
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,22 +178,40 @@ SELECT *, last_heartbeat >= now() - make_interval(secs => $1::double precision) 
 
 _CLAIM_OF = "SELECT * FROM host_claims WHERE server_id = $1"
 
-# The check and the increment in one statement: concurrent claims on one host
-# queue on its row lock and each re-evaluates the WHERE against the committed
-# used_* of the one before (READ COMMITTED's re-check of updated rows).
-_TAKE = """
-UPDATE compute_hosts
-   SET used_ram_mb = used_ram_mb + $2, used_disk_gb = used_disk_gb + $3, used_vcpus = used_vcpus + $4
- WHERE host = $1
-   AND floor(total_ram_mb * ram_ratio) - used_ram_mb >= $2
-   AND floor(total_disk_gb * disk_ratio) - used_disk_gb >= $3
-   AND floor(total_vcpus * cpu_ratio) - used_vcpus >= $4
-RETURNING host"""
+# The check, the increment and the claim's row in one statement: concurrent
+# claims on one host queue on its row lock and each re-evaluates the WHERE
+# against the committed used_* of the one before (READ COMMITTED's re-check of
+# updated rows). $6 (NULL: not checked) also requires the host enabled and
+# heartbeating within that many seconds, as the scheduler's view had it, so a
+# view read a moment ago cannot place on a host disabled or dead since.
+# `took` without `claimed`: a twin of the request claimed for the server between
+# the NOT EXISTS and the insert; the caller gives the increment back.
+_CLAIM = """
+WITH taken AS (
+    UPDATE compute_hosts
+       SET used_ram_mb = used_ram_mb + $3, used_disk_gb = used_disk_gb + $4,
+           used_vcpus = used_vcpus + $5
+     WHERE host = $1
+       AND floor(total_ram_mb * ram_ratio) - used_ram_mb >= $3
+       AND floor(total_disk_gb * disk_ratio) - used_disk_gb >= $4
+       AND floor(total_vcpus * cpu_ratio) - used_vcpus >= $5
+       AND ($6::double precision IS NULL OR (NOT disabled AND
+            last_heartbeat >= now() - make_interval(secs => $6::double precision)))
+       AND NOT EXISTS (SELECT 1 FROM host_claims WHERE server_id = $2)
+    RETURNING host),
+claimed AS (
+    INSERT INTO host_claims (server_id, host, ram_mb, disk_gb, vcpus)
+    SELECT $2, host, $3, $4, $5 FROM taken
+    ON CONFLICT (server_id) DO NOTHING
+    RETURNING server_id)
+SELECT EXISTS (SELECT 1 FROM taken) AS took, EXISTS (SELECT 1 FROM claimed) AS claimed"""
 
-_INSERT_CLAIM = """
-INSERT INTO host_claims (server_id, host, ram_mb, disk_gb, vcpus) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (server_id) DO NOTHING
-RETURNING server_id"""
+_GIVE_BACK = """
+UPDATE compute_hosts
+   SET used_ram_mb = GREATEST(used_ram_mb - $2, 0), used_disk_gb = GREATEST(used_disk_gb - $3, 0),
+       used_vcpus = GREATEST(used_vcpus - $4, 0)
+ WHERE host = $1"""
+
 
 # GREATEST: a release must never fail on the used_* >= 0 checks, even if an
 # operator edited the row by hand in between.
@@ -196,13 +225,17 @@ UPDATE compute_hosts h
  WHERE h.host = gone.host
 RETURNING h.host"""
 
+
 _SET_DISABLED = """
 UPDATE compute_hosts SET disabled = $2, disabled_reason = CASE WHEN $2 THEN $3 END
  WHERE host = $1 RETURNING host"""
 
 
+_ROW_FIELDS = tuple(f for f in HostState.__struct_fields__ if not f.startswith("usable_"))
+
+
 def _state(row: asyncpg.Record) -> HostState:
-    return HostState(**{name: row[name] for name in HostState.__struct_fields__})
+    return HostState(**{name: row[name] for name in _ROW_FIELDS})
 
 
 async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool = False) -> None:
@@ -257,34 +290,24 @@ async def claim_of(conn: asyncpg.Connection, server_id: UUID) -> Claim | None:
                  disk_gb=row["disk_gb"], vcpus=row["vcpus"])
 
 
-class _Rollback(Exception):
-    """Raised inside the claim's transaction to undo it."""
-
-
 async def claim(conn: asyncpg.Connection, host: str, server_id: UUID, ram_mb: int,
-                disk_gb: int, vcpus: int) -> bool:
+                disk_gb: int, vcpus: int, *, live_within_s: float | None = None) -> bool:
     """Take ``ram_mb``/``disk_gb``/``vcpus`` on ``host`` for ``server_id``, if they fit.
 
-    All or nothing, in one transaction: True when the server now holds the
-    claim; False, with nothing changed, when the host lacks room (or is
-    unknown). Idempotent: a server that already holds a claim on ``host`` gets
-    True without counting twice. A server holds at most one claim: asking for
-    another host while it holds one returns False (release it first).
+    All or nothing, one statement: True when the server now holds the claim;
+    False, with nothing changed, when the host lacks room (or is unknown, or,
+    with ``live_within_s``, disabled or silent for longer than that). Idempotent:
+    a server that already holds a claim on ``host`` gets True without counting
+    twice. A server holds at most one claim: asking for another host while it
+    holds one returns False (release it first).
     """
+    row = await conn.fetchrow(_CLAIM, host, server_id, ram_mb, disk_gb, vcpus, live_within_s)
+    if row["claimed"]:
+        return True
+    if row["took"]:  # a twin claimed for the server meanwhile: not twice
+        await conn.execute(_GIVE_BACK, host, ram_mb, disk_gb, vcpus)
     held = await claim_of(conn, server_id)
-    if held is not None:
-        return held.host == host
-    try:
-        async with conn.transaction():
-            if await conn.fetchval(_TAKE, host, ram_mb, disk_gb, vcpus) is None:
-                raise _Rollback
-            if await conn.fetchval(_INSERT_CLAIM, server_id, host, ram_mb, disk_gb, vcpus) is None:
-                # A twin of this request claimed for the server meanwhile.
-                raise _Rollback
-    except _Rollback:
-        held = await claim_of(conn, server_id)
-        return held is not None and held.host == host
-    return True
+    return held is not None and held.host == host
 
 
 async def release(conn: asyncpg.Connection, server_id: UUID) -> bool:
