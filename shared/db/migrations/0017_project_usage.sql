@@ -8,7 +8,8 @@
 -- The counts live in one row per project, kept by one trigger on `servers`, so
 -- every path that creates, deletes or purges a server keeps them true without
 -- knowing about them: a server counts (1 instance, its flavor's vcpus and RAM)
--- from its insert until `deleted_at` is set or the row goes. The same row is
+-- from its insert until `deleted_at` is set or the row goes (a flavor without
+-- vcpus or ram_mb, as some tests write, counts 0 of it). The same row is
 -- the project's quota lock (services/api/queries/quotas.py `lock_project`):
 -- taking it returns the usage in the same statement.
 
@@ -33,15 +34,15 @@ BEGIN
                      OR OLD.flavor IS DISTINCT FROM NEW.flavor) THEN
         UPDATE project_usage
            SET instances = instances - 1,
-               cores = cores - (OLD.flavor->>'vcpus')::bigint,
-               ram_mb = ram_mb - (OLD.flavor->>'ram_mb')::bigint
+               cores = cores - coalesce((OLD.flavor->>'vcpus')::bigint, 0),
+               ram_mb = ram_mb - coalesce((OLD.flavor->>'ram_mb')::bigint, 0)
          WHERE project_id = OLD.project_id;
         was_live := false;
     END IF;
     IF is_live AND NOT was_live THEN
         INSERT INTO project_usage AS u (project_id, instances, cores, ram_mb)
-        VALUES (NEW.project_id, 1, (NEW.flavor->>'vcpus')::bigint,
-                (NEW.flavor->>'ram_mb')::bigint)
+        VALUES (NEW.project_id, 1, coalesce((NEW.flavor->>'vcpus')::bigint, 0),
+                coalesce((NEW.flavor->>'ram_mb')::bigint, 0))
         ON CONFLICT (project_id) DO UPDATE
            SET instances = u.instances + 1, cores = u.cores + EXCLUDED.cores,
                ram_mb = u.ram_mb + EXCLUDED.ram_mb;
