@@ -109,6 +109,8 @@ async def add_network(db: asyncpg.Connection, project: str, name: str, cidr: str
     nid = uuid.uuid4()
     await db.execute("INSERT INTO networks (id, project_id, name, cidr, gateway) VALUES ($1, $2, $3, $4, $5)",
                      nid, project, name, net, net.network_address + 1)
+    await db.execute("INSERT INTO subnets (network_id, ordinal, cidr, gateway) VALUES ($1, 0, $2, $3)",
+                     nid, net, net.network_address + 1)
     await db.execute("INSERT INTO fixed_ips (network_id, address) "
                      "SELECT $1, $2::inet + g FROM generate_series(0, 252) g", nid, net.network_address + 2)
     return nid
@@ -127,14 +129,16 @@ async def test_first_allocation_creates_default_network_and_security_group(
     assert len(nets) == 1
     net = nets[0]
     assert net["is_default"] and net["name"] == "private"
-    assert net["cidr"].prefixlen == 24 and net["cidr"].subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
+    assert net["cidr"].prefixlen == 22 and net["cidr"].subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
     assert (port.network_id, port.network_name, port.version) == (net["id"], "private", 4)
     address = ipaddress.IPv4Address(port.address)
     assert address in net["cidr"]
     assert address == net["cidr"].network_address + 2  # the lowest usable one
     assert net["gw"] == str(net["cidr"].network_address + 1)
     assert port.mac.startswith("fa:16:3e:") and len(port.mac) == 17
-    assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1", net["id"]) == 253
+    assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1", net["id"]) == 1021
+    assert await db.fetchval("SELECT cidr FROM subnets WHERE network_id = $1 AND ordinal = 0",
+                             net["id"]) == net["cidr"]
 
     groups = await db.fetch("SELECT id, name FROM security_groups WHERE project_id = $1", project)
     assert [g["name"] for g in groups] == ["default"]
@@ -149,8 +153,8 @@ async def test_two_projects_get_different_subnets(network: NetworkClient) -> Non
     [a] = await allocate(network, new_project())
     [b] = await allocate(network, new_project())
     assert a.network_id != b.network_id
-    net_a = ipaddress.IPv4Network(f"{a.address}/24", strict=False)
-    net_b = ipaddress.IPv4Network(f"{b.address}/24", strict=False)
+    net_a = ipaddress.IPv4Network(f"{a.address}/22", strict=False)
+    net_b = ipaddress.IPv4Network(f"{b.address}/22", strict=False)
     assert net_a != net_b
 
 
@@ -250,7 +254,7 @@ async def test_ensure_default_races_directly(db_url: str) -> None:
                     "SELECT count(*) FROM networks WHERE project_id = $1", project) == 1
                 assert await conn.fetchval(
                     "SELECT count(*) FROM fixed_ips f JOIN networks n ON n.id = f.network_id "
-                    "WHERE n.project_id = $1", project) == 253
+                    "WHERE n.project_id = $1", project) == 1021
                 assert await conn.fetchval(
                     "SELECT count(*) FROM security_group_rules r JOIN security_groups g "
                     "ON g.id = r.parent_group_id WHERE g.project_id = $1", project) == 2
@@ -259,10 +263,10 @@ async def test_ensure_default_races_directly(db_url: str) -> None:
 
 
 async def test_a_taken_subnet_is_skipped(network: NetworkClient, db: asyncpg.Connection) -> None:
-    # A network made outside the sequence holds the next /24 in line.
+    # A network made outside the sequence holds the next /22 in line.
     nxt = await db.fetchval("SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM network_subnet_seq")
-    squatter = ipaddress.IPv4Network(("10.0.0.0", 24))
-    squatter = ipaddress.IPv4Network((int(squatter.network_address) + 256 * (nxt - 1), 24))
+    squatter = ipaddress.IPv4Network(("10.0.0.0", 22))
+    squatter = ipaddress.IPv4Network((int(squatter.network_address) + 1024 * (nxt - 1), 22))
     await add_network(db, new_project(), "squatter", str(squatter))
     [port] = await allocate(network, new_project())
     assert ipaddress.IPv4Address(port.address) not in squatter
@@ -289,11 +293,13 @@ async def test_full_network_is_a_clear_error_and_takes_nothing(
     [first] = await allocate(network, project, holder)
     other = await add_network(db, project, "backend", "192.168.78.0/24")
     await db.execute("UPDATE fixed_ips SET server_id = gen_random_uuid() "
-                     "WHERE network_id = $1 AND server_id IS NULL", first.network_id)
+                     "WHERE network_id = $1 AND server_id IS NULL", other)
     server = uuid.uuid4()
-    # The default network is full; the free one asked for first must not stay taken.
-    with pytest.raises(NoMoreFixedIps, match=r"No fixed IP addresses available for network private \(10\."):
-        await allocate(network, project, server, other, first.network_id)
+    # The further network is full (only a default network grows); the free
+    # address of the default one, asked for first, must not stay taken.
+    with pytest.raises(NoMoreFixedIps, match=r"^No fixed IP addresses available for network "
+                                             r"backend \(192\.168\.78\.0/24\)\.$"):
+        await allocate(network, project, server, first.network_id, other)
     assert await db.fetchval("SELECT count(*) FROM ports WHERE server_id = $1", server) == 0
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE server_id = $1", server) == 0
     # Freeing one address makes room again.
@@ -440,8 +446,8 @@ async def test_a_named_fixed_ip_is_the_one_given(network: NetworkClient,
                                                  db: asyncpg.Connection) -> None:
     project = new_project()
     [default] = await allocate(network, project)
-    net = ipaddress.IPv4Network(f"{default.address}/24", strict=False)
-    wanted = str(net.network_address + 77)
+    net = ipaddress.IPv4Network(f"{default.address}/22", strict=False)
+    wanted = str(net.network_address + 777)
     server = uuid.uuid4()
     [port] = await allocate_req(network, project, server, req(default.network_id, wanted))
     assert port.address == wanted
@@ -455,12 +461,12 @@ async def test_a_named_fixed_ip_is_the_one_given(network: NetworkClient,
         await allocate_req(network, project, uuid.uuid4(), req(default.network_id, wanted))
 
 
-@pytest.mark.parametrize("offset", [0, 1, 255, 256, -1])
+@pytest.mark.parametrize("offset", [0, 1, 1023, 1024, -1])
 async def test_a_fixed_ip_outside_what_servers_can_have_is_refused(
         network: NetworkClient, db: asyncpg.Connection, offset: int) -> None:
     project, server = new_project(), uuid.uuid4()
     [default] = await allocate(network, project)
-    net = ipaddress.IPv4Network(f"{default.address}/24", strict=False)
+    net = ipaddress.IPv4Network(f"{default.address}/22", strict=False)
     bad = str(net.network_address + offset)   # network, gateway, broadcast, outside
     with pytest.raises(BadRequest, match="is not an address servers can have on network private"):
         await allocate_req(network, project, server, req(default.network_id, bad))
@@ -580,10 +586,10 @@ async def test_create_network_makes_the_default_first_then_carves_or_takes_a_cid
                                     default_name="private")
     nets = await networks.of_project(db, project)
     assert [(n.name, n.is_default) for n in nets] == [("private", True), ("backend", False)]
-    assert ipaddress.IPv4Network(backend.cidr).prefixlen == 24
+    assert ipaddress.IPv4Network(backend.cidr).prefixlen == 22
     assert ipaddress.IPv4Network(backend.cidr).subnet_of(SUPERNET)
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1",
-                             backend.id) == 253
+                             backend.id) == 1021
     storage = await networks.create(db, project, "storage", supernet=SUPERNET,
                                     default_name="private",
                                     cidr=networks.parse_cidr("172.20.0.0/28"))
@@ -606,7 +612,7 @@ async def test_a_carved_subnet_skips_those_a_wider_network_overlaps(
         db: asyncpg.Connection) -> None:
     owner = new_project()
     async with db.transaction():   # its default first, so that create() carves nothing
-        await networks.ensure_default(db, owner, supernet=SUPERNET, name="private")
+        await networks.ensure_default(db, owner, supernet=SUPERNET, name="private", prefixlen=24)
     # The index carved next is nextval - 1: make it even, and put a /23 over it
     # and the one after.
     index = await db.fetchval("SELECT last_value FROM network_subnet_seq")
@@ -614,8 +620,9 @@ async def test_a_carved_subnet_skips_those_a_wider_network_overlaps(
     await db.execute("SELECT setval('network_subnet_seq', $1, true)", index)
     wide = ipaddress.IPv4Network((int(SUPERNET.network_address) + 256 * index, 23))
     await networks.create(db, owner, "wide", supernet=SUPERNET, default_name="private",
-                          cidr=wide)
+                          cidr=wide, prefixlen=24)
     async with db.transaction():
-        net = await networks.ensure_default(db, new_project(), supernet=SUPERNET, name="private")
+        net = await networks.ensure_default(db, new_project(), supernet=SUPERNET, name="private",
+                                            prefixlen=24)
     carved = ipaddress.IPv4Network(net.cidr)
     assert carved.network_address == wide.broadcast_address + 1   # index + 2
