@@ -30,6 +30,7 @@ class NetworkHandler:
         self._settings = settings
         self._grow = growth.Policy(supernet=settings.supernet, prefixlen=settings.default_prefixlen,
                                    max_subnets=settings.max_subnets_per_network)
+        self._next_fit = ports.NextFit()
 
     async def __call__(self, msg: NetworkMessage, ctx: CallContext) -> list[Port] | int | UUID:
         match msg:
@@ -82,7 +83,7 @@ class NetworkHandler:
                 fixed = [r.fixed_ip for r in requests] if requests else None
                 made = await ports.allocate(conn, msg.server_id, msg.host, wanted,
                                             mac_prefix=self._settings.mac_prefix, fixed=fixed,
-                                            grow=self._grow)
+                                            grow=self._grow, next_fit=self._next_fit)
                 await addresses.refresh(conn, msg.server_id)
         log.info("network.ports_allocated", server_id=str(msg.server_id), host=msg.host,
                  addresses=[p.address for p in made])

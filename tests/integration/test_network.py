@@ -290,8 +290,9 @@ async def test_foreign_network_is_a_bad_request(network: NetworkClient, db: asyn
 async def test_full_network_is_a_clear_error_and_takes_nothing(
         network: NetworkClient, db: asyncpg.Connection) -> None:
     project, holder = new_project(), uuid.uuid4()
-    [first] = await allocate(network, project, holder)
+    [first] = await allocate(network, project)
     other = await add_network(db, project, "backend", "192.168.78.0/24")
+    [_, held] = await allocate(network, project, holder, first.network_id, other)
     await db.execute("UPDATE fixed_ips SET server_id = gen_random_uuid() "
                      "WHERE network_id = $1 AND server_id IS NULL", other)
     server = uuid.uuid4()
@@ -303,9 +304,9 @@ async def test_full_network_is_a_clear_error_and_takes_nothing(
     assert await db.fetchval("SELECT count(*) FROM ports WHERE server_id = $1", server) == 0
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE server_id = $1", server) == 0
     # Freeing one address makes room again.
-    assert await network.deallocate_ports(DeallocatePorts(server_id=holder)) == 1
-    [again] = await allocate(network, project)
-    assert again.address == first.address
+    assert await network.deallocate_ports(DeallocatePorts(server_id=holder)) == 2
+    [_, again] = await allocate(network, project, server, first.network_id, other)
+    assert (again.network_id, again.address) == (other, held.address)
 
 
 # --------------------------------------------------------------------------- deallocation
@@ -320,7 +321,8 @@ async def test_deallocate_frees_the_address_for_the_next_server(
     assert await network.deallocate_ports(DeallocatePorts(server_id=s1)) == 1
     assert await db.fetchval("SELECT count(*) FROM ports WHERE server_id = $1", s1) == 0
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE server_id = $1", s1) == 0
-    [p3] = await allocate(network, project, s3)
+    # Free for the next server: one that names it gets it.
+    [p3] = await allocate_req(network, project, s3, req(p1.network_id, p1.address))
     assert p3.address == p1.address
     assert p3.id != p1.id
     assert [p2] == await allocate(network, project, s2)  # the other server kept its port
@@ -451,7 +453,7 @@ async def test_a_named_fixed_ip_is_the_one_given(network: NetworkClient,
     server = uuid.uuid4()
     [port] = await allocate_req(network, project, server, req(default.network_id, wanted))
     assert port.address == wanted
-    # The lowest free address is still handed to the next server.
+    # The next free address after the last one handed out goes to the next server.
     [nxt] = await allocate(network, project)
     assert ipaddress.IPv4Address(nxt.address) == ipaddress.IPv4Address(default.address) + 1
     # network_ids alone still work (a v1 sender).

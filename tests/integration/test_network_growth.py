@@ -111,13 +111,15 @@ async def test_a_full_default_network_grows_by_a_subnet_and_allocation_goes_on(
     assert await db.fetchval("SELECT cidr::text FROM networks WHERE id = $1",
                              got[0].network_id) == "10.0.0.0/29"
 
-    # A freed address in the first subnet is the next one handed out; the
-    # network does not grow while it has one.
+    # Addresses are handed out next-fit: the ones after the last, then a freed
+    # one in the first subnet, and only then does the network grow again.
     second = (await db.fetchval("SELECT server_id FROM fixed_ips WHERE address = '10.0.0.3'"))
     assert await network.deallocate_ports(DeallocatePorts(server_id=second)) == 1
-    again = await boot(network, p)
-    assert (again.address, again.cidr) == ("10.0.0.3", "10.0.0.0/29")
-    assert len(await subnets(db, got[0].network_id)) == 3
+    more = [await boot(network, p) for _ in range(5)]
+    assert [port.address for port in more] == ["10.0.0.20", "10.0.0.21", "10.0.0.22",
+                                                "10.0.0.3", "10.0.0.26"]
+    assert [cidr for _, cidr in await subnets(db, got[0].network_id)] == [
+        "10.0.0.0/29", "10.0.0.8/29", "10.0.0.16/29", "10.0.0.24/29"]
 
 
 async def test_concurrent_allocations_on_two_replicas_add_each_subnet_once(
