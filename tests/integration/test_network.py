@@ -546,7 +546,7 @@ async def test_stale_reservations_are_swept(network: NetworkClient,
         await db.execute(
             """INSERT INTO servers (id, project_id, user_id, name, flavor_id, flavor, vm_state,
                                     reservation_id, deleted_at)
-               VALUES ($1, $2, 'u', 'vm', '100', '{}', $3, 'r-1',
+               VALUES ($1, $2, 'u', 'vm', '100', '{"vcpus": 1, "ram_mb": 512}', $3, 'r-1',
                        CASE WHEN $3 = 'deleted' THEN now() END)""", sid, project, state)
     await db.execute("UPDATE fixed_ips SET reserved_at = now() - interval '1 hour' "
                      "WHERE server_id = ANY($1::uuid[])", [never, deleted, live])
@@ -564,7 +564,8 @@ async def test_allocation_writes_the_servers_addresses_cache(network: NetworkCli
     await db.execute(
         """INSERT INTO servers (id, project_id, user_id, name, flavor_id, flavor, vm_state,
                                 task_state, reservation_id)
-           VALUES ($1, $2, 'u', 'vm', '100', '{}', 'building', 'networking', 'r-1')""",
+           VALUES ($1, $2, 'u', 'vm', '100', '{"vcpus": 1, "ram_mb": 512}', 'building',
+                   'networking', 'r-1')""",
         sid, project)
     [port] = await allocate(network, project, sid)
     [entry] = msgspec.json.decode(await db.fetchval(
