@@ -204,15 +204,20 @@ class TaskStateConflict(Conflict):
 
 
 class NoMoreFixedIps(BadRequest):
-    """Every address of a network is taken."""
+    """Every address of a network is taken (and, for a network that grows, no
+    further subnet can be added: ``reason`` says why)."""
 
-    def __init__(self, network_name: str, cidr: str) -> None:
-        super().__init__(f"No fixed IP addresses available for network {network_name} ({cidr}).")
+    def __init__(self, network_name: str, cidr: str, reason: str = "") -> None:
+        tail = f": {reason}" if reason else ""
+        super().__init__(f"No fixed IP addresses available for network {network_name} "
+                         f"({cidr}){tail}.")
 
 
 class SupernetExhausted(ComputeError):
-    """The project supernet has no /24 left for a new network (an operator's problem)."""
+    """The project supernet has no block of the subnet size left (an operator's problem)."""
 
-    def __init__(self, supernet: str, index: int) -> None:
-        super().__init__(f"No subnet left in the project supernet {supernet} "
+    def __init__(self, supernet: str, index: int, prefixlen: int = 24) -> None:
+        self.supernet = supernet
+        self.prefixlen = prefixlen
+        super().__init__(f"No /{prefixlen} subnet left in the project supernet {supernet} "
                          f"(subnet index {index}); widen [network] project_supernet.")

@@ -11,7 +11,8 @@
     show-limits PROJECT                  quotas, usage and rate limits in effect
     create-network PROJECT NAME [--cidr CIDR]
                                          a further network of the project (the next
-                                         /24 of the supernet without --cidr)
+                                         block of default_prefixlen of the
+                                         supernet without --cidr)
     dead-letters [--queue Q] [--requeue] the messages the services gave up on, and why;
                                          --requeue sends them back once the cause is fixed
     forget-host HOST                     a compute host gone for good: frees the fixed
@@ -97,8 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(servers of a project with several must name theirs)")
     cn.add_argument("project")
     cn.add_argument("name")
-    cn.add_argument("--cidr", help="its IPv4 subnet, /16 to /30 (default: the next /24 of "
-                                   "the network service's project_supernet)")
+    cn.add_argument("--cidr", help="its IPv4 subnet, /16 to /30 (default: the next block of "
+                                   "the network service's default_prefixlen in its "
+                                   "project_supernet)")
     dl = sub.add_parser("dead-letters", help="list the messages the services gave up on")
     dl.add_argument("--queue", help="only this service queue (e.g. scheduler, compute.HOST)")
     dl.add_argument("--requeue", action="store_true",
@@ -117,7 +119,8 @@ async def _create_network(conn: asyncpg.Connection, args: argparse.Namespace) ->
     try:
         net = await network_sql.create(conn, project.id, args.name, cidr=cidr,
                                        supernet=net_settings.supernet,
-                                       default_name=net_settings.default_network_name)
+                                       default_name=net_settings.default_network_name,
+                                       prefixlen=net_settings.default_prefixlen)
     except ComputeError as exc:
         raise ValueError(exc.message) from None
     lines = [f"network {net.name} id {net.id} cidr {net.cidr} gateway {net.gateway} "

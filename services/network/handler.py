@@ -16,7 +16,7 @@ from shared.contracts.network import (
     NetworkMessage,
     ReserveFixedIps,
 )
-from services.network import addresses, floating_ips, networks, ports, security_groups
+from services.network import addresses, floating_ips, growth, networks, ports, security_groups
 from services.network.settings import NetworkSettings
 
 log = structlog.get_logger(__name__)
@@ -28,6 +28,9 @@ class NetworkHandler:
     def __init__(self, pool: asyncpg.Pool, settings: NetworkSettings) -> None:
         self._pool = pool
         self._settings = settings
+        self._grow = growth.Policy(supernet=settings.supernet, prefixlen=settings.default_prefixlen,
+                                   max_subnets=settings.max_subnets_per_network)
+        self._next_fit = ports.NextFit()
 
     async def __call__(self, msg: NetworkMessage, ctx: CallContext) -> list[Port] | int | UUID:
         match msg:
@@ -47,9 +50,10 @@ class NetworkHandler:
         request names. The server's addresses cache is written in the same
         transaction.
 
+        A full default network grows by a subnet (``services.network.growth``).
         Raises BadRequest when a network is not the project's or a named fixed IP
-        is not to be had, NoMoreFixedIps when a network is full; nothing is
-        allocated then.
+        is not to be had, NoMoreFixedIps when a network is full and cannot grow;
+        nothing is allocated then.
         """
         requests = msg.port_requests()
         async with self._pool.acquire() as conn:
@@ -63,7 +67,8 @@ class NetworkHandler:
                 async with conn.transaction():
                     default = await networks.ensure_default(
                         conn, msg.project_id, supernet=self._settings.supernet,
-                        name=self._settings.default_network_name)
+                        name=self._settings.default_network_name,
+                        prefixlen=self._settings.default_prefixlen)
             async with conn.transaction():
                 await ports.lock_server(conn, msg.server_id)
                 if existing := await ports.of_server(conn, msg.server_id):
@@ -77,7 +82,8 @@ class NetworkHandler:
                                                         [r.network_id for r in requests]))
                 fixed = [r.fixed_ip for r in requests] if requests else None
                 made = await ports.allocate(conn, msg.server_id, msg.host, wanted,
-                                            mac_prefix=self._settings.mac_prefix, fixed=fixed)
+                                            mac_prefix=self._settings.mac_prefix, fixed=fixed,
+                                            grow=self._grow, next_fit=self._next_fit)
                 await addresses.refresh(conn, msg.server_id)
         log.info("network.ports_allocated", server_id=str(msg.server_id), host=msg.host,
                  addresses=[p.address for p in made])
@@ -88,7 +94,8 @@ class NetworkHandler:
         async with self._pool.acquire() as conn, conn.transaction():
             network = await networks.ensure_default(
                 conn, msg.project_id, supernet=self._settings.supernet,
-                name=self._settings.default_network_name)
+                name=self._settings.default_network_name,
+                prefixlen=self._settings.default_prefixlen)
         return network.id
 
     async def deallocate_ports(self, msg: DeallocatePorts) -> int:

@@ -1,4 +1,5 @@
-"""SQL for the ``networks`` table (and the ``fixed_ips`` rows made with a network).
+"""SQL for the ``networks`` table (and the first subnet and its ``fixed_ips`` rows,
+made with a network: ``services.network.growth``).
 
 Functions take a connection; the caller owns the transaction, which must be
 READ COMMITTED (PostgreSQL's default): :func:`ensure_default` looks again after a
@@ -16,21 +17,16 @@ import msgspec
 import structlog
 
 from shared.errors import BadRequest, Conflict
-from services.network.subnets import carve
+from services.network import growth
+from services.network.subnets import DEFAULT_PREFIXLEN, MAX_PREFIXLEN, MIN_PREFIXLEN, Subnet, of_cidr
 
 log = structlog.get_logger(__name__)
-
-# Each attempt of ensure_default burns one subnet index; more than a couple are
-# needed only when a /24 or the name is already taken by some other network.
-_MAX_ATTEMPTS = 8
 
 _COLUMNS = "id, project_id, name, cidr::text AS cidr, host(gateway) AS gateway, is_default"
 
 _GET_DEFAULT = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 AND is_default"
 
 _GET_MANY = f"SELECT {_COLUMNS} FROM networks WHERE id = ANY($1::uuid[])"
-
-_NEXT_INDEX = "SELECT nextval('network_subnet_seq') - 1"
 
 # No conflict target: whichever unique index is hit (the project's one default,
 # the cidr, the (project, name) pair), nothing is inserted and the caller looks
@@ -52,13 +48,16 @@ RETURNING {_COLUMNS}"""
 
 _NAME_TAKEN = "SELECT true FROM networks WHERE project_id = $1 AND name = $2"
 
-_OVERLAPPING = f"SELECT {_COLUMNS} FROM networks WHERE cidr && $1::cidr LIMIT 1"
+_OVERLAPPING = f"""
+SELECT {_COLUMNS} FROM networks
+ WHERE id = (SELECT network_id FROM subnets WHERE cidr && $1::cidr LIMIT 1)"""
 
 _OF_PROJECT = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 ORDER BY created_at, id"
 
-_INSERT_FIXED_IPS = """
-INSERT INTO fixed_ips (network_id, address)
-SELECT $1, $2::inet + g FROM generate_series(0, $3::integer - 1) AS g"""
+
+
+class _Taken(Exception):
+    """The new network's subnet overlaps another network's subnet (not its first)."""
 
 
 class Network(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,27 +79,44 @@ async def get_default(conn: asyncpg.Connection, project_id: str) -> Network | No
 
 
 async def ensure_default(conn: asyncpg.Connection, project_id: str, *,
-                         supernet: ipaddress.IPv4Network, name: str) -> Network:
-    """The project's default network, made with all its fixed IPs if it has none.
+                         supernet: ipaddress.IPv4Network, name: str,
+                         prefixlen: int = DEFAULT_PREFIXLEN) -> Network:
+    """The project's default network, made with its first subnet (the next block of
+    ``prefixlen`` in ``supernet``) and all its fixed IPs if it has none.
 
     Safe to call concurrently for one project: every caller returns the same
-    network. The new network takes the next /24 of ``supernet``; a lost race
-    leaves a gap in the subnet sequence, never a second network.
+    network. A lost race leaves a gap in the subnet sequence, never a second
+    network.
     """
-    for _ in range(_MAX_ATTEMPTS):
+    for _ in range(growth.MAX_ATTEMPTS):
         if (found := await get_default(conn, project_id)) is not None:
             return found
-        index = await conn.fetchval(_NEXT_INDEX)
-        subnet = carve(supernet, index)
-        row = await conn.fetchrow(_INSERT, uuid.uuid4(), project_id, name, subnet.cidr, subnet.gateway)
+        subnet = await growth.next_block(conn, supernet=supernet, prefixlen=prefixlen)
+        row = await _insert(conn, _INSERT, project_id, name, subnet)
         if row is None:
+            await growth.skip_past(conn, subnet.cidr, supernet=supernet, prefixlen=prefixlen)
             continue
-        await conn.execute(_INSERT_FIXED_IPS, row["id"], subnet.first_host, subnet.host_count)
         log.info("network.default_created", project_id=project_id, network_id=str(row["id"]),
-                 cidr=str(subnet.cidr), subnet_index=index)
+                 cidr=str(subnet.cidr))
         return _network(row)
     raise Conflict(f"Could not create the default network {name!r} of project {project_id}: "
                    "its name or subnet is taken by another network.")
+
+
+async def _insert(conn: asyncpg.Connection, sql: str, project_id: str, name: str,
+                  subnet: Subnet) -> asyncpg.Record | None:
+    """Insert a network (``sql``) with ``subnet`` as its first subnet; None when a
+    unique or overlap constraint refuses either (nothing is left behind: a
+    savepoint, or a transaction of its own outside one)."""
+    try:
+        async with conn.transaction():
+            row = await conn.fetchrow(sql, uuid.uuid4(), project_id, name, subnet.cidr,
+                                      subnet.gateway)
+            if row is not None and not await growth.add(conn, row["id"], 0, subnet):
+                raise _Taken
+            return row
+    except _Taken:
+        return None
 
 
 async def get_owned(conn: asyncpg.Connection, project_id: str,
@@ -116,20 +132,6 @@ async def get_owned(conn: asyncpg.Connection, project_id: str,
             raise BadRequest(f"Network {nid} could not be found.")
         found.append(net)
     return found
-
-
-# Bounds on a network given by CIDR: every usable address gets a fixed_ips row
-# (a /16 is 65,533), and a /30 leaves one address for a server.
-MIN_PREFIXLEN = 16
-MAX_PREFIXLEN = 30
-
-
-def _usable(cidr: ipaddress.IPv4Network) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address, int]:
-    """Gateway, first server address and how many server addresses a subnet has
-    (the first host is the gateway; the network and broadcast addresses are not
-    used), as the carved /24s of ``services.network.subnets``."""
-    gateway = cidr.network_address + 1
-    return gateway, gateway + 1, cidr.num_addresses - 3
 
 
 def parse_cidr(text: str) -> ipaddress.IPv4Network:
@@ -158,13 +160,15 @@ async def of_project(conn: asyncpg.Connection, project_id: str) -> list[Network]
 
 async def create(conn: asyncpg.Connection, project_id: str, name: str, *,
                  supernet: ipaddress.IPv4Network, default_name: str,
-                 cidr: ipaddress.IPv4Network | None = None) -> Network:
+                 cidr: ipaddress.IPv4Network | None = None,
+                 prefixlen: int = DEFAULT_PREFIXLEN) -> Network:
     """Make a further network of the project, with all its fixed IPs.
 
     The project's default network is made first if it has none, so that a
     project with a further network always has several (and create server then
     needs ``networks``, section 2.3.1). Without ``cidr`` the network takes the
-    next /24 of ``supernet`` like a default network does.
+    next block of ``prefixlen`` of ``supernet`` like a default network does. It
+    keeps that one subnet: only default networks grow.
 
     Raises Conflict when the project has a network of that name or ``cidr``
     overlaps another network. Run it in a transaction of its own, after the
@@ -174,30 +178,25 @@ async def create(conn: asyncpg.Connection, project_id: str, name: str, *,
     if not name or len(name) > 255:
         raise BadRequest("A network name must be 1 to 255 characters, not all blank.")
     async with conn.transaction():
-        await ensure_default(conn, project_id, supernet=supernet, name=default_name)
-    for _ in range(_MAX_ATTEMPTS if cidr is None else 1):
+        await ensure_default(conn, project_id, supernet=supernet, name=default_name,
+                             prefixlen=prefixlen)
+    for _ in range(growth.MAX_ATTEMPTS if cidr is None else 1):
         if await conn.fetchval(_NAME_TAKEN, project_id, name):
             raise Conflict(f"Project {project_id} already has a network named {name!r}.")
-        if cidr is None:
-            subnet = carve(supernet, await conn.fetchval(_NEXT_INDEX))
-            net_cidr, gateway, first, count = (subnet.cidr, subnet.gateway, subnet.first_host,
-                                               subnet.host_count)
-        else:
-            net_cidr = cidr
-            gateway, first, count = _usable(cidr)
-        async with conn.transaction():
-            row = await conn.fetchrow(_INSERT_OTHER, uuid.uuid4(), project_id, name, net_cidr,
-                                      gateway)
-            if row is not None:
-                await conn.execute(_INSERT_FIXED_IPS, row["id"], first, count)
-                log.info("network.created", project_id=project_id, network_id=str(row["id"]),
-                         name=name, cidr=str(net_cidr))
-                return _network(row)
+        subnet = (of_cidr(cidr) if cidr is not None
+                  else await growth.next_block(conn, supernet=supernet, prefixlen=prefixlen))
+        row = await _insert(conn, _INSERT_OTHER, project_id, name, subnet)
+        if row is not None:
+            log.info("network.created", project_id=project_id, network_id=str(row["id"]),
+                     name=name, cidr=str(subnet.cidr))
+            return _network(row)
         if cidr is not None:
             other = await conn.fetchrow(_OVERLAPPING, cidr)
             if other is not None:
                 raise Conflict(f"CIDR {cidr} overlaps network {other['name']} ({other['cidr']}) "
                                f"of project {other['project_id']}.")
+        else:
+            await growth.skip_past(conn, subnet.cidr, supernet=supernet, prefixlen=prefixlen)
     if await conn.fetchval(_NAME_TAKEN, project_id, name):
         raise Conflict(f"Project {project_id} already has a network named {name!r}.")
     raise Conflict(f"Could not create network {name!r} of project {project_id}: "

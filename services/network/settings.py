@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 
 from services.network.macs import parse_prefix
-from services.network.subnets import SUBNET_PREFIXLEN
+from services.network.subnets import DEFAULT_PREFIXLEN, MAX_PREFIXLEN, MIN_PREFIXLEN
 from shared.config import (
     AmqpSettings,
     DatabaseSettings,
@@ -27,11 +27,23 @@ FLOATING_POOL_MIN_PREFIXLEN = 16
 
 class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
     project_supernet: str = "10.0.0.0/8"
-    """IPv4 range carved into one /24 per project network, in order of creation
-    (the n-th network made gets the n-th /24). A /8 holds 65,536 networks; a smaller
-    range runs out sooner. Changing it on a live deployment does not move existing
-    networks: new ones are carved from the new range at the next index, and an
-    index whose /24 is already taken is skipped."""
+    """IPv4 range carved into the subnets of project networks, in order of creation
+    (the n-th subnet made is the n-th block of ``default_prefixlen``). A /8 holds
+    16,384 /22s: that many projects' first subnets, fewer as default networks grow.
+    Changing it on a live deployment does not move existing subnets: new ones are
+    carved from the new range at the next index, past any block already taken."""
+    default_prefixlen: Annotated[int, msgspec.Meta(ge=MIN_PREFIXLEN, le=MAX_PREFIXLEN)] = \
+        DEFAULT_PREFIXLEN
+    """Prefix length of a project's default network, and of each subnet added to it
+    when it is full (and of a network the management command makes without
+    ``--cidr``). /22 is 1,021 server addresses, 25 times the default quota of 40
+    servers; a /24 (253) was the size before it was configurable. Every address
+    gets a row when its subnet is made (a /16 is 65,533). Existing networks keep
+    their size; only subnets made after a change have the new one."""
+    max_subnets_per_network: Annotated[int, msgspec.Meta(ge=1)] = 256
+    """How many subnets a default network may have: when it is full and has this
+    many, a create server ends in ERROR "No fixed IP addresses available ...". 256
+    /22s are 261,376 servers, a 64th of a /8; 1 means a default network never grows."""
     default_network_name: str = "private"
     """Name of the network every project gets on first use; it is the key of the
     server's ``addresses`` in the API (``{"private": [...]}``)."""
@@ -61,13 +73,16 @@ class NetworkSettings(msgspec.Struct, frozen=True, kw_only=True):
         # msgspec turns a ValueError here into a ValidationError, which
         # shared.config reports as a bad configuration at start.
         supernet = ipaddress.IPv4Network(self.project_supernet)
-        if supernet.prefixlen > SUBNET_PREFIXLEN:
+        if supernet.prefixlen > self.default_prefixlen:
             raise ValueError(f"project_supernet {supernet} is smaller than one "
-                             f"/{SUBNET_PREFIXLEN} subnet")
+                             f"/{self.default_prefixlen} subnet (default_prefixlen)")
         pool = ipaddress.IPv4Network(self.floating_pool_cidr)
         if pool.prefixlen < FLOATING_POOL_MIN_PREFIXLEN:
             raise ValueError(f"floating_pool_cidr {pool} is larger than a "
                              f"/{FLOATING_POOL_MIN_PREFIXLEN}")
+        if pool.overlaps(supernet):
+            # A server's fixed address could then be another's floating one.
+            raise ValueError(f"floating_pool_cidr {pool} overlaps project_supernet {supernet}")
         if not self.floating_pool_name.strip():
             raise ValueError("floating_pool_name must not be empty")
         parse_prefix(self.mac_prefix)

@@ -46,7 +46,7 @@ class Port(msgspec.Struct, frozen=True, kw_only=True):
     mac: str
     version: int = 4
     cidr: str | None = None
-    """The subnet the address is on (``10.0.1.0/24``): the guest's netmask."""
+    """The subnet the address is on (``10.0.4.0/22``): the guest's netmask."""
     gateway: str | None = None
     """The subnet's gateway, the guest's default route; None for none."""
     mtu: int = 1500

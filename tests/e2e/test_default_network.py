@@ -27,7 +27,7 @@ async def test_a_new_project_lists_its_default_network_before_any_server(cloud):
     r = await api.get("/os-tenant-networks")
     assert r.status == 200, r.raw
     (tenant_net,) = r.json["networks"]
-    assert tenant_net["label"] == "private" and tenant_net["cidr"].endswith("/24")
+    assert tenant_net["label"] == "private" and tenant_net["cidr"].endswith("/22")
 
     # The same one network on the compute API's other list and the network endpoint,
     # looked up by name as clients do; listing again makes no second one.

@@ -264,6 +264,8 @@ async def test_fixed_address_picks_the_port(svc: Clients, db: asyncpg.Connection
     other = uuid.uuid4()
     await db.execute("INSERT INTO networks (id, project_id, name, cidr, gateway) "
                      "VALUES ($1, $2, 'backend', '192.168.90.0/24', '192.168.90.1')", other, p)
+    await db.execute("INSERT INTO subnets (network_id, ordinal, cidr, gateway) "
+                     "VALUES ($1, 0, '192.168.90.0/24', '192.168.90.1')", other)
     await db.execute("INSERT INTO fixed_ips (network_id, address) "
                      "SELECT $1, '192.168.90.2'::inet + g FROM generate_series(0, 9) g", other)
     sid, ports = await server_with_ports(svc, db, p, default.network_id, other)

@@ -109,6 +109,8 @@ async def add_network(db: asyncpg.Connection, project: str, name: str, cidr: str
     nid = uuid.uuid4()
     await db.execute("INSERT INTO networks (id, project_id, name, cidr, gateway) VALUES ($1, $2, $3, $4, $5)",
                      nid, project, name, net, net.network_address + 1)
+    await db.execute("INSERT INTO subnets (network_id, ordinal, cidr, gateway) VALUES ($1, 0, $2, $3)",
+                     nid, net, net.network_address + 1)
     await db.execute("INSERT INTO fixed_ips (network_id, address) "
                      "SELECT $1, $2::inet + g FROM generate_series(0, 252) g", nid, net.network_address + 2)
     return nid
@@ -127,14 +129,16 @@ async def test_first_allocation_creates_default_network_and_security_group(
     assert len(nets) == 1
     net = nets[0]
     assert net["is_default"] and net["name"] == "private"
-    assert net["cidr"].prefixlen == 24 and net["cidr"].subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
+    assert net["cidr"].prefixlen == 22 and net["cidr"].subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
     assert (port.network_id, port.network_name, port.version) == (net["id"], "private", 4)
     address = ipaddress.IPv4Address(port.address)
     assert address in net["cidr"]
     assert address == net["cidr"].network_address + 2  # the lowest usable one
     assert net["gw"] == str(net["cidr"].network_address + 1)
     assert port.mac.startswith("fa:16:3e:") and len(port.mac) == 17
-    assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1", net["id"]) == 253
+    assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1", net["id"]) == 1021
+    assert await db.fetchval("SELECT cidr FROM subnets WHERE network_id = $1 AND ordinal = 0",
+                             net["id"]) == net["cidr"]
 
     groups = await db.fetch("SELECT id, name FROM security_groups WHERE project_id = $1", project)
     assert [g["name"] for g in groups] == ["default"]
@@ -149,8 +153,8 @@ async def test_two_projects_get_different_subnets(network: NetworkClient) -> Non
     [a] = await allocate(network, new_project())
     [b] = await allocate(network, new_project())
     assert a.network_id != b.network_id
-    net_a = ipaddress.IPv4Network(f"{a.address}/24", strict=False)
-    net_b = ipaddress.IPv4Network(f"{b.address}/24", strict=False)
+    net_a = ipaddress.IPv4Network(f"{a.address}/22", strict=False)
+    net_b = ipaddress.IPv4Network(f"{b.address}/22", strict=False)
     assert net_a != net_b
 
 
@@ -250,7 +254,7 @@ async def test_ensure_default_races_directly(db_url: str) -> None:
                     "SELECT count(*) FROM networks WHERE project_id = $1", project) == 1
                 assert await conn.fetchval(
                     "SELECT count(*) FROM fixed_ips f JOIN networks n ON n.id = f.network_id "
-                    "WHERE n.project_id = $1", project) == 253
+                    "WHERE n.project_id = $1", project) == 1021
                 assert await conn.fetchval(
                     "SELECT count(*) FROM security_group_rules r JOIN security_groups g "
                     "ON g.id = r.parent_group_id WHERE g.project_id = $1", project) == 2
@@ -259,10 +263,10 @@ async def test_ensure_default_races_directly(db_url: str) -> None:
 
 
 async def test_a_taken_subnet_is_skipped(network: NetworkClient, db: asyncpg.Connection) -> None:
-    # A network made outside the sequence holds the next /24 in line.
+    # A network made outside the sequence holds the next /22 in line.
     nxt = await db.fetchval("SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM network_subnet_seq")
-    squatter = ipaddress.IPv4Network(("10.0.0.0", 24))
-    squatter = ipaddress.IPv4Network((int(squatter.network_address) + 256 * (nxt - 1), 24))
+    squatter = ipaddress.IPv4Network(("10.0.0.0", 22))
+    squatter = ipaddress.IPv4Network((int(squatter.network_address) + 1024 * (nxt - 1), 22))
     await add_network(db, new_project(), "squatter", str(squatter))
     [port] = await allocate(network, new_project())
     assert ipaddress.IPv4Address(port.address) not in squatter
@@ -286,20 +290,23 @@ async def test_foreign_network_is_a_bad_request(network: NetworkClient, db: asyn
 async def test_full_network_is_a_clear_error_and_takes_nothing(
         network: NetworkClient, db: asyncpg.Connection) -> None:
     project, holder = new_project(), uuid.uuid4()
-    [first] = await allocate(network, project, holder)
+    [first] = await allocate(network, project)
     other = await add_network(db, project, "backend", "192.168.78.0/24")
+    [_, held] = await allocate(network, project, holder, first.network_id, other)
     await db.execute("UPDATE fixed_ips SET server_id = gen_random_uuid() "
-                     "WHERE network_id = $1 AND server_id IS NULL", first.network_id)
+                     "WHERE network_id = $1 AND server_id IS NULL", other)
     server = uuid.uuid4()
-    # The default network is full; the free one asked for first must not stay taken.
-    with pytest.raises(NoMoreFixedIps, match=r"No fixed IP addresses available for network private \(10\."):
-        await allocate(network, project, server, other, first.network_id)
+    # The further network is full (only a default network grows); the free
+    # address of the default one, asked for first, must not stay taken.
+    with pytest.raises(NoMoreFixedIps, match=r"^No fixed IP addresses available for network "
+                                             r"backend \(192\.168\.78\.0/24\)\.$"):
+        await allocate(network, project, server, first.network_id, other)
     assert await db.fetchval("SELECT count(*) FROM ports WHERE server_id = $1", server) == 0
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE server_id = $1", server) == 0
     # Freeing one address makes room again.
-    assert await network.deallocate_ports(DeallocatePorts(server_id=holder)) == 1
-    [again] = await allocate(network, project)
-    assert again.address == first.address
+    assert await network.deallocate_ports(DeallocatePorts(server_id=holder)) == 2
+    [_, again] = await allocate(network, project, server, first.network_id, other)
+    assert (again.network_id, again.address) == (other, held.address)
 
 
 # --------------------------------------------------------------------------- deallocation
@@ -314,7 +321,8 @@ async def test_deallocate_frees_the_address_for_the_next_server(
     assert await network.deallocate_ports(DeallocatePorts(server_id=s1)) == 1
     assert await db.fetchval("SELECT count(*) FROM ports WHERE server_id = $1", s1) == 0
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE server_id = $1", s1) == 0
-    [p3] = await allocate(network, project, s3)
+    # Free for the next server: one that names it gets it.
+    [p3] = await allocate_req(network, project, s3, req(p1.network_id, p1.address))
     assert p3.address == p1.address
     assert p3.id != p1.id
     assert [p2] == await allocate(network, project, s2)  # the other server kept its port
@@ -440,12 +448,12 @@ async def test_a_named_fixed_ip_is_the_one_given(network: NetworkClient,
                                                  db: asyncpg.Connection) -> None:
     project = new_project()
     [default] = await allocate(network, project)
-    net = ipaddress.IPv4Network(f"{default.address}/24", strict=False)
-    wanted = str(net.network_address + 77)
+    net = ipaddress.IPv4Network(f"{default.address}/22", strict=False)
+    wanted = str(net.network_address + 777)
     server = uuid.uuid4()
     [port] = await allocate_req(network, project, server, req(default.network_id, wanted))
     assert port.address == wanted
-    # The lowest free address is still handed to the next server.
+    # The next free address after the last one handed out goes to the next server.
     [nxt] = await allocate(network, project)
     assert ipaddress.IPv4Address(nxt.address) == ipaddress.IPv4Address(default.address) + 1
     # network_ids alone still work (a v1 sender).
@@ -455,12 +463,12 @@ async def test_a_named_fixed_ip_is_the_one_given(network: NetworkClient,
         await allocate_req(network, project, uuid.uuid4(), req(default.network_id, wanted))
 
 
-@pytest.mark.parametrize("offset", [0, 1, 255, 256, -1])
+@pytest.mark.parametrize("offset", [0, 1, 1023, 1024, -1])
 async def test_a_fixed_ip_outside_what_servers_can_have_is_refused(
         network: NetworkClient, db: asyncpg.Connection, offset: int) -> None:
     project, server = new_project(), uuid.uuid4()
     [default] = await allocate(network, project)
-    net = ipaddress.IPv4Network(f"{default.address}/24", strict=False)
+    net = ipaddress.IPv4Network(f"{default.address}/22", strict=False)
     bad = str(net.network_address + offset)   # network, gateway, broadcast, outside
     with pytest.raises(BadRequest, match="is not an address servers can have on network private"):
         await allocate_req(network, project, server, req(default.network_id, bad))
@@ -538,7 +546,7 @@ async def test_stale_reservations_are_swept(network: NetworkClient,
         await db.execute(
             """INSERT INTO servers (id, project_id, user_id, name, flavor_id, flavor, vm_state,
                                     reservation_id, deleted_at)
-               VALUES ($1, $2, 'u', 'vm', '100', '{}', $3, 'r-1',
+               VALUES ($1, $2, 'u', 'vm', '100', '{"vcpus": 1, "ram_mb": 512}', $3, 'r-1',
                        CASE WHEN $3 = 'deleted' THEN now() END)""", sid, project, state)
     await db.execute("UPDATE fixed_ips SET reserved_at = now() - interval '1 hour' "
                      "WHERE server_id = ANY($1::uuid[])", [never, deleted, live])
@@ -556,7 +564,8 @@ async def test_allocation_writes_the_servers_addresses_cache(network: NetworkCli
     await db.execute(
         """INSERT INTO servers (id, project_id, user_id, name, flavor_id, flavor, vm_state,
                                 task_state, reservation_id)
-           VALUES ($1, $2, 'u', 'vm', '100', '{}', 'building', 'networking', 'r-1')""",
+           VALUES ($1, $2, 'u', 'vm', '100', '{"vcpus": 1, "ram_mb": 512}', 'building',
+                   'networking', 'r-1')""",
         sid, project)
     [port] = await allocate(network, project, sid)
     [entry] = msgspec.json.decode(await db.fetchval(
@@ -580,10 +589,10 @@ async def test_create_network_makes_the_default_first_then_carves_or_takes_a_cid
                                     default_name="private")
     nets = await networks.of_project(db, project)
     assert [(n.name, n.is_default) for n in nets] == [("private", True), ("backend", False)]
-    assert ipaddress.IPv4Network(backend.cidr).prefixlen == 24
+    assert ipaddress.IPv4Network(backend.cidr).prefixlen == 22
     assert ipaddress.IPv4Network(backend.cidr).subnet_of(SUPERNET)
     assert await db.fetchval("SELECT count(*) FROM fixed_ips WHERE network_id = $1",
-                             backend.id) == 253
+                             backend.id) == 1021
     storage = await networks.create(db, project, "storage", supernet=SUPERNET,
                                     default_name="private",
                                     cidr=networks.parse_cidr("172.20.0.0/28"))
@@ -606,7 +615,7 @@ async def test_a_carved_subnet_skips_those_a_wider_network_overlaps(
         db: asyncpg.Connection) -> None:
     owner = new_project()
     async with db.transaction():   # its default first, so that create() carves nothing
-        await networks.ensure_default(db, owner, supernet=SUPERNET, name="private")
+        await networks.ensure_default(db, owner, supernet=SUPERNET, name="private", prefixlen=24)
     # The index carved next is nextval - 1: make it even, and put a /23 over it
     # and the one after.
     index = await db.fetchval("SELECT last_value FROM network_subnet_seq")
@@ -614,8 +623,9 @@ async def test_a_carved_subnet_skips_those_a_wider_network_overlaps(
     await db.execute("SELECT setval('network_subnet_seq', $1, true)", index)
     wide = ipaddress.IPv4Network((int(SUPERNET.network_address) + 256 * index, 23))
     await networks.create(db, owner, "wide", supernet=SUPERNET, default_name="private",
-                          cidr=wide)
+                          cidr=wide, prefixlen=24)
     async with db.transaction():
-        net = await networks.ensure_default(db, new_project(), supernet=SUPERNET, name="private")
+        net = await networks.ensure_default(db, new_project(), supernet=SUPERNET, name="private",
+                                            prefixlen=24)
     carved = ipaddress.IPv4Network(net.cidr)
     assert carved.network_address == wide.broadcast_address + 1   # index + 2

@@ -90,6 +90,9 @@ async def add_server(db: asyncpg.Connection, project: str, groups: list[str],
             await db.execute("INSERT INTO networks (id, project_id, name, cidr, gateway) "
                              "VALUES ($1, $2, 'net', $3::cidr, $4::inet)", nid, project,
                              f"172.16.{index}.0/24", f"172.16.{index}.1")
+            await db.execute("INSERT INTO subnets (network_id, ordinal, cidr, gateway) "
+                             "VALUES ($1, 0, $2::cidr, $3::inet)", nid,
+                             f"172.16.{index}.0/24", f"172.16.{index}.1")
         for address in addresses:
             await db.execute("INSERT INTO ports (id, server_id, network_id, address, mac) "
                              "VALUES ($1, $2, $3, $4::inet, $5::macaddr)", uuid.uuid4(), sid, nid,

@@ -1,11 +1,14 @@
 """Networks, subnets and ports (read only): the project's networks as Neutron
 shows them, and the floating IP pool as an external network.
 
-* A Nimbus network has one CIDR, so it shows as a network with one subnet
-  whose id is derived from the network's (``subnet_id``): stable, and no
-  table of its own. Its gateway is the CIDR's first host; servers get the
-  addresses from the one after it to the one before the broadcast address
-  (``services.network.networks``), which is the subnet's allocation pool.
+* A Nimbus network has one subnet, or several when it is a project's default
+  network that grew (``subnets``, ``services.network.growth``). A subnet's id
+  is derived from its network's id and its ordinal (``subnet_id``): stable,
+  and the first subnet's is what it was when every network had one. A further
+  subnet is named after its network with its place (``private-2``). Its
+  gateway is the CIDR's first host; servers get the addresses from the one
+  after it to the one before the broadcast address, which is the subnet's
+  allocation pool.
 * The floating IP pool (the network service's, asked over RPC) shows as an
   external network (``router:external: true``) named after the pool, with an
   id derived from that name, visible to every project: openstacksdk and the
@@ -47,9 +50,10 @@ def pool_network_id(pool: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"floating-pool:{pool}"))
 
 
-def subnet_id(network_id: object) -> str:
-    """The id of a network's one subnet."""
-    return str(uuid.uuid5(_NAMESPACE, f"subnet:{network_id}"))
+def subnet_id(network_id: object, ordinal: int = 0) -> str:
+    """The id of a network's subnet ``ordinal`` (0: its first)."""
+    key = f"subnet:{network_id}" if ordinal == 0 else f"subnet:{network_id}:{ordinal}"
+    return str(uuid.uuid5(_NAMESPACE, key))
 
 
 async def pools(request: web.Request) -> list[str]:
@@ -71,9 +75,10 @@ def _common(project_id: str, created: Any) -> dict[str, Any]:
             "revision_number": 0}
 
 
-def network_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def network_view(row: Mapping[str, Any], ordinals: list[int]) -> dict[str, Any]:
     return {"id": str(row["id"]), "name": row["name"], "status": "ACTIVE",
-            "admin_state_up": True, "shared": False, "subnets": [subnet_id(row["id"])],
+            "admin_state_up": True, "shared": False,
+            "subnets": [subnet_id(row["id"], o) for o in ordinals],
             "router:external": False, "mtu": MTU, "port_security_enabled": True,
             "availability_zone_hints": [], "availability_zones": [],
             "ipv4_address_scope": None, "ipv6_address_scope": None,
@@ -89,9 +94,13 @@ def pool_view(pool: str) -> dict[str, Any]:
 
 
 def subnet_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row of ``queries.networks.subnets``."""
     cidr = ipaddress.IPv4Network(row["cidr"])
     gateway = ipaddress.IPv4Address(row["gateway"])
-    return {"id": subnet_id(row["id"]), "name": row["name"], "network_id": str(row["id"]),
+    ordinal = row["ordinal"]
+    return {"id": subnet_id(row["network_id"], ordinal),
+            "name": row["name"] if ordinal == 0 else f"{row['name']}-{ordinal + 1}",
+            "network_id": str(row["network_id"]),
             "cidr": str(cidr), "gateway_ip": str(gateway), "ip_version": 4,
             "enable_dhcp": True,
             "allocation_pools": [{"start": str(gateway + 1),
@@ -106,7 +115,7 @@ def port_view(row: Mapping[str, Any]) -> dict[str, Any]:
             "device_id": str(row["server_id"]),
             "device_owner": f"compute:{row['availability_zone'] or 'nova'}",
             "mac_address": row["mac"],
-            "fixed_ips": [{"subnet_id": subnet_id(row["network_id"]),
+            "fixed_ips": [{"subnet_id": subnet_id(row["network_id"], row["subnet_ordinal"] or 0),
                            "ip_address": row["address"]}],
             "status": "ACTIVE", "admin_state_up": True,
             "security_groups": [str(g) for g in row["group_ids"]],
@@ -115,37 +124,53 @@ def port_view(row: Mapping[str, Any]) -> dict[str, Any]:
             **_common(row["project_id"], row["created_at"])}
 
 
-async def _network_rows(request: web.Request) -> list[Any]:
-    return await project_networks(request, principal(request).project_id)
+async def _network_views(request: web.Request) -> list[dict[str, Any]]:
+    """The project's networks (its default one made first if it has none), with
+    their subnets' ids."""
+    rows = await project_networks(request, principal(request).project_id)
+    ordinals: dict[Any, list[int]] = {}
+    for s in await _subnet_rows(request):
+        ordinals.setdefault(s["network_id"], []).append(s["ordinal"])
+    return [network_view(r, ordinals.get(r["id"], [0])) for r in rows]
+
+
+async def _subnet_rows(request: web.Request) -> list[Any]:
+    async with request.app[POOL].acquire() as conn:
+        return await q.subnets(conn, principal(request).project_id)
 
 
 async def list_networks(request: web.Request) -> web.Response:
-    views = [network_view(r) for r in await _network_rows(request)]
+    views = await _network_views(request)
     views += [pool_view(p) for p in await pools(request)]
     return json_response({"networks": filtered(request, views)})
 
 
 async def show_network(request: web.Request) -> web.Response:
     raw = request.match_info["network_id"]
-    rows = [r for r in await _network_rows(request) if str(r["id"]) == raw]
-    if rows:
-        return json_response({"network": only_fields(request, network_view(rows[0]))})
+    views = [v for v in await _network_views(request) if v["id"] == raw]
+    if views:
+        return json_response({"network": only_fields(request, views[0])})
     pool = await pool_of_network(request, raw)
     if pool is None:
         raise not_found("Network", raw)
     return json_response({"network": only_fields(request, pool_view(pool))})
 
 
+async def _subnet_views(request: web.Request) -> list[dict[str, Any]]:
+    """The subnets of the project's networks (its default one made first)."""
+    await project_networks(request, principal(request).project_id)
+    return [subnet_view(r) for r in await _subnet_rows(request)]
+
+
 async def list_subnets(request: web.Request) -> web.Response:
-    views = [subnet_view(r) for r in await _network_rows(request)]
-    return json_response({"subnets": filtered(request, views)})
+    return json_response({"subnets": filtered(request, await _subnet_views(request))})
 
 
 async def show_subnet(request: web.Request) -> web.Response:
     raw = request.match_info["subnet_id"]
-    for row in await _network_rows(request):
-        if subnet_id(row["id"]) == raw:
-            return json_response({"subnet": only_fields(request, subnet_view(row))})
+    for view in await _subnet_views(request):
+        if view["id"] == raw:
+            return json_response({"subnet": only_fields(request, view)})
     raise not_found("Subnet", raw)
 
 

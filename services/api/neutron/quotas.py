@@ -46,7 +46,7 @@ async def _used(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
     return {"floatingip": await floating_ip_q.used(conn, project_id),
             "security_group": await quota_q.security_groups_used(conn, project_id),
             "security_group_rule": sum(len(r) for r in rules.values()),
-            "network": networks, "subnet": networks,
+            "network": networks, "subnet": await network_q.subnet_count(conn, project_id),
             "port": len(await network_q.ports(conn, project_id)), "router": 0}
 
 

@@ -30,6 +30,18 @@ _OF_PROJECT = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 ORDER BY c
 
 _GET = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 AND id = $2"
 
+# A network's subnets (services/network/growth.py): ordinal 0 is its cidr, a
+# default network that grew has more.
+_SUBNETS = """
+SELECT s.network_id, s.ordinal, s.cidr::text AS cidr, host(s.gateway) AS gateway,
+       s.created_at, n.name, n.project_id
+  FROM subnets s JOIN networks n ON n.id = s.network_id
+ WHERE n.project_id = $1
+ ORDER BY n.created_at, n.id, s.ordinal"""
+
+_SUBNET_COUNT = """
+SELECT count(*) FROM subnets s JOIN networks n ON n.id = s.network_id WHERE n.project_id = $1"""
+
 # A port is the project's when its server is: the ports table names no project.
 # Only live servers' ports: a server deleted while its host was down keeps its
 # ports until the host reaps its guest, and is gone for its owner already. The
@@ -37,6 +49,8 @@ _GET = f"SELECT {_COLUMNS} FROM networks WHERE project_id = $1 AND id = $2"
 _PORTS = """
 SELECT p.id, p.server_id, p.network_id, host(p.address) AS address, p.mac::text AS mac,
        p.created_at, s.project_id, s.availability_zone,
+       (SELECT sn.ordinal FROM subnets sn
+         WHERE sn.network_id = p.network_id AND sn.cidr >>= p.address) AS subnet_ordinal,
        ARRAY(SELECT g.id FROM security_groups g
               WHERE g.project_id = s.project_id
                 AND g.name IN (SELECT jsonb_array_elements_text(s.security_groups))
@@ -63,3 +77,14 @@ async def ports(conn: asyncpg.Connection, project_id: str, *, port_id: UUID | No
 async def get(conn: asyncpg.Connection, project_id: str, network_id: UUID) -> asyncpg.Record | None:
     """The project's network ``network_id``; None for anything else."""
     return await conn.fetchrow(_GET, project_id, network_id)
+
+
+async def subnets(conn: asyncpg.Connection, project_id: str) -> list[asyncpg.Record]:
+    """The subnets of the project's networks, network by network (oldest first),
+    each network's in the order they were added."""
+    return await conn.fetch(_SUBNETS, project_id)
+
+
+async def subnet_count(conn: asyncpg.Connection, project_id: str) -> int:
+    """How many subnets the project's networks have."""
+    return await conn.fetchval(_SUBNET_COUNT, project_id)
