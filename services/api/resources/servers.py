@@ -81,8 +81,9 @@ def states_for_status(status: str) -> list[str]:
     return pairs
 
 
-async def _page(request: web.Request) -> tuple[list[Any], Page]:
-    """The rows of one page of the caller's servers, filtered as the query asks."""
+async def _page(request: web.Request, *, brief: bool) -> tuple[list[Any], Page]:
+    """The rows of one page of the caller's servers, filtered as the query asks
+    (with ``brief``, the id and name only)."""
     pid = principal(request).project_id
     page = page_params(request)
     query = request.query
@@ -112,14 +113,14 @@ async def _page(request: web.Request) -> tuple[list[Any], Page]:
                 raise bad_marker(page.marker)
         if matchless:
             return [], page
-        rows = await q.list_page(conn, pid, filters, page.limit, after)
+        rows = await q.list_page(conn, pid, filters, page.limit, after, brief=brief)
     return rows, page
 
 
 @represented
 async def list_servers(request: web.Request) -> View:
     pid = principal(request).project_id
-    rows, page = await _page(request)
+    rows, page = await _page(request, brief=True)
     base = base_url(request)
     items = [views.brief(r, base, pid) for r in rows]
     return View({"servers": items, **next_links(request, "servers", "servers", items, page)})
@@ -136,7 +137,7 @@ def _details(request: web.Request, rows: list[Any]) -> list[dict[str, Any]]:
 
 @represented
 async def list_servers_detail(request: web.Request) -> View:
-    rows, page = await _page(request)
+    rows, page = await _page(request, brief=False)
     items = _details(request, rows)
     return View({"servers": items,
                  **next_links(request, "servers/detail", "servers", items, page)})

@@ -20,6 +20,10 @@ def isotime(ts: datetime | None) -> str | None:
     """Timestamps as the spec writes them: 2012-10-25T22:37:13Z (UTC)."""
     if ts is None:
         return None
+    if ts.tzinfo is UTC and ts.year >= 1000:
+        # What the database gives: the same text, without strftime (a tenth of
+        # the CPU of a server's detail view went there).
+        return ts.isoformat(timespec="seconds")[:19] + "Z"
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

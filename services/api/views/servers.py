@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
+from functools import lru_cache
 from typing import Any
 
 from services.api.views.links import bookmark, isotime, resource_links
@@ -18,9 +19,11 @@ def brief(row: Any, base: str, project_id: str) -> dict[str, Any]:
             "links": resource_links(base, project_id, "servers", row["id"])}
 
 
+@lru_cache(maxsize=4096)
 def host_id(project_id: str, host: str | None) -> str:
     """Nova's hostId: the same for two servers of a project on one host, without
-    telling the host's name (and different for another project)."""
+    telling the host's name (and different for another project). Remembered: a
+    page of servers sits on a few hosts."""
     if not host:
         return ""
     return hashlib.sha224(f"{project_id}{host}".encode()).hexdigest()
@@ -62,7 +65,14 @@ def core(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dic
 
     The ``fault`` of a server in ERROR is core too (Nova's view builder added it).
     """
+    return _core(row, base, project_id, is_admin, plain_addresses(row["addresses"]))
+
+
+def _core(row: Any, base: str, project_id: str, is_admin: bool,
+          shown_addresses: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """:func:`core` with the ``addresses`` to show (detail shows them otherwise)."""
     sid = str(row["id"])
+    image_id = row["image_id"]
     view: dict[str, Any] = {
         "id": sid,
         "name": row["name"],
@@ -75,13 +85,13 @@ def core(row: Any, base: str, project_id: str, *, is_admin: bool = False) -> dic
         "accessIPv4": row["access_ipv4"],
         "accessIPv6": row["access_ipv6"],
         "progress": row["progress"],
-        "image": {"id": str(row["image_id"]),
-                  "links": bookmark(base, project_id, "images", row["image_id"])}
-        if row["image_id"] else "",
+        "image": {"id": (image := str(image_id)),
+                  "links": bookmark(base, project_id, "images", image)}
+        if image_id else "",
         "flavor": {"id": row["flavor_id"],
                    "links": bookmark(base, project_id, "flavors", row["flavor_id"])},
         "metadata": dict(row["metadata"]),
-        "addresses": plain_addresses(row["addresses"]),
+        "addresses": shown_addresses,
         "links": resource_links(base, project_id, "servers", sid),
     }
     fault = row["fault"]
@@ -107,10 +117,9 @@ def detail(row: Any, base: str, project_id: str, *, is_admin: bool = False,
     """
     hidden = row["vm_state"] in hide_addresses_in
     return {
-        **core(row, base, project_id, is_admin=is_admin),
+        **_core(row, base, project_id, is_admin, {} if hidden else addresses(row["addresses"])),
         "key_name": row["key_name"],
         "config_drive": "True" if row["config_drive"] else "",
-        "addresses": {} if hidden else addresses(row["addresses"]),
         "security_groups": [{"name": n} for n in row["security_groups"]],
         "OS-EXT-STS:vm_state": row["vm_state"],
         "OS-EXT-STS:task_state": row["task_state"],
