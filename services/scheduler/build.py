@@ -27,6 +27,7 @@ attempt of the build failed on.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -40,7 +41,7 @@ from services.scheduler.filters import (
     default_filters,
     run_filters,
 )
-from services.scheduler.host_state import HostCache, HostSnapshot, locate_servers
+from services.scheduler.host_state import HostCache, HostSnapshot, HostState, locate_servers
 from services.scheduler.no_valid_host import fault
 from services.scheduler.request import PlacementRequest
 from services.scheduler.settings import SchedulerSettings
@@ -53,6 +54,7 @@ from shared.db import hosts as hosts_db
 from shared.db import servers as servers_db
 from shared.db.actions import ActionRef
 from shared.errors import ServiceUnavailable
+from shared.metrics import SCHEDULER_DECISION_CPU
 from shared.retry import OutageClock, is_transient
 from shared.rpc import RpcClient
 from shared.rpc.server import CallContext
@@ -171,9 +173,15 @@ class BuildScheduler:
                                                 fresh=fresh)
             outcome, tried = None, []
             if snap.live:
+                # Synchronous: the thread's CPU clock counts this build's choice only.
+                cpu = time.thread_time()
                 outcome = run_filters(self._filters, snap.live, req)
-                if outcome.hosts:
-                    placed = await self._claim_one(conn, req, outcome, tried, blog)
+                ordered = order_hosts(self._weighers, outcome.hosts, req,
+                                      subset_size=self._settings.host_subset_size,
+                                      rng=self._rng)
+                SCHEDULER_DECISION_CPU.observe(time.thread_time() - cpu)
+                if ordered:
+                    placed = await self._claim_one(conn, req, outcome, ordered, tried, blog)
                     if placed is not False:
                         return placed  # a host, or None: the server moved on
             if fresh:
@@ -193,12 +201,11 @@ class BuildScheduler:
         return None
 
     async def _claim_one(self, conn: asyncpg.Connection, req: PlacementRequest,
-                         outcome: FilterOutcome, tried: list[str],
+                         outcome: FilterOutcome, ordered: Sequence[HostState],
+                         tried: list[str],
                          blog: structlog.typing.FilteringBoundLogger) -> str | None | bool:
-        """Claim on the best host that takes it and record it on the server: the
-        host; None if the server moved on; False if every claim was refused."""
-        ordered = order_hosts(self._weighers, outcome.hosts, req,
-                              subset_size=self._settings.host_subset_size, rng=self._rng)
+        """Claim on the first of ``ordered`` that takes it and record it on the
+        server: the host; None if the server moved on; False if every claim was refused."""
         for host in ordered:
             tried.append(host.host)
             try:
