@@ -248,7 +248,7 @@ async def populate(p: BenchProject, target: int, *, batch: int = 500,
     """Grow the project to ``target`` live servers with multiple creates (``batch``
     servers each), never more than ``max_building`` building at once; prints its
     progress and returns how long it took."""
-    started, last = time.monotonic(), 0.0
+    started = last = time.monotonic()
     have = await p.count("active", "building")
     first = have
     while have < target:
@@ -273,5 +273,5 @@ async def populate(p: BenchProject, target: int, *, batch: int = 500,
     assert errors == 0, f"{errors} servers in ERROR while populating"
     elapsed = time.monotonic() - started
     print(f"  [populate] {target:,} servers present; {target - first:,} booted in "
-          f"{elapsed / 60:.1f} min", flush=True)
+          f"{elapsed / 60:.1f} min ({(target - first) / elapsed:.0f}/s)", flush=True)
     return {"servers": target, "booted": target - first, "seconds": elapsed}

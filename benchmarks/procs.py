@@ -65,7 +65,8 @@ def own_cpu_s() -> float:
 
 
 def rss_mb(pids: Iterable[int]) -> float:
-    """Resident memory of ``pids`` together, in MB (``/proc/<pid>/statm``)."""
+    """Resident memory of ``pids`` together, in MB (``/proc/<pid>/statm``). Memory
+    they share (PostgreSQL's shared buffers) is counted once per process."""
     pages = 0
     for pid in pids:
         try:
@@ -73,6 +74,21 @@ def rss_mb(pids: Iterable[int]) -> float:
         except (OSError, IndexError):
             pass
     return pages * PAGE / 2**20
+
+
+def pss_mb(pids: Iterable[int]) -> float:
+    """Proportional set size of ``pids`` together, in MB: each shared page counted
+    as its share, so that a group's total is what it really holds."""
+    kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kb += int(line.split()[1])
+                    break
+        except (OSError, IndexError, ValueError):
+            pass
+    return kb / 1024
 
 
 def listener_pid(port: int) -> int | None:
@@ -126,9 +142,13 @@ class Groups:
         children = _children_map()
         return {name: cpu_s(tree(roots, children)) for name, roots in self.roots.items()}
 
-    def rss(self) -> dict[str, float]:
+    def memory(self) -> dict[str, dict[str, float]]:
+        """RSS and PSS (MB) of each group now."""
         children = _children_map()
-        return {name: rss_mb(tree(roots, children)) for name, roots in self.roots.items()}
+        return {name: {"rss_mb": rss_mb(members), "pss_mb": pss_mb(members),
+                       "processes": len(members)}
+                for name, roots in self.roots.items()
+                for members in [tree(roots, children)]}
 
 
 @dataclass

@@ -139,16 +139,20 @@ def markdown(results: dict[str, Measured], meta: dict[str, Any]) -> str:
         met = "–" if row.met is None else ("met" if row.met(m, results) else "**not met**")
         lines.append(f"| {label} | {row.figure(m)} | {cpu} | {client} | {vs} | {ratio_cpu} "
                      f"| {ratio_rate} | {row.target} | {met} |")
-    rss = meta.get("rss_mb") or {}
-    title = (f"Memory (RSS, MB) of each process at {meta['big']:,} servers "
-             "(target: no service above 150 MB):")
-    lines += ["", title, "", "| process | RSS MB | met |", "|---|---|---|"]
-    if not rss:
-        lines.append("| not measured | | |")
-    for name, mb in sorted(rss.items()):
-        met = "–" if not meta.get("rss_is_services", {}).get(name, True) else (
-            "met" if mb <= 150 else "**not met**")
-        lines.append(f"| {name} | {mb:.0f} | {met} |")
+    memory = meta.get("memory") or {}
+    title = (f"Memory of each process group at {meta.get('memory_at', 0):,} servers "
+             "(target: no service at 100,000 "
+             "above 150 MB RSS). PSS counts shared pages once (PostgreSQL's RSS counts its "
+             "shared buffers in every backend):")
+    lines += ["", title, "", "| process | processes | RSS MB | PSS MB | met |",
+              "|---|---|---|---|---|"]
+    if not memory:
+        lines.append("| not measured | | | | |")
+    for name, mem in sorted(memory.items()):
+        met = "–" if mem["kind"] != "services" else (
+            "met" if mem["rss_mb"] <= 150 else "**not met**")
+        lines.append(f"| {name} | {mem['processes']} | {mem['rss_mb']:.0f} | "
+                     f"{mem['pss_mb']:.0f} | {met} |")
     if meta.get("populations"):
         lines += ["", "Populations: " + "; ".join(
             f"{p['servers']:,} servers ({p['booted']:,} booted in {p['seconds'] / 60:.1f} min)"

@@ -131,7 +131,7 @@ async def test_bench(infra, bench_cloud: Cloud) -> None:
             label = f"GET {rest.split('?')[0].lstrip('/')} limit=100 {'XML' if xml else 'JSON'}"
             keep(await nr.reads(p, groups, key, label, rest, s.lists, 8, xml=xml))
         keep(await nr.churn(p, groups, s.churn, s.in_flight))
-        if s.mid:
+        if 0 < s.mid < s.big:
             meta["populations"].append(await nr.populate(p, s.mid))
             keep(await nr.reads(p, groups, "detail_1000_at_10k",
                                 f"detail limit=1000, {s.mid:,} servers present",
@@ -146,9 +146,9 @@ async def test_bench(infra, bench_cloud: Cloud) -> None:
                                          f"flight ({s.big:,} servers present)",
                                          s.boots, s.in_flight)
             keep(big_boot)
-            meta["rss_mb"] = {name: mb for name, mb in groups.rss().items()}
-            meta["rss_is_services"] = {name: groups.kinds[name] == "services"
-                                       for name in groups.kinds}
+        meta["memory_at"] = await p.count("active", "building", "error")
+        meta["memory"] = {name: {**mem, "kind": groups.kinds[name]}
+                          for name, mem in groups.memory().items()}
     finally:
         await p.close()
         meta["elapsed_min"] = (time.monotonic() - started) / 60
@@ -156,4 +156,14 @@ async def test_bench(infra, bench_cloud: Cloud) -> None:
         out = report.write(results, meta, REPO / "build" / "bench")
         print("\n" + (out / "bench.md").read_text())
         print(f"[bench] written to {out}/ (bench.md, bench.json, bench.png)")
-    assert all(m.usage.ops > 0 for m in results.values())
+    expected = {"ceiling_http", "ceiling_select", "ceiling_rpc", "ceiling_pipeline",
+                "boots_at_1k", "boots_at_1k_scheduler", "get_server", "servers_100",
+                "servers_100_xml", "detail_100", "detail_100_xml", "churn"}
+    if s.big:
+        expected |= {"detail_1000_at_big", "boots_at_big"}
+    if 0 < s.mid < s.big:
+        expected.add("detail_1000_at_10k")
+    assert set(results) == expected
+    assert all(m.usage.ops > 0 and m.ops_per_s > 0 for m in results.values())
+    assert results["boots_at_1k_scheduler"].extra["decisions"] >= s.boots
+    assert set(meta["memory"]) >= set(bench_cloud.stack.services)
