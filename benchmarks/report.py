@@ -117,7 +117,9 @@ def markdown(results: dict[str, Measured], meta: dict[str, Any]) -> str:
               "better).")
     header = ("| measure | figure | CPU-ms per op (own + PG + MQ = total) | load gen ms/op "
               "| vs ceiling | × CPU | × rate | target (issue 14) | met |")
-    lines = [f"# make bench, {meta['when']}", "", intro, "", legend, "", header,
+    stopped = ([f"**The run stopped early** ({meta['error']}): rows after that point "
+                "were not measured.", ""] if meta.get("error") else [])
+    lines = [f"# make bench, {meta['when']}", "", intro, "", *stopped, legend, "", header,
              "|---|---|---|---|---|---|---|---|---|"]
     for row in ROWS:
         m = results.get(row.key)

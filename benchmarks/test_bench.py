@@ -149,6 +149,9 @@ async def test_bench(infra, bench_cloud: Cloud) -> None:
         meta["memory_at"] = await p.count("active", "building", "error")
         meta["memory"] = {name: {**mem, "kind": groups.kinds[name]}
                           for name, mem in groups.memory().items()}
+    except BaseException as exc:
+        meta["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        raise
     finally:
         await p.close()
         meta["elapsed_min"] = (time.monotonic() - started) / 60
