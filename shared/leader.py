@@ -41,6 +41,7 @@ LOCK_CLASS = 0x6C656164  # "lead": keeps these locks apart from the others (two-
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1::int4, hashtext($2))"
 _ALIVE = "SELECT 1"
+_UNLOCK = "SELECT pg_advisory_unlock($1::int4, hashtext($2))"
 
 
 class Leadership:
@@ -91,11 +92,17 @@ class Leadership:
             await self._drop()
 
     async def _drop(self) -> None:
-        # Given back to the pool, the connection is reset, and asyncpg's reset
-        # runs pg_advisory_unlock_all(); a broken one is discarded by the pool.
-        self._conn = None
+        # The pool does not reset session state (shared.db.pool): the lock is
+        # unlocked here, and a connection that cannot say it did is closed
+        # rather than given back still holding it. A broken one the pool discards.
+        conn, self._conn = self._conn, None
         held, self._held = self._held, AsyncExitStack()
         try:
+            if conn is not None and not conn.is_closed():
+                try:
+                    await conn.fetchval(_UNLOCK, LOCK_CLASS, self.job)
+                except Exception:  # noqa: BLE001 - it may hold the lock still
+                    conn.terminate()
             await held.aclose()
         except Exception as exc:  # noqa: BLE001 - the pool discards what it cannot reset
             log.warning("leader.release_failed", job=self.job, error=describe(exc))

@@ -32,6 +32,12 @@ from shared.rpc.server import GiveUp, Handler
 
 log = structlog.get_logger(__name__)
 
+CONSUMERS_PER_CHANNEL = 32
+"""Queues served with ``shared_channel`` share one broker channel per this many: a
+channel runs its declares one at a time, so a thousand queues on one channel take
+seconds to start, on a channel each a thousand channels; 32 a channel start a
+thousand in about a second."""
+
 OUTAGE_PROBE_S = 2.0
 """Seconds between two checks that the database answers (see ``Worker.outages``)."""
 
@@ -49,6 +55,9 @@ class Worker:
         self.connection: AbstractRobustConnection
         self.rpc: RpcClient
         self._servers: list[RpcServer] = []
+        self._sharing: list[RpcServer] = []
+        """Of ``_servers``, those that share channels (``serve(shared_channel=True)``)."""
+        self._channels: list[Any] = []
         self._periodic: list[tuple[float, Callable[[], Awaitable[None]], str]] = []
         self.leaders: list[Leadership] = []
         """One per cluster-wide periodic task (``every(..., once=True)``)."""
@@ -79,12 +88,35 @@ class Worker:
         self.every(OUTAGE_PROBE_S, self._probe_database, "database-probe")
 
     def serve(self, queue: str, messages: Any, handler: Handler, *, prefetch: int = 16,
-              give_up: GiveUp | None = None) -> None:
-        """Serve ``queue`` with the shared delivery rules (``shared.rpc.server``)."""
-        self._servers.append(RpcServer(self.connection, queue, messages, handler,
-                                       prefetch=prefetch, policy=self._amqp.retry_policy(),
-                                       give_up=give_up, on_transient=self.outages.note,
-                                       publish_timeout_s=self._amqp.publish_timeout_s))
+              give_up: GiveUp | None = None, shared_channel: bool = False) -> None:
+        """Serve ``queue`` with the shared delivery rules (``shared.rpc.server``).
+
+        ``shared_channel``: on a broker channel shared with other such queues
+        (``CONSUMERS_PER_CHANNEL``), for a worker serving hundreds of queues; the
+        prefetch still counts per queue."""
+        server = RpcServer(self.connection, queue, messages, handler,
+                           prefetch=prefetch, policy=self._amqp.retry_policy(),
+                           give_up=give_up, on_transient=self.outages.note,
+                           publish_timeout_s=self._amqp.publish_timeout_s)
+        self._servers.append(server)
+        if shared_channel:
+            self._sharing.append(server)
+
+    async def _start_servers(self) -> None:
+        """Start every server at once: declares and consumes on different channels
+        run concurrently, those sharing a channel one after the other."""
+        sharing = {id(s) for s in self._sharing}
+        starts = [s.start() for s in self._servers if id(s) not in sharing]
+        by_prefetch: dict[int, list[RpcServer]] = {}
+        for server in self._sharing:
+            by_prefetch.setdefault(server.prefetch, []).append(server)
+        for prefetch, servers in by_prefetch.items():
+            for i in range(0, len(servers), CONSUMERS_PER_CHANNEL):
+                channel = await self.connection.channel()
+                await channel.set_qos(prefetch_count=prefetch)  # per consumer
+                self._channels.append(channel)
+                starts += [s.start(channel) for s in servers[i:i + CONSUMERS_PER_CHANNEL]]
+        await asyncio.gather(*starts)
 
     def with_outbox(self, *, lease_s: float = 15.0) -> Relay:
         """Run an outbox relay in this worker (for a service that writes outbox rows)."""
@@ -135,8 +167,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        for server in self._servers:
-            await server.start()
+        await self._start_servers()
         if self.relay is not None:
             self.relay.start()
         for interval_s, fn, name in self._periodic:
@@ -158,6 +189,11 @@ class Worker:
         log.info("worker.stopping", worker=self.name)
         # Every queue stops taking messages at once; those in flight share one grace.
         await asyncio.gather(*(s.stop(self._shutdown.grace_s) for s in self._servers))
+        for channel in self._channels:
+            try:
+                await channel.close()
+            except Exception:  # closing a channel of a dead connection
+                pass
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -68,10 +68,28 @@ def api_workers(env: Mapping[str, str]) -> int:
     return max(1, int(asked)) if asked else max(1, os.cpu_count() or 1)
 
 
+def split_hosts(total: int, agents: int) -> list[int]:
+    """How many hosts each of ``agents`` agent processes simulates for ``total`` hosts
+    in all: as even as can be, the first ones taking one more (1000 over 3: 334, 333,
+    333). ValueError when some agent would have none."""
+    if total < agents:
+        raise ValueError(f"{total} compute hosts cannot be spread over {agents} agents "
+                         f"(one per zone): at least {agents}")
+    return [total // agents + (i < total % agents) for i in range(agents)]
+
+
+def compute_hosts_total(env: Mapping[str, str]) -> int | None:
+    """The hosts `make up` simulates in all: `NIMBUS_COMPUTE_HOSTS_TOTAL`, else None
+    (one host per agent)."""
+    asked = env.get("NIMBUS_COMPUTE_HOSTS_TOTAL", "").strip()
+    return int(asked) if asked else None
+
+
 def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePorts | None = None,
                      azs: Sequence[str] = AZS, host: str = "127.0.0.1",
                      python: str = sys.executable,
-                     replicas: Mapping[str, int] | None = None) -> list[ServiceSpec]:
+                     replicas: Mapping[str, int] | None = None,
+                     compute_hosts: int | None = None) -> list[ServiceSpec]:
     """The Nimbus services: api, scheduler, network, volume, the console proxy and one
     compute agent per AZ.
 
@@ -86,6 +104,10 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
         replicas: how many processes of each of `REPLICATED` (1 if not named).
             The first keeps the service's name, the others are `<name>-2`...;
             api and console-proxy processes share their ports (SO_REUSEPORT).
+        compute_hosts: how many (fake) compute hosts in all, split over the
+            agents (`split_hosts`), each agent simulating its share
+            (`NIMBUS_COMPUTE_HOSTS`; hosts `<prefix>-<az>-0001`...); None: one
+            host per agent, named `<prefix>-<az>`.
     """
     ports = ports or ServicePorts()
     if len(ports.compute_health) < len(azs):
@@ -117,13 +139,15 @@ def default_services(env: Mapping[str, str] | None = None, *, ports: ServicePort
     ]
     # Each agent's guests (libvirt driver) take VNC ports from a range of its own.
     vnc_base = int((env or {}).get("NIMBUS_LIBVIRT_VNC_PORT_BASE", "15900"))
+    shares = split_hosts(compute_hosts, len(azs)) if compute_hosts is not None else None
     for i, (az, port) in enumerate(zip(azs, ports.compute_health)):
         name = f"{prefix}-{az}"
         vnc_min = vnc_base + 100 * i
+        many = {"NIMBUS_COMPUTE_HOSTS": str(shares[i])} if shares is not None else {}
         specs.append(_worker(name, [python, "-m", "services.compute_agent"], host, port,
                              NIMBUS_COMPUTE_HOST=name, NIMBUS_COMPUTE_AZ=az,
                              NIMBUS_LIBVIRT_VNC_PORT_MIN=str(vnc_min),
-                             NIMBUS_LIBVIRT_VNC_PORT_MAX=str(vnc_min + 99)))
+                             NIMBUS_LIBVIRT_VNC_PORT_MAX=str(vnc_min + 99), **many))
     return _replicate(specs, replicas or {}, ports.replica_health, host)
 
 

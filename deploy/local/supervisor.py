@@ -36,6 +36,7 @@ from deploy.local.services import (  # noqa: F401
     ServicePorts,
     ServiceSpec,
     api_workers,
+    compute_hosts_total,
     default_services,
 )
 
@@ -341,12 +342,16 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run.resolve()
     ports = ServicePorts()
     replicas = {"api": api_workers(os.environ)}
+    many = compute_hosts_total(os.environ)
+
+    def services(env: Mapping[str, str]) -> list[ServiceSpec]:
+        return default_services(env, ports=ports, replicas=replicas, compute_hosts=many)
 
     if args.command == "down":
         if not run.exists():
             print("nothing to stop")
             return 0
-        Stack(run, os.environ, default_services(os.environ, ports=ports, replicas=replicas)).stop()
+        Stack(run, os.environ, services(os.environ)).stop()
         # Real guests (libvirt driver) are powered off as a host shutdown would; the
         # agents find them stopped (SHUTOFF) at the next `make up`.
         guests = hypervisor.stop_guests(run / "libvirt")
@@ -359,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "pids").is_dir():
             print("not running")
             return 1
-        stack = Stack(run, os.environ, default_services(os.environ, ports=ports, replicas=replicas))
+        stack = Stack(run, os.environ, services(os.environ))
         status = stack.status()
         for name, (pid, healthy) in status.items():
             state = "healthy" if healthy else ("running, not healthy" if pid else "stopped")
@@ -391,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the cloud runs without it; the fake driver needs no bits
         print(f"note: Nimbus Tiny Linux was not built, so it is not seeded ({exc})",
               file=sys.stderr)
-    stack = Stack(run, env, default_services(env, ports=ports, replicas=replicas))
+    stack = Stack(run, env, services(env))
     try:
         _manage(env, "migrate", stack.cwd, stack.log_path("manage"))
         _manage(env, "bootstrap", stack.cwd, stack.log_path("manage"))

@@ -148,21 +148,39 @@ def _exceeded(limits: dict[str, int], used: Usage, *, vcpus: int, ram_mb: int, c
     return QuotaExceeded(message, details=details)
 
 
-async def claim_servers(conn: asyncpg.Connection, project_id: str, *, vcpus: int, ram_mb: int,
-                        min_count: int = 1, max_count: int = 1) -> int:
-    """Lock the project's quota and say how many servers to create (see
-    ``servers_to_create``).
+async def claim_servers(conn: asyncpg.Connection, project_id: str, limits: dict[str, int], *,
+                        vcpus: int, ram_mb: int, min_count: int = 1, max_count: int = 1) -> int:
+    """How many servers a create makes (``servers_to_create``), from the project's
+    usage as it is now, read without waiting for the project's quota lock.
 
-    Must run inside a transaction, which must also insert the servers: the lock
-    is held until it ends, so the next create of the project counts them.
+    The caller's transaction then writes those servers, their ``servers`` rows
+    last, and calls :func:`confirm_servers` just before it commits. The lock is
+    taken by the first of those rows (migration 0017's trigger) and held to the
+    commit: a few statements, where taking it here would hold it across the
+    whole write and make every other create of the project wait that long.
+    """
+    return servers_to_create(limits, await usage(conn, project_id), vcpus=vcpus,
+                             ram_mb=ram_mb, min_count=min_count, max_count=max_count)
+
+
+async def confirm_servers(conn: asyncpg.Connection, project_id: str, *, vcpus: int,
+                          ram_mb: int, count: int) -> None:
+    """Raise QuotaExceeded unless the ``count`` servers just inserted by this
+    transaction fit the project's quota, holding its lock until the transaction ends.
+
+    A concurrent create that committed after :func:`claim_servers` read the usage
+    is counted here: the second of two creates racing for the last slot is refused
+    (and rolled back), never both let through.
     """
     if not conn.is_in_transaction():
-        raise RuntimeError("claim_servers must run inside the transaction that inserts")
-    await q.lock_project(conn, project_id)
-    limits = await absolute_limits(conn, project_id)
-    used = await usage(conn, project_id)
-    return servers_to_create(limits, used, vcpus=vcpus, ram_mb=ram_mb,
-                             min_count=min_count, max_count=max_count)
+        raise RuntimeError("confirm_servers must run inside the transaction that inserts")
+    row = await q.lock_project(conn, project_id)  # counts this transaction's servers
+    limits = await absolute_limits(conn, project_id)  # a limit set meanwhile applies
+    before = Usage(int(row["instances"]) - count, int(row["cores"]) - count * vcpus,
+                   int(row["ram_mb"]) - count * ram_mb)
+    fit = servers_that_fit(limits, before, vcpus=vcpus, ram_mb=ram_mb)
+    if fit is not None and fit < count:
+        raise _exceeded(limits, before, vcpus=vcpus, ram_mb=ram_mb, count=count, fit=fit)
 
 
 # ---- volumes --------------------------------------------------------------

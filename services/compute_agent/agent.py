@@ -1,10 +1,17 @@
 """The compute agent: serves its host's queue, keeps its host row alive, and
-reconciles what its hypervisor runs with the database."""
+reconciles what its hypervisor runs with the database.
+
+One agent process may simulate many hosts (``[compute] hosts``, fake driver only),
+as Kolla runs many fake nova-computes on one machine: each host has its own
+driver, :class:`ComputeAgent` and queue, while the process's one worker (one
+database pool, one broker connection) serves them all, their heartbeats go in one
+statement (:func:`report_hosts`) and one reconcile loop covers them all.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
@@ -31,10 +38,21 @@ from shared.worker import Worker
 log = structlog.get_logger(__name__)
 
 
-def make_driver(settings: Settings) -> HypervisorDriver:
-    """The driver ``NIMBUS_COMPUTE_DRIVER`` names (``drivers.DRIVERS``)."""
-    context = DriverContext(host=settings.compute.host,
-                            image_store=ImageStore.from_settings(settings.images),
+def host_names(base: str, count: int) -> list[str]:
+    """The hosts one agent process simulates: ``base`` itself when it is one, else
+    ``<base>-0001`` .. ``<base>-<count>`` (four digits, more past 9999)."""
+    if count == 1:
+        return [base]
+    width = max(4, len(str(count)))
+    return [f"{base}-{i:0{width}d}" for i in range(1, count + 1)]
+
+
+def make_driver(settings: Settings, host: str | None = None, *,
+                image_store: ImageStore | None = None) -> HypervisorDriver:
+    """The driver ``NIMBUS_COMPUTE_DRIVER`` names (``drivers.DRIVERS``), for ``host``
+    (default: ``[compute] host``)."""
+    context = DriverContext(host=host or settings.compute.host,
+                            image_store=image_store or ImageStore.from_settings(settings.images),
                             shutdown_timeout_s=settings.compute.shutdown_timeout_s,
                             volume_store=VolumeStore.from_settings(settings.volumes))
     return make_named_driver(settings.compute.driver, settings, context)
@@ -43,12 +61,13 @@ def make_driver(settings: Settings) -> HypervisorDriver:
 class ComputeAgent:
     """Owns the guests of one host. Operations on one server run one at a time."""
 
-    def __init__(self, settings: Settings, worker: Worker, driver: HypervisorDriver) -> None:
+    def __init__(self, settings: Settings, worker: Worker, driver: HypervisorDriver, *,
+                 host: str | None = None, image_store: ImageStore | None = None) -> None:
         self.settings = settings
         self.worker = worker
         self.driver = driver
-        self.host = settings.compute.host
-        self.image_store = ImageStore.from_settings(settings.images)
+        self.host = host or settings.compute.host
+        self.image_store = image_store or ImageStore.from_settings(settings.images)
         # server id -> (lock, how many operations hold or wait for it)
         self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
 
@@ -76,17 +95,19 @@ class ComputeAgent:
             else:
                 self._locks[server_id] = (lock, users - 1)
 
-    async def report(self, *, starting: bool = False) -> None:
+    async def capacity(self) -> hosts.HostCapacity:
+        """What this host offers, as its heartbeat reports it."""
         res = await self.driver.host_resources()
         c = self.settings.compute
-        async with self.worker.pool.acquire() as conn:
-            await hosts.report(conn, hosts.HostCapacity(
-                host=self.host, availability_zone=c.az, total_ram_mb=res.ram_mb,
-                total_disk_gb=res.disk_gb, total_vcpus=res.vcpus, ram_ratio=c.ram_ratio,
-                disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio,
-                hypervisor_type=self.driver.name,
-                capabilities=msgspec.structs.asdict(self.driver.capabilities)),
-                starting=starting)
+        return hosts.HostCapacity(
+            host=self.host, availability_zone=c.az, total_ram_mb=res.ram_mb,
+            total_disk_gb=res.disk_gb, total_vcpus=res.vcpus, ram_ratio=c.ram_ratio,
+            disk_ratio=c.disk_ratio, cpu_ratio=c.cpu_ratio, hypervisor_type=self.driver.name,
+            capabilities=msgspec.structs.asdict(self.driver.capabilities))
+
+    async def report(self, *, starting: bool = False) -> None:
+        """This host's heartbeat alone (see :func:`report_hosts`)."""
+        await report_hosts(self.worker, [self], starting=starting)
 
     async def handle(self, msg: ComputeMessage, ctx: CallContext) -> object:
         """Run the operation (or answer the call) the message's type names."""
@@ -109,22 +130,61 @@ class ComputeAgent:
             await volume_ops.give_up(self, msg, ctx, exc, self.settings.amqp.retry_deadline_s)
 
 
+async def report_hosts(worker: Worker, agents: Sequence[ComputeAgent], *,
+                       starting: bool = False) -> None:
+    """The heartbeat of every host of this process, in one statement. A host whose
+    driver cannot say what it has is left out (its row ages until it can); if none
+    can, the error is raised."""
+    caps: list[hosts.HostCapacity] = []
+    error: Exception | None = None
+    for agent in agents:
+        try:
+            caps.append(await agent.capacity())
+        except Exception as exc:
+            error = exc
+            log.warning("compute.capacity_failed", host=agent.host, error=str(exc))
+    if not caps and error is not None:
+        raise error
+    async with worker.pool.acquire() as conn:
+        await hosts.report_many(conn, caps, starting=starting)
+
+
+def _host_range(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+
+
 async def run(settings: Settings) -> None:
-    worker = Worker(f"compute-agent:{settings.compute.host}", database=settings.database,
+    c = settings.compute
+    if c.hosts > 1 and c.driver != "fake":
+        raise SystemExit(f"NIMBUS_COMPUTE_HOSTS={c.hosts}: only the fake driver simulates "
+                         f"several hosts in one agent; the {c.driver} driver runs one host "
+                         f"per agent (NIMBUS_COMPUTE_HOSTS=1)")
+    names = host_names(c.host, c.hosts)
+    worker = Worker(f"compute-agent:{c.host}", database=settings.database,
                     amqp=settings.amqp, health=settings.health, shutdown=settings.shutdown)
-    driver = make_driver(settings)
-    await driver.init_host()  # a hypervisor that cannot be reached: the agent does not start
-    worker.on_stop(driver.cleanup)
+    image_store = ImageStore.from_settings(settings.images)
+    drivers = [make_driver(settings, name, image_store=image_store) for name in names]
+    for driver in drivers:  # a hypervisor that cannot be reached: the agent does not start
+        await driver.init_host()
+
+    async def cleanup() -> None:
+        for driver in drivers:
+            await driver.cleanup()
+
+    worker.on_stop(cleanup)
     await worker.open()
-    agent = ComputeAgent(settings, worker, driver)
-    await agent.report(starting=True)  # registered before the queue is served
+    agents = [ComputeAgent(settings, worker, driver, host=name, image_store=image_store)
+              for name, driver in zip(names, drivers)]
+    await report_hosts(worker, agents, starting=True)  # registered before the queues are served
     # Servers left mid-operation by an earlier run of this agent are not touched
     # at start: their messages, never acked, come again. The reconcile loop runs
     # at once (worker.every) and deals with what the hypervisor did meanwhile.
     worker.with_outbox()  # the reconcile loop's stops go out through the outbox
-    reconciler = Reconciler(agent, settings.reconcile)
-    worker.serve(host_queue(agent.host), ComputeMessage, agent.handle, give_up=agent.give_up)
-    worker.every(settings.compute.heartbeat_interval_s, agent.report, "heartbeat")
+    reconciler = Reconciler(agents, settings.reconcile)
+    for agent in agents:
+        worker.serve(host_queue(agent.host), ComputeMessage, agent.handle,
+                     give_up=agent.give_up, shared_channel=len(agents) > 1)
+    worker.every(c.heartbeat_interval_s, lambda: report_hosts(worker, agents), "heartbeat")
     worker.every(settings.reconcile.interval_s, reconciler.reconcile, "reconcile")
-    worker.health_info(host=agent.host, availability_zone=settings.compute.az)
+    worker.health_info(host=_host_range(names), hosts=len(names), availability_zone=c.az)
     await worker.run()

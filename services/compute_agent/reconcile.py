@@ -23,8 +23,11 @@ its servers and, for each pair, the pure :func:`plan` says what to do:
   run again;
 * otherwise only a drifted power state is recorded.
 
-The executor re-reads each server under its lock and plans again before acting
-(the first read may be stale); its writes are guarded (a server that began a
+A pass reads the servers of every host of the agent process in one query (and the
+guests' servers known elsewhere, and the kept addresses, in one more each), plans
+on that read and leaves alone every server it finds in order. Only where the plan
+says to act does the executor re-read that server under its lock and plan again
+before acting (the first read may be stale); its writes are guarded (a server that began a
 task meanwhile is left alone); a stop and a delete go through their operations
 (``runner``), as a message from the API would. A failure is logged and that
 server tried again a later period, backing off per server.
@@ -33,6 +36,7 @@ server tried again a later period, backing off per server.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
@@ -161,7 +165,7 @@ def plan(row: Known | None, seen: GuestInfo | None, *, host: str, busy: bool = F
 _MINE = """
 SELECT id, vm_state, task_state, power_state, host, task_request_id,
        extract(epoch FROM now() - updated_at)::float8 AS stale_s
-  FROM servers WHERE host = $1 AND deleted_at IS NULL"""
+  FROM servers WHERE host = ANY($1::text[]) AND deleted_at IS NULL"""
 
 _BY_ID = """
 SELECT id, vm_state, task_state, power_state, host, task_request_id,
@@ -171,8 +175,8 @@ SELECT id, vm_state, task_state, power_state, host, task_request_id,
 # Deleted servers whose fixed addresses were kept for a guest on this host (the
 # ports say where: a build scheduled again elsewhere may have no host any more).
 _HELD_ADDRESSES = """
-SELECT DISTINCT p.server_id AS id FROM ports p JOIN servers s ON s.id = p.server_id
- WHERE p.host = $1 AND s.deleted_at IS NOT NULL"""
+SELECT DISTINCT p.host, p.server_id AS id FROM ports p JOIN servers s ON s.id = p.server_id
+ WHERE p.host = ANY($1::text[]) AND s.deleted_at IS NOT NULL"""
 
 
 def _known(r: asyncpg.Record) -> Known:
@@ -182,10 +186,10 @@ def _known(r: asyncpg.Record) -> Known:
 
 
 class Reconciler:
-    """Runs :func:`plan` over every server and guest of one agent's host."""
+    """Runs :func:`plan` over every server and guest of the agent process's hosts."""
 
-    def __init__(self, agent: ComputeAgent, settings: ReconcileSettings) -> None:
-        self._agent = agent
+    def __init__(self, agents: Sequence[ComputeAgent], settings: ReconcileSettings) -> None:
+        self._agents = list(agents)
         self._settings = settings
         self._failures: dict[UUID, tuple[int, int]] = {}
         """server -> (failures in a row, passes left to skip)"""
@@ -193,43 +197,69 @@ class Reconciler:
 
     async def reconcile(self) -> dict[str, int]:
         """One pass; how many servers got each kind of step (for logs and tests)."""
-        agent = self._agent
-        guest_ids = await agent.driver.list_instances()
-        async with agent.worker.pool.acquire() as conn:
-            rows = {r["id"]: r for r in await conn.fetch(_MINE, agent.host)}
-            others = [g for g in guest_ids if g not in rows]
+        agents = self._agents
+        if not agents:
+            return {}
+        guests = {a.host: set(await a.driver.list_instances()) for a in agents}
+        names = list(guests)
+        async with agents[0].worker.pool.acquire() as conn:
+            mine = await conn.fetch(_MINE, names)
+            rows: dict[UUID, asyncpg.Record] = {r["id"]: r for r in mine}
+            others = list({g for ids in guests.values() for g in ids} - rows.keys())
             if others:
                 rows.update({r["id"]: r for r in await conn.fetch(_BY_ID, others)})
-            held = [r["id"] for r in await conn.fetch(_HELD_ADDRESSES, agent.host)]
+            held = await conn.fetch(_HELD_ADDRESSES, names)
+        on_host: dict[str, set[UUID]] = {a.host: set() for a in agents}
+        for r in mine:
+            on_host[r["host"]].add(r["id"])
         counts: dict[str, int] = {}
-        for sid in {*rows, *guest_ids}:
-            if self._backing_off(sid):
-                continue
-            try:
-                kind = await self._one(sid)
-            except Exception as exc:  # one server's trouble is not the others'
-                self._failed(sid, exc)
-                continue
-            self._failures.pop(sid, None)
+
+        def count(kind: str) -> None:
             if kind not in ("NoOp", "Skip"):
                 counts[kind] = counts.get(kind, 0) + 1
-        for sid in held:
-            if sid in guest_ids or agent.busy(sid) or self._backing_off(sid):
+
+        for agent in agents:
+            seen_ids = guests[agent.host]
+            for sid in on_host[agent.host] | seen_ids:
+                if self._backing_off(sid):
+                    continue
+                try:
+                    # The pass's read first: most servers are in order, and need
+                    # neither their lock nor a read of their own.
+                    row = rows.get(sid)
+                    seen = await agent.driver.get_info(sid) if sid in seen_ids else None
+                    if isinstance(self._plan(agent, sid, row, seen), (NoOp, Skip)):
+                        kind = "NoOp"
+                    else:
+                        kind = await self._one(agent, sid)
+                except Exception as exc:  # one server's trouble is not the others'
+                    self._failed(sid, exc)
+                    continue
+                self._failures.pop(sid, None)
+                count(kind)
+        by_host = {a.host: a for a in agents}
+        for r in held:
+            agent, sid = by_host[r["host"]], r["id"]
+            if sid in guests[agent.host] or agent.busy(sid) or self._backing_off(sid):
                 continue
             try:
-                await self._free_addresses(sid)
+                await self._free_addresses(agent, sid)
             except Exception as exc:
                 self._failed(sid, exc)
                 continue
-            counts["FreeAddresses"] = counts.get("FreeAddresses", 0) + 1
+            count("FreeAddresses")
         self.passes += 1
         if counts:
             log.info("compute.reconciled", **counts)
         return counts
 
-    async def _one(self, sid: UUID) -> str:
-        """Plan and act for one server, under its lock, on a fresh read."""
-        agent = self._agent
+    def _plan(self, agent: ComputeAgent, sid: UUID, row: asyncpg.Record | None,
+              seen: GuestInfo | None) -> Step:
+        return plan(_known(row) if row is not None else None, seen, host=agent.host,
+                    busy=agent.busy(sid), stuck_delete_s=self._settings.stuck_delete_s)
+
+    async def _one(self, agent: ComputeAgent, sid: UUID) -> str:
+        """Plan and act for one server of ``agent``'s host, under its lock, on a fresh read."""
         if agent.busy(sid):
             return "Skip"  # an operation runs on it: it will settle the server
         async with agent.serialized(sid):
@@ -264,22 +294,21 @@ class Reconciler:
                 case DestroyOrphan(free_addresses=free):
                     await agent.driver.destroy(sid)
                     if free:
-                        await self._free_addresses(sid)
+                        await self._free_addresses(agent, sid)
                 case _:
                     pass  # NoOp, Skip; MarkStopped and RetryDelete below
         # Stopping and deleting go through their operations, which take the lock.
         if isinstance(step, MarkStopped):
-            await self._stop(sid, step.why)
+            await self._stop(agent, sid, step.why)
         elif isinstance(step, RetryDelete):
             await runner.run(agent, Delete(), DeleteServer(server_id=sid),
                              CallContext(request_id=task_request_id))
         return type(step).__name__
 
-    async def _stop(self, sid: UUID, why: str) -> None:
+    async def _stop(self, agent: ComputeAgent, sid: UUID, why: str) -> None:
         """Begin the stop as the API's ``cast_action`` does: the task, the instance
         action and the StopServer message (to this host's own queue, through the
         outbox) in one transaction."""
-        agent = self._agent
         rid = f"req-{uuid.uuid4()}"
         relay = agent.worker.relay
         assert relay is not None, "the agent runs an outbox relay"
@@ -299,8 +328,8 @@ class Reconciler:
                                     request_id=rid, lease_s=relay.lease_s)
         relay.send(item)
 
-    async def _free_addresses(self, sid: UUID) -> None:
-        freed = await self._agent.network_client(None).deallocate_ports(
+    async def _free_addresses(self, agent: ComputeAgent, sid: UUID) -> None:
+        freed = await agent.network_client(None).deallocate_ports(
             DeallocatePorts(server_id=sid))
         log.info("compute.orphan_addresses_freed", server_id=str(sid), ports=freed)
 

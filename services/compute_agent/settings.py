@@ -23,7 +23,13 @@ from shared.volume_store import VolumeStoreSettings
 
 class ComputeSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = socket.gethostname()
-    """Name of this host; its queue is ``compute.<host>``. Must be unique per agent."""
+    """Name of this host; its queue is ``compute.<host>``. Must be unique per agent.
+    With ``hosts`` > 1, the stem of the hosts' names (``agent.host_names``)."""
+    hosts: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """How many hosts this agent process simulates (``NIMBUS_COMPUTE_HOSTS``), as Kolla
+    runs many fake nova-computes: 1 is the host ``host``; N > 1 are ``<host>-0001``
+    .. ``<host>-N``, each with its own driver, queue, heartbeat (host row) and
+    capacity (the ``[fake]`` sizes are per host), all in ``az``. The fake driver only."""
     az: str = "az1"
     """Availability zone of this host (``NIMBUS_COMPUTE_AZ``)."""
     driver: str = "fake"

@@ -40,7 +40,7 @@ from services.scheduler.filters import (
     default_filters,
     run_filters,
 )
-from services.scheduler.host_state import HostSnapshot, locate_servers, snapshot
+from services.scheduler.host_state import HostCache, HostSnapshot, locate_servers
 from services.scheduler.no_valid_host import fault
 from services.scheduler.request import PlacementRequest
 from services.scheduler.settings import SchedulerSettings
@@ -92,6 +92,7 @@ class BuildScheduler:
         self._filters = list(default_filters() if filters is None else filters)
         self._weighers = list(default_weighers(settings) if weighers is None else weighers)
         self._rng = rng or random.Random()
+        self._hosts = HostCache(settings.service_down_time_s, settings.host_refresh_s)
 
     async def handle(self, msg: SchedulerMessage, ctx: CallContext) -> None:
         """Dispatch one message of the ``scheduler`` queue, recording the
@@ -156,34 +157,59 @@ class BuildScheduler:
     async def _place(self, conn: asyncpg.Connection, req: PlacementRequest,
                      blog: structlog.typing.FilteringBoundLogger,
                      request_id: str | None) -> str | None:
-        """Choose a host, claim on it and record it on the server; None if none."""
-        snap = await snapshot(conn, self._settings.service_down_time_s,
-                              healthy_for_s=self._healthy_for())
+        """Choose a host, claim on it and record it on the server; None if none.
+
+        On a view of the hosts read earlier (``host_state.HostCache``) and, if
+        that one leads nowhere, once more on a view read now."""
         if req.referenced_servers:
             # Where the servers the hints name live, read once for every filter.
             req = msgspec.structs.replace(req, placements=await locate_servers(
                 conn, req.project_id, req.referenced_servers))
-        if not snap.live:
-            if snap.in_grace:
-                raise HostsNotReady(f"{snap.in_grace} compute host(s) have not reported since "
-                                    "the scheduler's view of them was refreshed.")
-            await self._no_valid_host(conn, req, snap, None, (), blog, request_id)
-            return None
-        outcome = run_filters(self._filters, snap.live, req)
-        if not outcome.hosts:
-            await self._no_valid_host(conn, req, snap, outcome, (), blog, request_id)
-            return None
+        fresh = False
+        while True:
+            snap, fresh = await self._hosts.get(conn, healthy_for_s=self._healthy_for(),
+                                                fresh=fresh)
+            outcome, tried = None, []
+            if snap.live:
+                outcome = run_filters(self._filters, snap.live, req)
+                if outcome.hosts:
+                    placed = await self._claim_one(conn, req, outcome, tried, blog)
+                    if placed is not False:
+                        return placed  # a host, or None: the server moved on
+            if fresh:
+                break
+            fresh = True  # a view from before may have missed hosts that came or freed up
+        if not snap.live and snap.in_grace:
+            raise HostsNotReady(f"{snap.in_grace} compute host(s) have not reported since "
+                                "the scheduler's view of them was refreshed.")
+        if tried:
+            # Every claim failed. A twin delivery of this message may have placed
+            # the server meanwhile, which would explain it: then there is nothing to do.
+            server = await servers_db.get(conn, req.server_id)
+            if server is None or server["host"] is not None:
+                blog.info("scheduler.server_gone", reason="placed or deleted meanwhile")
+                return None
+        await self._no_valid_host(conn, req, snap, outcome, tried, blog, request_id)
+        return None
+
+    async def _claim_one(self, conn: asyncpg.Connection, req: PlacementRequest,
+                         outcome: FilterOutcome, tried: list[str],
+                         blog: structlog.typing.FilteringBoundLogger) -> str | None | bool:
+        """Claim on the best host that takes it and record it on the server: the
+        host; None if the server moved on; False if every claim was refused."""
         ordered = order_hosts(self._weighers, outcome.hosts, req,
                               subset_size=self._settings.host_subset_size, rng=self._rng)
-        tried: list[str] = []
         for host in ordered:
             tried.append(host.host)
             try:
                 async with conn.transaction():
                     if not await hosts_db.claim(conn, host.host, req.server_id,
-                                                req.ram_mb, req.disk_gb, req.vcpus):
-                        # Another build took the room after we read the hosts.
+                                                req.ram_mb, req.disk_gb, req.vcpus,
+                                                live_within_s=self._settings.service_down_time_s):
+                        # Another build took the room after we read the hosts, or
+                        # the host was disabled or went silent.
                         blog.info("scheduler.claim_lost", host=host.host)
+                        self._hosts.invalidate()
                         continue
                     if not await servers_db.place(conn, req.server_id, host.host,
                                                   host.availability_zone):
@@ -191,17 +217,11 @@ class BuildScheduler:
             except _ServerGone:
                 blog.info("scheduler.server_gone", host=host.host)
                 return None
+            self._hosts.consume(host.host, req.ram_mb, req.disk_gb, req.vcpus)
             blog.info("scheduler.claimed", host=host.host, attempts=len(tried),
                       filters=outcome.trail())
             return host.host
-        # Every claim failed. A twin delivery of this message may have placed
-        # the server meanwhile, which would explain it: then there is nothing to do.
-        server = await servers_db.get(conn, req.server_id)
-        if server is None or server["host"] is not None:
-            blog.info("scheduler.server_gone", reason="placed or deleted meanwhile")
-            return None
-        await self._no_valid_host(conn, req, snap, outcome, tried, blog, request_id)
-        return None
+        return False
 
     async def _no_valid_host(self, conn: asyncpg.Connection, req: PlacementRequest,
                              snap: HostSnapshot, outcome: FilterOutcome | None,

@@ -1,13 +1,21 @@
-"""The scheduler's view of the compute hosts, read fresh for every request.
+"""The scheduler's view of the compute hosts: read in one query, kept a moment.
 
-There is no cache to go stale: each build reads the hosts' rows (a few hundred
-at most) in one query, and the claim re-checks capacity in the database anyway.
-A build whose scheduler hints name other servers also reads where those live,
-in one more query (:func:`locate_servers`).
+Reading every host's row for each build cost more than the rest of the
+decision at a thousand hosts, so :class:`HostCache` keeps the view for
+``host_refresh_s`` and counts this process's own claims into it as they
+succeed (as Nova's HostState consumes a request). It may go stale only in ways
+the claim re-checks in the database: room (another scheduler's claims), and,
+since the scheduler claims with ``live_within_s``, a host disabled or gone
+silent meanwhile. A claim refused on a cached view makes the next build read
+afresh, and the build retries once on a fresh view before it gives up
+(``build.BuildScheduler._place``). A build whose scheduler hints name other
+servers also reads where those live, in one more query (:func:`locate_servers`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -18,7 +26,7 @@ from services.scheduler.request import ServerPlacement
 from shared.db import hosts as hosts_db
 from shared.db.hosts import HostState
 
-__all__ = ["HostSnapshot", "HostState", "ServerPlacement", "locate_servers", "snapshot"]
+__all__ = ["HostCache", "HostSnapshot", "HostState", "ServerPlacement", "locate_servers", "snapshot"]
 
 
 class HostSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +53,48 @@ async def snapshot(conn: asyncpg.Connection, service_down_time_s: float, *,
     return HostSnapshot(live=live, disabled=sum(h.disabled for h in every), down=len(silent),
                         in_grace=sum(not h.down for h in silent),
                         service_down_time_s=service_down_time_s)
+
+
+class HostCache:
+    """:func:`snapshot`, reused for ``refresh_s`` seconds and kept current with
+    this process's claims. One instance per scheduler process."""
+
+    def __init__(self, service_down_time_s: float, refresh_s: float) -> None:
+        self._down_s = service_down_time_s
+        self._refresh_s = refresh_s
+        self._snap: HostSnapshot | None = None
+        self._read_at = 0.0
+        self._by_name: dict[str, HostState] = {}
+        self._reading = asyncio.Lock()
+
+    async def get(self, conn: asyncpg.Connection, *, healthy_for_s: float = float("inf"),
+                  fresh: bool = False) -> tuple[HostSnapshot, bool]:
+        """The view, and whether it was read just now (``fresh`` forces a read)."""
+        if not fresh and self._valid():
+            assert self._snap is not None
+            return self._snap, False
+        async with self._reading:  # builds arriving together share one read
+            if not fresh and self._valid():
+                assert self._snap is not None
+                return self._snap, False
+            snap = await snapshot(conn, self._down_s, healthy_for_s=healthy_for_s)
+            self._snap, self._read_at = snap, time.monotonic()
+            self._by_name = {h.host: h for h in snap.live}
+            return snap, True
+
+    def consume(self, host: str, ram_mb: int, disk_gb: int, vcpus: int) -> None:
+        """Count a claim this process just made on ``host`` into the view."""
+        if (state := self._by_name.get(host)) is not None:
+            state.used_ram_mb += ram_mb
+            state.used_disk_gb += disk_gb
+            state.used_vcpus += vcpus
+
+    def invalidate(self) -> None:
+        """The view proved wrong (a claim was refused): read afresh next time."""
+        self._read_at = 0.0
+
+    def _valid(self) -> bool:
+        return self._snap is not None and time.monotonic() - self._read_at < self._refresh_s
 
 
 # Only the project's own servers: a hint must not reveal (or depend on) where

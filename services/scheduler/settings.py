@@ -46,6 +46,12 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     a moment, so keep it near ``[database] pool_max``."""
 
 
+    host_refresh_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    """How long this process reuses its view of the hosts (one query for all of
+    them) before reading it again; it counts its own claims into it meanwhile.
+    Claims re-check room, enabled and heartbeat in the database, so a stale view
+    costs a retry, never a wrong placement. 0 reads the hosts for every build."""
+
     max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     """Hosts a build may be tried on in all (Nova's ``max_attempts``): a build whose
     host dies before it finished is scheduled again elsewhere until this many

@@ -5,7 +5,7 @@ reads :func:`live_hosts` and moves the ``used_*`` columns only through
 :func:`claim` and :func:`release`, each a single guarded transaction, so that
 concurrent builds, even from several scheduler processes, can never overcommit
 a host: the capacity check and the increment are one ``UPDATE`` on the host's
-row, which PostgreSQL serialises.
+row, which PostgreSQL serialises (in one statement with the claim's own row).
 
 Whether a host is *down* (its work may be taken from it: builds rescheduled,
 actions failed, deletes finished without it) is decided here only, and never
@@ -25,11 +25,19 @@ savepoints).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 import msgspec
+
+
+_json = msgspec.json.Encoder()
+
+
+def _json_text(value: object) -> str:
+    return _json.encode(value).decode()
 
 
 class HostCapacity(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,17 +87,28 @@ class HostState(msgspec.Struct, kw_only=True):
     down: bool = False
     """Silent for longer than the down time, with no excuse (see the module docstring)."""
 
+    # floor(total * ratio), worked out once per row: the scheduler's filters and
+    # weighers ask for the free amounts of every host for every build.
+    usable_ram_mb: int = 0
+    usable_disk_gb: int = 0
+    usable_vcpus: int = 0
+
+    def __post_init__(self) -> None:
+        self.usable_ram_mb = math.floor(self.total_ram_mb * self.ram_ratio)
+        self.usable_disk_gb = math.floor(self.total_disk_gb * self.disk_ratio)
+        self.usable_vcpus = math.floor(self.total_vcpus * self.cpu_ratio)
+
     @property
     def free_ram_mb(self) -> int:
-        return math.floor(self.total_ram_mb * self.ram_ratio) - self.used_ram_mb
+        return self.usable_ram_mb - self.used_ram_mb
 
     @property
     def free_disk_gb(self) -> int:
-        return math.floor(self.total_disk_gb * self.disk_ratio) - self.used_disk_gb
+        return self.usable_disk_gb - self.used_disk_gb
 
     @property
     def free_vcpus(self) -> int:
-        return math.floor(self.total_vcpus * self.cpu_ratio) - self.used_vcpus
+        return self.usable_vcpus - self.used_vcpus
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,24 +121,43 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     vcpus: int
 
 
-_REPORT_SET = """
-    availability_zone = $2, total_ram_mb = $3, total_disk_gb = $4, total_vcpus = $5,
-    ram_ratio = $6, disk_ratio = $7, cpu_ratio = $8,
-    started_at = CASE WHEN $9 THEN now() ELSE h.started_at END,
-    last_heartbeat = now(), hypervisor_type = $10, capabilities = $11"""
+def _report_set(src: str) -> str:
+    """The columns a report sets, from the reported values in ``src`` (a row alias)."""
+    return f"""
+    availability_zone = {src}.availability_zone, total_ram_mb = {src}.total_ram_mb,
+    total_disk_gb = {src}.total_disk_gb, total_vcpus = {src}.total_vcpus,
+    ram_ratio = {src}.ram_ratio, disk_ratio = {src}.disk_ratio, cpu_ratio = {src}.cpu_ratio,
+    started_at = CASE WHEN $11 THEN now() ELSE h.started_at END,
+    last_heartbeat = now(), hypervisor_type = {src}.hypervisor_type,
+    capabilities = {src}.capabilities"""
 
-# Update first, insert only a host never seen: an INSERT ... ON CONFLICT alone
+
+# Many hosts in one statement (an agent process may simulate hundreds: one
+# statement per heartbeat interval, not one per host), from one array per column.
+# Update first, insert only hosts never seen: an INSERT ... ON CONFLICT alone
 # would draw a new ``id`` from the identity sequence at every heartbeat (defaults
 # are computed before the conflict is found), and hosts first seen later would
 # get ever larger ids. The ON CONFLICT still settles two first reports racing.
 _REPORT = f"""
-WITH updated AS (UPDATE compute_hosts AS h SET {_REPORT_SET} WHERE h.host = $1 RETURNING h.host)
+WITH given AS (
+    SELECT g.host, g.availability_zone, g.total_ram_mb, g.total_disk_gb, g.total_vcpus,
+           g.ram_ratio, g.disk_ratio, g.cpu_ratio, g.hypervisor_type,
+           g.capabilities::jsonb AS capabilities
+      FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::float8[],
+                  $7::float8[], $8::float8[], $9::text[], $10::text[])
+           AS g(host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus, ram_ratio,
+                disk_ratio, cpu_ratio, hypervisor_type, capabilities)),
+updated AS (UPDATE compute_hosts AS h SET {_report_set("g")} FROM given g
+             WHERE h.host = g.host RETURNING h.host)
 INSERT INTO compute_hosts AS h (host, availability_zone, total_ram_mb, total_disk_gb, total_vcpus,
                                 ram_ratio, disk_ratio, cpu_ratio, started_at, last_heartbeat,
                                 hypervisor_type, capabilities)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, now(), now(), $10, $11
- WHERE NOT EXISTS (SELECT 1 FROM updated)
-ON CONFLICT (host) DO UPDATE SET {_REPORT_SET}"""
+SELECT g.host, g.availability_zone, g.total_ram_mb, g.total_disk_gb, g.total_vcpus,
+       g.ram_ratio, g.disk_ratio, g.cpu_ratio, now(), now(), g.hypervisor_type, g.capabilities
+  FROM given g
+ WHERE g.host NOT IN (SELECT host FROM updated)
+ ORDER BY g.host
+ON CONFLICT (host) DO UPDATE SET {_report_set("EXCLUDED")}"""
 
 # ``alive`` and ``down`` are computed by PostgreSQL with its own clock, so the
 # scheduler's and the agents' clocks never need to agree.
@@ -140,22 +178,40 @@ SELECT *, last_heartbeat >= now() - make_interval(secs => $1::double precision) 
 
 _CLAIM_OF = "SELECT * FROM host_claims WHERE server_id = $1"
 
-# The check and the increment in one statement: concurrent claims on one host
-# queue on its row lock and each re-evaluates the WHERE against the committed
-# used_* of the one before (READ COMMITTED's re-check of updated rows).
-_TAKE = """
-UPDATE compute_hosts
-   SET used_ram_mb = used_ram_mb + $2, used_disk_gb = used_disk_gb + $3, used_vcpus = used_vcpus + $4
- WHERE host = $1
-   AND floor(total_ram_mb * ram_ratio) - used_ram_mb >= $2
-   AND floor(total_disk_gb * disk_ratio) - used_disk_gb >= $3
-   AND floor(total_vcpus * cpu_ratio) - used_vcpus >= $4
-RETURNING host"""
+# The check, the increment and the claim's row in one statement: concurrent
+# claims on one host queue on its row lock and each re-evaluates the WHERE
+# against the committed used_* of the one before (READ COMMITTED's re-check of
+# updated rows). $6 (NULL: not checked) also requires the host enabled and
+# heartbeating within that many seconds, as the scheduler's view had it, so a
+# view read a moment ago cannot place on a host disabled or dead since.
+# `took` without `claimed`: a twin of the request claimed for the server between
+# the NOT EXISTS and the insert; the caller gives the increment back.
+_CLAIM = """
+WITH taken AS (
+    UPDATE compute_hosts
+       SET used_ram_mb = used_ram_mb + $3, used_disk_gb = used_disk_gb + $4,
+           used_vcpus = used_vcpus + $5
+     WHERE host = $1
+       AND floor(total_ram_mb * ram_ratio) - used_ram_mb >= $3
+       AND floor(total_disk_gb * disk_ratio) - used_disk_gb >= $4
+       AND floor(total_vcpus * cpu_ratio) - used_vcpus >= $5
+       AND ($6::double precision IS NULL OR (NOT disabled AND
+            last_heartbeat >= now() - make_interval(secs => $6::double precision)))
+       AND NOT EXISTS (SELECT 1 FROM host_claims WHERE server_id = $2)
+    RETURNING host),
+claimed AS (
+    INSERT INTO host_claims (server_id, host, ram_mb, disk_gb, vcpus)
+    SELECT $2, host, $3, $4, $5 FROM taken
+    ON CONFLICT (server_id) DO NOTHING
+    RETURNING server_id)
+SELECT EXISTS (SELECT 1 FROM taken) AS took, EXISTS (SELECT 1 FROM claimed) AS claimed"""
 
-_INSERT_CLAIM = """
-INSERT INTO host_claims (server_id, host, ram_mb, disk_gb, vcpus) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (server_id) DO NOTHING
-RETURNING server_id"""
+_GIVE_BACK = """
+UPDATE compute_hosts
+   SET used_ram_mb = GREATEST(used_ram_mb - $2, 0), used_disk_gb = GREATEST(used_disk_gb - $3, 0),
+       used_vcpus = GREATEST(used_vcpus - $4, 0)
+ WHERE host = $1"""
+
 
 # GREATEST: a release must never fail on the used_* >= 0 checks, even if an
 # operator edited the row by hand in between.
@@ -169,13 +225,17 @@ UPDATE compute_hosts h
  WHERE h.host = gone.host
 RETURNING h.host"""
 
+
 _SET_DISABLED = """
 UPDATE compute_hosts SET disabled = $2, disabled_reason = CASE WHEN $2 THEN $3 END
  WHERE host = $1 RETURNING host"""
 
 
+_ROW_FIELDS = tuple(f for f in HostState.__struct_fields__ if not f.startswith("usable_"))
+
+
 def _state(row: asyncpg.Record) -> HostState:
-    return HostState(**{name: row[name] for name in HostState.__struct_fields__})
+    return HostState(**{name: row[name] for name in _ROW_FIELDS})
 
 
 async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool = False) -> None:
@@ -185,9 +245,21 @@ async def report(conn: asyncpg.Connection, cap: HostCapacity, *, starting: bool 
     claims move the former, only an operator the latter. Pass ``starting=True``
     on the agent's first report after it started, to set ``started_at``.
     """
-    await conn.execute(_REPORT, cap.host, cap.availability_zone, cap.total_ram_mb,
-                       cap.total_disk_gb, cap.total_vcpus, cap.ram_ratio, cap.disk_ratio,
-                       cap.cpu_ratio, starting, cap.hypervisor_type, cap.capabilities)
+    await report_many(conn, [cap], starting=starting)
+
+
+async def report_many(conn: asyncpg.Connection, caps: Sequence[HostCapacity], *,
+                      starting: bool = False) -> None:
+    """:func:`report` for each of ``caps`` (distinct hosts), in one statement."""
+    if not caps:
+        return
+    await conn.execute(
+        _REPORT, [c.host for c in caps], [c.availability_zone for c in caps],
+        [c.total_ram_mb for c in caps], [c.total_disk_gb for c in caps],
+        [c.total_vcpus for c in caps], [c.ram_ratio for c in caps],
+        [c.disk_ratio for c in caps], [c.cpu_ratio for c in caps],
+        [c.hypervisor_type for c in caps],
+        [None if c.capabilities is None else _json_text(c.capabilities) for c in caps], starting)
 
 
 async def live_hosts(conn: asyncpg.Connection, max_age_s: float) -> list[HostState]:
@@ -218,34 +290,24 @@ async def claim_of(conn: asyncpg.Connection, server_id: UUID) -> Claim | None:
                  disk_gb=row["disk_gb"], vcpus=row["vcpus"])
 
 
-class _Rollback(Exception):
-    """Raised inside the claim's transaction to undo it."""
-
-
 async def claim(conn: asyncpg.Connection, host: str, server_id: UUID, ram_mb: int,
-                disk_gb: int, vcpus: int) -> bool:
+                disk_gb: int, vcpus: int, *, live_within_s: float | None = None) -> bool:
     """Take ``ram_mb``/``disk_gb``/``vcpus`` on ``host`` for ``server_id``, if they fit.
 
-    All or nothing, in one transaction: True when the server now holds the
-    claim; False, with nothing changed, when the host lacks room (or is
-    unknown). Idempotent: a server that already holds a claim on ``host`` gets
-    True without counting twice. A server holds at most one claim: asking for
-    another host while it holds one returns False (release it first).
+    All or nothing, one statement: True when the server now holds the claim;
+    False, with nothing changed, when the host lacks room (or is unknown, or,
+    with ``live_within_s``, disabled or silent for longer than that). Idempotent:
+    a server that already holds a claim on ``host`` gets True without counting
+    twice. A server holds at most one claim: asking for another host while it
+    holds one returns False (release it first).
     """
+    row = await conn.fetchrow(_CLAIM, host, server_id, ram_mb, disk_gb, vcpus, live_within_s)
+    if row["claimed"]:
+        return True
+    if row["took"]:  # a twin claimed for the server meanwhile: not twice
+        await conn.execute(_GIVE_BACK, host, ram_mb, disk_gb, vcpus)
     held = await claim_of(conn, server_id)
-    if held is not None:
-        return held.host == host
-    try:
-        async with conn.transaction():
-            if await conn.fetchval(_TAKE, host, ram_mb, disk_gb, vcpus) is None:
-                raise _Rollback
-            if await conn.fetchval(_INSERT_CLAIM, server_id, host, ram_mb, disk_gb, vcpus) is None:
-                # A twin of this request claimed for the server meanwhile.
-                raise _Rollback
-    except _Rollback:
-        held = await claim_of(conn, server_id)
-        return held is not None and held.host == host
-    return True
+    return held is not None and held.host == host
 
 
 async def release(conn: asyncpg.Connection, server_id: UUID) -> bool:

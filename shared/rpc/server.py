@@ -97,12 +97,13 @@ class RpcServer:
         self.queue = queue
         self._decoder = msgspec.json.Decoder(messages)
         self._handler = handler
-        self._prefetch = prefetch
+        self.prefetch = prefetch
         self._policy = policy or RetryPolicy()
         self._give_up = give_up
         self._on_transient = on_transient
         self._publish_timeout_s = publish_timeout_s
         self._channel: AbstractChannel | None = None
+        self._owns_channel = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer_tag: str | None = None
         self._queue_obj: Any = None
@@ -111,9 +112,16 @@ class RpcServer:
         self.retrying = 0
         """Messages waiting for their next try right now (health and tests)."""
 
-    async def start(self) -> None:
-        self._channel = await self._connection.channel()
-        await self._channel.set_qos(prefetch_count=self._prefetch)
+    async def start(self, channel: AbstractChannel | None = None) -> None:
+        """Declare the queue and consume it, on a channel of its own, or on ``channel``
+        shared with other servers (whoever opened it set its per-consumer prefetch,
+        and closes it after every server on it stopped)."""
+        if channel is None:
+            channel = await self._connection.channel()
+            await channel.set_qos(prefetch_count=self.prefetch)
+        else:
+            self._owns_channel = False
+        self._channel = channel
         self._queue_obj = await self._channel.declare_queue(self.queue, durable=True)
         self._consumer_tag = await self._queue_obj.consume(self._on_message)
         log.info("rpc.serving", queue=self.queue)
@@ -129,7 +137,7 @@ class RpcServer:
             await asyncio.wait(self._tasks, timeout=grace_s)
         for task in list(self._tasks):
             task.cancel()
-        if self._channel is not None and not self._channel.is_closed:
+        if self._owns_channel and self._channel is not None and not self._channel.is_closed:
             try:
                 await self._channel.close()
             except Exception:  # closing a channel of a dead connection

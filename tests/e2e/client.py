@@ -173,10 +173,12 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0,
 
 @asynccontextmanager
 async def running_cloud(env: dict[str, str], run_dir: Path,
-                        replicas: dict[str, int] | None = None) -> AsyncIterator[Cloud]:
+                        replicas: dict[str, int] | None = None,
+                        compute_hosts: int | None = None) -> AsyncIterator[Cloud]:
     """Every service as its own process on ``env``'s database and broker, bootstrapped,
     healthy, and a Cloud to reach it; everything stopped on exit. ``replicas``: how
-    many processes of each service (``deploy.local.supervisor.default_services``)."""
+    many processes of each service; ``compute_hosts``: how many compute hosts in all,
+    split over the three agents (``deploy.local.supervisor.default_services``)."""
     import os
     import subprocess
     import sys
@@ -194,7 +196,8 @@ async def running_cloud(env: dict[str, str], run_dir: Path,
     env.setdefault("NIMBUS_VOLUMES_DIR", str(run_dir / "volumes"))
     repo = Path(__file__).resolve().parents[2]
     ports = ServicePorts.free(replicas=sum(replicas.values()) if replicas else 0)
-    stack = Stack(run_dir, env, default_services(env, ports=ports, replicas=replicas), cwd=repo)
+    stack = Stack(run_dir, env, default_services(env, ports=ports, replicas=replicas,
+                                                    compute_hosts=compute_hosts), cwd=repo)
     api_url, identity_url = f"http://127.0.0.1:{ports.api}", f"http://127.0.0.1:{ports.identity}"
     boot_env = {**os.environ, **env, "NIMBUS_IDENTITY_COMPUTE_PUBLIC_URL": api_url,
                 "NIMBUS_IDENTITY_PUBLIC_URL": identity_url}
@@ -221,7 +224,8 @@ async def running_cloud(env: dict[str, str], run_dir: Path,
 
 @asynccontextmanager
 async def fresh_cloud(infra: Any, template: str, name: str, settings: dict[str, str],
-                      replicas: dict[str, int] | None = None) -> AsyncIterator[Cloud]:
+                      replicas: dict[str, int] | None = None,
+                      compute_hosts: int | None = None) -> AsyncIterator[Cloud]:
     """:func:`running_cloud` with ``settings`` on a database cloned from the migrated
     ``template`` and a vhost of its own, both dropped afterwards."""
     import os
@@ -234,7 +238,7 @@ async def fresh_cloud(infra: Any, template: str, name: str, settings: dict[str, 
     run_dir = Path(tempfile.mkdtemp(prefix=f"nimbus-{name}-"))
     env = {**os.environ, **settings, "NIMBUS_DATABASE_URL": db_url, "NIMBUS_AMQP_URL": amqp_url}
     try:
-        async with running_cloud(env, run_dir, replicas) as cloud:
+        async with running_cloud(env, run_dir, replicas, compute_hosts) as cloud:
             yield cloud
     finally:
         await infra.drop_vhost(amqp_url)

@@ -139,7 +139,7 @@ async def test_reconcile_stops_a_stopped_guest_through_a_message_of_the_outbox(
     relay = agent.worker.with_outbox()
     relay.start()
     try:
-        counts = await Reconciler(agent, ReconcileSettings()).reconcile()
+        counts = await Reconciler([agent], ReconcileSettings()).reconcile()
         assert counts == {"MarkStopped": 1}
         row = await _row(agent, sid)
         assert (row["vm_state"], row["task_state"]) == ("active", "powering-off")

@@ -178,3 +178,78 @@ async def test_queue_depths_are_read_with_passive_declares(db_url, amqp_url):
     finally:
         await pool.close()
         await connection.close()
+
+
+async def test_a_dead_letter_queue_not_known_to_exist_is_asked_about_in_turn_then_always(
+        db_url, amqp_url, monkeypatch):
+    import shared.metrics_sources as sources
+    monkeypatch.setattr(sources, "MISSING_IN_TURN", 2)
+    connection = await rpc_connect(amqp_url)
+    pool = await create_pool(DatabaseSettings(url=db_url))
+    try:
+        async with pool.acquire() as conn:
+            await hosts.report_many(conn, [hosts.HostCapacity(
+                host=f"m{i}", availability_zone="az1", total_ram_mb=1, total_disk_gb=1,
+                total_vcpus=1) for i in range(3)])
+        channel = await connection.channel()
+        for i in range(3):
+            await channel.declare_queue(f"compute.m{i}", durable=True)
+        refresh = queue_refresher(connection, pool)
+        await refresh()  # asks about two of the eight dead-letter queues, all missing
+        assert _value("nimbus_queue_messages", queue="compute.m2") == 0
+        assert REGISTRY.get_sample_value("nimbus_queue_messages",
+                                         {"queue": "compute.m2.dead-letter"}) is None
+        await channel.declare_queue("compute.m2.dead-letter", durable=True)
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"),
+                                               routing_key="compute.m2.dead-letter")
+        # Two of the eight not known to exist are asked about a scrape: its turn
+        # comes within four, and the host queues are read at every one.
+        for scrape in range(1, 5):
+            await refresh()
+            assert _value("nimbus_queue_messages", queue="compute.m0") == 0
+            if REGISTRY.get_sample_value("nimbus_queue_messages",
+                                         {"queue": "compute.m2.dead-letter"}) == 1:
+                break
+        else:
+            raise AssertionError("the new dead-letter queue never showed")
+        # Found, it is asked about at every scrape from now on.
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"),
+                                               routing_key="compute.m2.dead-letter")
+        await refresh()
+        assert _value("nimbus_queue_messages", queue="compute.m2.dead-letter") == 2
+        await channel.close()
+    finally:
+        await pool.close()
+        await connection.close()
+
+
+async def test_hosts_queues_are_asked_about_in_turn_each_keeping_its_last_depth(
+        db_url, amqp_url, monkeypatch):
+    import shared.metrics_sources as sources
+    monkeypatch.setattr(sources, "QUEUES_IN_TURN", 1)
+    connection = await rpc_connect(amqp_url)
+    pool = await create_pool(DatabaseSettings(url=db_url))
+    try:
+        async with pool.acquire() as conn:
+            await hosts.report_many(conn, [hosts.HostCapacity(
+                host=f"t{i}", availability_zone="az1", total_ram_mb=1, total_disk_gb=1,
+                total_vcpus=1) for i in range(3)])
+        channel = await connection.channel()
+        for i in range(3):
+            await channel.declare_queue(f"compute.t{i}", durable=True)
+            for _ in range(i + 1):
+                await channel.default_exchange.publish(aio_pika.Message(b"{}"),
+                                                       routing_key=f"compute.t{i}")
+        refresh = queue_refresher(connection, pool)
+        shown = []
+        for _ in range(3):  # one host queue a scrape, each in turn
+            await refresh()
+            shown.append({i for i in range(3) if REGISTRY.get_sample_value(
+                "nimbus_queue_messages", {"queue": f"compute.t{i}"}) is not None})
+        assert [len(s) for s in shown] == [1, 2, 3]  # the ones asked before keep showing
+        assert [_value("nimbus_queue_messages", queue=f"compute.t{i}") for i in range(3)] \
+            == [1, 2, 3]
+        await channel.close()
+    finally:
+        await pool.close()
+        await connection.close()

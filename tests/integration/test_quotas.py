@@ -44,11 +44,14 @@ async def _create(db_url: str, project_id: str, flavor: FlavorSpec, *, min_count
         if gate is not None:
             await gate.wait()
         async with conn.transaction():
-            n = await quotas.claim_servers(conn, project_id, vcpus=flavor.vcpus,
+            limits = await quotas.absolute_limits(conn, project_id)
+            n = await quotas.claim_servers(conn, project_id, limits, vcpus=flavor.vcpus,
                                            ram_mb=flavor.ram_mb, min_count=min_count,
                                            max_count=max_count)
             for _ in range(n):
                 await _insert(conn, project_id, flavor)
+            await quotas.confirm_servers(conn, project_id, vcpus=flavor.vcpus,
+                                         ram_mb=flavor.ram_mb, count=n)
         return n
     finally:
         await conn.close()
@@ -89,6 +92,39 @@ async def test_usage_counts_live_servers_only(db):
         "totalInstancesUsed": 2, "totalCoresUsed": 3, "totalRAMUsed": 5120,
         "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 2,
         "totalVolumesUsed": 0, "totalVolumeGigabytesUsed": 0}
+
+
+_RECOUNT = """
+SELECT count(*) AS instances, coalesce(sum((flavor->>'vcpus')::bigint), 0) AS cores,
+       coalesce(sum((flavor->>'ram_mb')::bigint), 0) AS ram_mb
+  FROM servers WHERE project_id = $1 AND deleted_at IS NULL"""
+
+
+async def test_kept_usage_matches_a_recount_on_every_path(db):
+    """The usage row (migration 0017's trigger) against a count of the servers
+    themselves, after each way a server's row changes."""
+    pid = await _project(db)
+
+    async def check() -> None:
+        row = await db.fetchrow(_RECOUNT, pid)
+        assert await quotas.usage(db, pid) == quotas.Usage(*map(int, row.values()))
+
+    await check()                                          # no servers, no row yet
+    a = await _insert(db, pid, SMALL)
+    b = await _insert(db, pid, MEDIUM)
+    await check()
+    await db.execute("UPDATE servers SET flavor = $2 WHERE id = $1", a, MEDIUM)   # resized
+    await check()
+    await db.execute("UPDATE servers SET deleted_at = now() WHERE id = $1", b)     # deleted
+    await check()
+    await db.execute("UPDATE servers SET name = 'renamed', deleted_at = now() WHERE id = $1",
+                     b)                                    # deleted again: counted once
+    await check()
+    await db.execute("DELETE FROM servers WHERE id = $1", b)                      # purged
+    await check()
+    await db.execute("DELETE FROM servers WHERE id = $1", a)                      # purged live
+    await check()
+    assert await quotas.usage(db, pid) == quotas.Usage(0, 0, 0)
 
 
 @pytest.mark.parametrize("limit, value, flavor, expect", [
@@ -155,9 +191,36 @@ async def test_unlimited_quotas_still_cap_one_request(db, db_url):
     assert await _create(db_url, pid, SMALL, min_count=3, max_count=3) == 3
 
 
-async def test_claim_outside_a_transaction_is_a_bug(db):
+async def test_confirm_outside_a_transaction_is_a_bug(db):
     with pytest.raises(RuntimeError):
-        await quotas.claim_servers(db, await _project(db), vcpus=1, ram_mb=1024)
+        await quotas.confirm_servers(db, await _project(db), vcpus=1, ram_mb=1024, count=1)
+
+
+async def test_a_create_that_raced_past_its_read_is_refused_at_confirm(db, db_url):
+    """Two creates both read room for one more server; the second to confirm is
+    refused and writes nothing, whichever of them it is."""
+    pid = await _project(db)
+    await q.set_quota(db, pid, "maxTotalInstances", 1)
+    conns = [await connect(db_url) for _ in range(2)]
+    try:
+        txs = [c.transaction() for c in conns]
+        for c, tx in zip(conns, txs):
+            await tx.start()
+            limits = await quotas.absolute_limits(c, pid)
+            assert await quotas.claim_servers(c, pid, limits, vcpus=1, ram_mb=1024) == 1
+        await _insert(conns[0], pid, SMALL)
+        await quotas.confirm_servers(conns[0], pid, vcpus=1, ram_mb=1024, count=1)
+        await txs[0].commit()
+        await _insert(conns[1], pid, SMALL)
+        with pytest.raises(OverLimit) as refused:
+            await quotas.confirm_servers(conns[1], pid, vcpus=1, ram_mb=1024, count=1)
+        await txs[1].rollback()
+    finally:
+        for c in conns:
+            await c.close()
+    assert "Quota exceeded for instances: Requested 1, but already used 1 of 1" \
+        in str(refused.value)
+    assert await _live(db, pid) == 1
 
 
 async def test_rate_limit_rows_replace_by_verb_and_uri(db):

@@ -34,7 +34,7 @@ async def test_a_delete_stuck_on_this_live_host_is_run_again(agent, network):
     async with agent.worker.pool.acquire() as conn:  # its DeleteServer was lost long ago
         await conn.execute("UPDATE servers SET task_state = 'deleting', "
                            "updated_at = now() - interval '10 minutes' WHERE id = $1", sid)
-    counts = await Reconciler(agent, SETTINGS).reconcile()
+    counts = await Reconciler([agent], SETTINGS).reconcile()
     assert counts == {"RetryDelete": 1}
     row = await _row(agent, sid)
     assert row["vm_state"] == "deleted"
@@ -46,7 +46,7 @@ async def test_a_recent_delete_is_left_to_its_message(agent, network):
     async with agent.worker.pool.acquire() as conn:
         await conn.execute("UPDATE servers SET task_state = 'deleting' WHERE id = $1",
                            build.server_id)
-    assert await Reconciler(agent, SETTINGS).reconcile() == {}
+    assert await Reconciler([agent], SETTINGS).reconcile() == {}
     assert (await _row(agent, build.server_id))["task_state"] == "deleting"
     await agent.handle(DeleteServer(server_id=build.server_id), CallContext())
     assert (await _row(agent, build.server_id))["vm_state"] == "deleted"
@@ -62,7 +62,7 @@ async def test_a_server_deleted_without_its_host_keeps_its_address_until_the_gue
     assert await _ports(agent, sid) == 1
     assert await agent.driver.get_info(sid) is not None  # the guest still runs here
 
-    counts = await Reconciler(agent, SETTINGS).reconcile()
+    counts = await Reconciler([agent], SETTINGS).reconcile()
 
     assert counts == {"DestroyOrphan": 1}
     assert await agent.driver.get_info(sid) is None
@@ -73,7 +73,7 @@ async def test_an_unknown_guest_is_destroyed_and_others_left_alone(agent, networ
     keep = await _active(agent)
     stray = uuid.uuid4()
     agent.driver.fake_host.create(stray, name="nobody-asked")
-    counts = await Reconciler(agent, SETTINGS).reconcile()
+    counts = await Reconciler([agent], SETTINGS).reconcile()
     assert counts == {"DestroyOrphan": 1}
     assert await agent.driver.get_info(stray) is None
     assert await agent.driver.get_info(keep.server_id) is not None

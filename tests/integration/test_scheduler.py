@@ -565,3 +565,43 @@ async def test_python_m_services_scheduler_serves_health_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --------------------------------------------------------------------------- the cached view
+
+
+async def test_a_cached_view_never_places_on_a_host_disabled_or_full_since(
+        db: asyncpg.Connection, pool: asyncpg.Pool, rpc: RpcClient) -> None:
+    """The view of the hosts is kept for host_refresh_s (an hour here): what changed
+    since it was read is caught by the claim, and the build lands on a host that
+    can take it, read afresh."""
+    scheduler = BuildScheduler(pool, rpc, SchedulerSettings(host_refresh_s=3600))
+    await hosts.report(db, capacity("big", ram_mb=65536))
+    await hosts.report(db, capacity("small", ram_mb=8192))
+    first = await add_server(db)
+    assert await scheduler.schedule_build(ScheduleBuild(build=first)) == "big"  # view read
+
+    await hosts.set_disabled(db, "big", True, "maintenance")
+    second = await add_server(db)
+    assert await scheduler.schedule_build(ScheduleBuild(build=second)) == "small"
+    await hosts.set_disabled(db, "big", False)
+
+    # Another scheduler process fills "big" behind this one's back.
+    await db.execute("UPDATE compute_hosts SET used_ram_mb = total_ram_mb WHERE host = 'big'")
+    third = await add_server(db)
+    assert await scheduler.schedule_build(ScheduleBuild(build=third)) == "small"
+    used = {r["host"]: r["used_ram_mb"] for r in await db.fetch(
+        "SELECT host, used_ram_mb FROM compute_hosts")}
+    assert used == {"big": 65536, "small": 2 * SMALL.ram_mb}
+
+
+async def test_a_cached_view_counts_its_own_claims(db: asyncpg.Connection, pool: asyncpg.Pool,
+                                                   rpc: RpcClient) -> None:
+    """Builds on one view spread as they would on fresh reads: each claim is
+    counted into the view, so the most-free-RAM weigher sees it."""
+    scheduler = BuildScheduler(pool, rpc, SchedulerSettings(host_refresh_s=3600))
+    await hosts.report(db, capacity("a", ram_mb=16384))
+    await hosts.report(db, capacity("b", ram_mb=16384))
+    placed = [await scheduler.schedule_build(ScheduleBuild(build=await add_server(db)))
+              for _ in range(6)]
+    assert sorted(placed) == ["a", "a", "a", "b", "b", "b"]

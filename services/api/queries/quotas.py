@@ -10,18 +10,18 @@ from uuid import UUID
 
 import asyncpg
 
-# pg_advisory_xact_lock(int4, int4): this class id keeps the quota locks apart
-# from any other advisory lock (the two-key and one-key forms never overlap).
-_QUOTA_LOCK_CLASS = 0x71756F74  # "quot"
+# The project's quota lock is its project_usage row (migration 0017): taking it
+# makes the row if the project has none yet, and answers the usage it guards.
+_LOCK = """
+INSERT INTO project_usage (project_id) VALUES ($1)
+ON CONFLICT (project_id) DO UPDATE SET project_id = EXCLUDED.project_id
+RETURNING instances, cores, ram_mb"""
 
-_LOCK = "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))"
-
+# Kept by the trigger of migration 0017 as servers are created and deleted.
 _USAGE = """
-SELECT count(*)                                            AS instances,
-       coalesce(sum((flavor->>'vcpus')::bigint), 0)        AS cores,
-       coalesce(sum((flavor->>'ram_mb')::bigint), 0)       AS ram_mb
-  FROM servers
- WHERE project_id = $1 AND deleted_at IS NULL"""
+SELECT coalesce(max(instances), 0) AS instances, coalesce(max(cores), 0) AS cores,
+       coalesce(max(ram_mb), 0) AS ram_mb
+  FROM project_usage WHERE project_id = $1"""
 
 _VOLUME_USAGE = """
 SELECT count(*) AS volumes, coalesce(sum(size_gb), 0) AS gigabytes
@@ -66,13 +66,15 @@ SELECT verb, uri, remaining, next_available
   FROM rate_limit_status($1, $2::text[], $3::text[], $4::float8[], $5::int[], $6)"""
 
 
-async def lock_project(conn: asyncpg.Connection, project_id: str) -> None:
-    """Serialise quota checks of one project until the caller's transaction ends."""
-    await conn.execute(_LOCK, _QUOTA_LOCK_CLASS, project_id)
+async def lock_project(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record:
+    """Serialise quota checks of one project until the caller's transaction ends;
+    answers the project's server usage as of the lock (``usage``'s fields)."""
+    return await conn.fetchrow(_LOCK, project_id)
 
 
 async def usage(conn: asyncpg.Connection, project_id: str) -> asyncpg.Record:
-    """``instances``, ``cores`` and ``ram_mb`` of the project's live (not deleted) servers."""
+    """``instances``, ``cores`` and ``ram_mb`` of the project's live (not deleted) servers
+    (one row read: migration 0017 keeps them)."""
     return await conn.fetchrow(_USAGE, project_id)
 
 

@@ -2,13 +2,16 @@
 os-multiple-create (4.4.15), OS-SCH-HNT scheduler hints (4.4.10), quotas (3.8.1).
 
 Everything that can be checked is checked before anything is written. Then,
-in one transaction, the project's quota is locked and counted
-(``quotas.claim_servers``) and the servers are written in BUILD(scheduling)
+in one transaction, the quota says how many servers fit
+(``quotas.claim_servers``), the servers are written in BUILD(scheduling)
 with their create actions, their build requests (kept to schedule a build
 again if its host dies) and their ScheduleBuild messages in the outbox
 (``shared.outbox``); the relay sends them to the scheduler after commit, so
 a 202 never depends on a message held only in this process's memory, and a
-create is accepted even while the broker is down.
+create is accepted even while the broker is down. The server rows go last and
+the quota is confirmed under the project's lock just before the commit
+(``quotas.confirm_servers``), so creates of one project wait for each other
+only that long.
 The rest of each server's life happens in the scheduler, the compute agent
 and the network service.
 
@@ -147,22 +150,12 @@ async def create_server(request: web.Request) -> View:
         held = await group_q.hold_named(conn, who.project_id, groups)
         if missing := set(groups) - {"default"} - held:
             raise BadRequest(f"Unable to find security_group with name '{min(missing)}'")
-        # Holds the project's quota lock until commit: a concurrent create
-        # of the project counts these servers.
-        count = await quotas.claim_servers(conn, who.project_id, vcpus=spec.vcpus,
+        count = await quotas.claim_servers(conn, who.project_id, limits, vcpus=spec.vcpus,
                                            ram_mb=spec.ram_mb, min_count=min_count,
                                            max_count=max_count)
         sids = [first_sid, *(uuid.uuid4() for _ in range(count - 1))]
         items = []
         for sid in sids:
-            await q.insert(
-                conn, id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
-                image_id=image["id"] if image is not None else None, flavor_id=flavor["id"],
-                flavor=spec,
-                availability_zone=req.availability_zone, metadata=req.metadata,
-                security_groups=groups,
-                key_name=keypair["name"] if keypair else None, config_drive=drive,
-                reservation_id=reservation_id, request_id=rid)
             await actions.start_action(conn, server_id=sid, project_id=who.project_id,
                                        user_id=who.user_id, action="create", request_id=rid)
             # The volumes become this server's (in-use) in this transaction.
@@ -182,6 +175,19 @@ async def create_server(request: web.Request) -> View:
             await build_requests.put(conn, sid, schedule)
             items.append(await outbox.put(conn, SCHEDULER_QUEUE, schedule, request_id=rid,
                                           lease_s=relay.lease_s))
+        # The server rows last: the first takes the project's quota lock (see
+        # quotas.claim_servers), held from here to the commit.
+        for sid in sids:
+            await q.insert(
+                conn, id=sid, project_id=who.project_id, user_id=who.user_id, name=name,
+                image_id=image["id"] if image is not None else None, flavor_id=flavor["id"],
+                flavor=spec,
+                availability_zone=req.availability_zone, metadata=req.metadata,
+                security_groups=groups,
+                key_name=keypair["name"] if keypair else None, config_drive=drive,
+                reservation_id=reservation_id, request_id=rid)
+        await quotas.confirm_servers(conn, who.project_id, vcpus=spec.vcpus,
+                                     ram_mb=spec.ram_mb, count=len(sids))
     relay.send(*items)
     first = sids[0]
     log.info("api.server_accepted", server_id=str(first), flavor=spec.id,

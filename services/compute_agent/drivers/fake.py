@@ -413,6 +413,7 @@ class FakeDriver(HypervisorDriver):
         return (self._vnc_address, vnc.port)
 
 
+@functools.cache  # once per process, not once per host of an agent simulating hundreds
 def advertised_address(listen: str, address: str = "") -> str:
     """The address a VNC server listening on ``listen`` is reached at: ``address``
     when given, this machine's own for a wildcard listen, else ``listen`` itself."""

@@ -17,6 +17,10 @@ class DiskFilter(HostFilter):
     def passes(self, host: HostState, req: PlacementRequest) -> bool:
         return host.free_disk_gb >= req.disk_gb
 
+    def select(self, hosts: Sequence[HostState], req: PlacementRequest) -> list[HostState]:
+        need = req.disk_gb
+        return [h for h in hosts if h.usable_disk_gb - h.used_disk_gb >= need]
+
     def explain(self, hosts: Sequence[HostState], req: PlacementRequest) -> str:
         largest = max(h.free_disk_gb for h in hosts)
         return f"needs {req.disk_gb} GB disk; largest free {largest} GB"

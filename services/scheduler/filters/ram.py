@@ -17,6 +17,10 @@ class RamFilter(HostFilter):
     def passes(self, host: HostState, req: PlacementRequest) -> bool:
         return host.free_ram_mb >= req.ram_mb
 
+    def select(self, hosts: Sequence[HostState], req: PlacementRequest) -> list[HostState]:
+        need = req.ram_mb
+        return [h for h in hosts if h.usable_ram_mb - h.used_ram_mb >= need]
+
     def explain(self, hosts: Sequence[HostState], req: PlacementRequest) -> str:
         largest = max(h.free_ram_mb for h in hosts)
         return f"needs {req.ram_mb} MB RAM; largest free {largest} MB"

@@ -17,6 +17,10 @@ class VcpuFilter(HostFilter):
     def passes(self, host: HostState, req: PlacementRequest) -> bool:
         return host.free_vcpus >= req.vcpus
 
+    def select(self, hosts: Sequence[HostState], req: PlacementRequest) -> list[HostState]:
+        need = req.vcpus
+        return [h for h in hosts if h.usable_vcpus - h.used_vcpus >= need]
+
     def explain(self, hosts: Sequence[HostState], req: PlacementRequest) -> str:
         largest = max(h.free_vcpus for h in hosts)
         return f"needs {req.vcpus} VCPUs; largest free {largest}"

@@ -24,9 +24,18 @@ class HostWeigher(abc.ABC):
     def __init__(self, multiplier: float = 1.0) -> None:
         self.multiplier = multiplier
 
+    def applies(self, req: PlacementRequest) -> bool:
+        """Whether the weigher can tell hosts apart for ``req``; one that cannot
+        (it would score every host alike: 0 once scaled) is skipped."""
+        return self.multiplier != 0
+
     @abc.abstractmethod
     def weigh(self, host: HostState, req: PlacementRequest) -> float:
         """The raw score of ``host``; pure, no I/O."""
+
+    def weigh_all(self, hosts: Sequence[HostState], req: PlacementRequest) -> list[float]:
+        """The raw scores of ``hosts``, in order (see ``filters.HostFilter.select``)."""
+        return [self.weigh(h, req) for h in hosts]
 
 
 def _normalized(raw: list[float]) -> list[float]:
@@ -48,9 +57,18 @@ def order_hosts(weighers: Sequence[HostWeigher], hosts: Sequence[HostState],
         return []
     totals = [0.0] * len(hosts)
     for weigher in weighers:
-        scores = _normalized([weigher.weigh(h, req) for h in hosts])
-        totals = [t + weigher.multiplier * s for t, s in zip(totals, scores)]
-    ranked = [h for _, h in sorted(zip(totals, hosts), key=lambda th: (-th[0], th[1].host))]
+        if not weigher.applies(req):
+            continue
+        scores = _normalized(weigher.weigh_all(hosts, req))
+        m = weigher.multiplier
+        totals = [t + m * s for t, s in zip(totals, scores)]
+    # Ties by host name: a stable sort of hosts in name order (they come so
+    # from the database) keeps it; hosts given otherwise are put in it first.
+    names = [h.host for h in hosts]
+    if any(a > b for a, b in zip(names, names[1:])):
+        order = sorted(range(len(hosts)), key=names.__getitem__)
+        hosts, totals = [hosts[i] for i in order], [totals[i] for i in order]
+    ranked = [hosts[i] for i in sorted(range(len(hosts)), key=totals.__getitem__, reverse=True)]
     if subset_size > 1:
         pick = (rng or random).randrange(min(subset_size, len(ranked)))
         ranked.insert(0, ranked.pop(pick))

@@ -20,6 +20,9 @@ class NearWeigher(HostWeigher):
 
     name = "NearWeigher"
 
+    def applies(self, req: PlacementRequest) -> bool:
+        return self.multiplier != 0 and req.near_placement is not None
+
     def weigh(self, host: HostState, req: PlacementRequest) -> float:
         placement = req.near_placement
         return 1.0 if placement is not None and placement.host == host.host else 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from services.scheduler.host_state import HostState
 from services.scheduler.request import PlacementRequest
 from services.scheduler.weighers.base import HostWeigher
@@ -14,3 +16,6 @@ class RamWeigher(HostWeigher):
 
     def weigh(self, host: HostState, req: PlacementRequest) -> float:
         return float(host.free_ram_mb)
+
+    def weigh_all(self, hosts: Sequence[HostState], req: PlacementRequest) -> list[float]:
+        return [float(h.usable_ram_mb - h.used_ram_mb) for h in hosts]

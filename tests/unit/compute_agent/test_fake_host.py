@@ -67,6 +67,29 @@ def test_define_refuses_what_does_not_fit_counting_every_guest(host):
     assert host.define(fits, ram_limit_mb=2048) is not None
 
 
+def test_ram_in_use_goes_with_the_guests_that_leave(host):
+    first = host.define(_spec(), ram_limit_mb=2048)
+    host.define(_spec(), ram_limit_mb=2048)
+    with pytest.raises(DriverError, match="not enough memory"):
+        host.define(_spec(), ram_limit_mb=2048)
+    host.undefine(first.server_id)
+    assert host.define(_spec(), ram_limit_mb=2048) is not None
+
+
+def test_a_console_in_memory_keeps_its_last_lines_only():
+    from services.compute_agent.drivers.fake_host.memory import CONSOLE_LIMIT
+    host = FakeHost(None, HOST)
+    record = host.define(_spec(), lines=["created"])
+    lines = CONSOLE_LIMIT // 20  # about 27 bytes each: more than the limit holds
+    for i in range(lines):
+        host.log(record.server_id, f"line {i:06d}")
+    console = host.console(record.server_id)
+    assert CONSOLE_LIMIT - 30 < len(console.encode()) <= CONSOLE_LIMIT
+    assert "created" not in console
+    assert console.startswith("[") and "] line " in console.splitlines()[0]  # whole lines
+    assert console.endswith(f"] line {lines - 1:06d}\n")
+
+
 def test_update_applies_to_the_record_as_it_is_now_and_only_to_its_incarnation(host):
     spec = _spec()
     first = host.define(spec)

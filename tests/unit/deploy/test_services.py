@@ -50,3 +50,27 @@ def test_api_workers_default_to_one_per_core(monkeypatch):
     assert api_workers({}) == 4
     assert api_workers({"NIMBUS_API_WORKERS": "3"}) == 3
     assert api_workers({"NIMBUS_API_WORKERS": "0"}) == 1
+
+
+def test_compute_hosts_are_split_over_the_agents_as_evenly_as_can_be():
+    import pytest
+    from deploy.local.services import compute_hosts_total, split_hosts
+    assert split_hosts(1000, 3) == [334, 333, 333]
+    assert split_hosts(30, 3) == [10, 10, 10]
+    assert split_hosts(5, 3) == [2, 2, 1]
+    assert split_hosts(3, 3) == [1, 1, 1]
+    with pytest.raises(ValueError, match="at least 3"):
+        split_hosts(2, 3)
+    assert compute_hosts_total({}) is None
+    assert compute_hosts_total({"NIMBUS_COMPUTE_HOSTS_TOTAL": "1000"}) == 1000
+
+
+def test_each_agent_is_told_its_share_of_the_hosts():
+    agents = [s for s in default_services(compute_hosts=1000) if s.name.startswith("compute-")]
+    assert [(s.name, s.env_extra["NIMBUS_COMPUTE_HOST"], s.env_extra["NIMBUS_COMPUTE_HOSTS"])
+            for s in agents] == [("compute-az1", "compute-az1", "334"),
+                                 ("compute-az2", "compute-az2", "333"),
+                                 ("compute-az3", "compute-az3", "333")]
+    # Without compute_hosts an agent is one host, as before.
+    assert all("NIMBUS_COMPUTE_HOSTS" not in s.env_extra
+               for s in default_services() if s.name.startswith("compute-"))

@@ -36,12 +36,8 @@ from services.compute_agent.drivers.fake_console import (
     creation_lines,
     stamped,
 )
-from services.compute_agent.drivers.fake_host.store import (
-    DiskStore,
-    GuestRecord,
-    MemoryStore,
-    Store,
-)
+from services.compute_agent.drivers.fake_host.memory import MemoryStore
+from services.compute_agent.drivers.fake_host.store import DiskStore, GuestRecord, Store
 from shared.contracts.common import FlavorSpec, ImageSpec
 from shared.states import PowerState
 

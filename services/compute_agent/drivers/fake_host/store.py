@@ -34,7 +34,7 @@ What a reader may rely on:
 * Readers ignore fields they do not know; ``format`` changes only when older
   readers would misread a record, and a reader refuses a format it does not know.
 
-Without ``state_dir`` the same records live in this process (``MemoryStore``).
+Without ``state_dir`` the same records live in this process (``memory.MemoryStore``).
 """
 
 from __future__ import annotations
@@ -264,46 +264,3 @@ def _write(path: str, data: bytes) -> None:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
-
-
-class MemoryStore:
-    """The records in this process only: they die with it (unit tests, scale runs)."""
-
-    def __init__(self) -> None:
-        self._records: dict[UUID, GuestRecord] = {}
-        self._consoles: dict[UUID, list[str]] = {}
-
-    def locked(self) -> AbstractContextManager[None]:
-        return contextlib.nullcontext()  # one process, and every call runs to its end
-
-    def read(self, server_id: UUID) -> GuestRecord | None:
-        return self._records.get(server_id)
-
-    def ids(self) -> list[UUID]:
-        return list(self._records)
-
-    def used_ram_mb(self) -> int:
-        return sum(r.spec.flavor.ram_mb for r in self._records.values())
-
-    def create(self, record: GuestRecord, console: str) -> bool:
-        if record.server_id in self._records:
-            return False
-        self._records[record.server_id] = record
-        self._consoles[record.server_id] = [console] if console else []
-        return True
-
-    def replace(self, record: GuestRecord) -> None:
-        self._records[record.server_id] = record
-
-    def remove(self, server_id: UUID) -> None:
-        self._records.pop(server_id, None)
-        self._consoles.pop(server_id, None)
-
-    def append(self, server_id: UUID, text: str) -> None:
-        console = self._consoles.get(server_id)
-        if console is not None:
-            console.append(text)
-
-    def console(self, server_id: UUID) -> str | None:
-        console = self._consoles.get(server_id)
-        return None if console is None else "".join(console)
