@@ -108,7 +108,7 @@ def _ratio(a: float, b: float) -> str:
 
 
 def markdown(results: dict[str, Measured], meta: dict[str, Any]) -> str:
-    intro = (f"{meta['machine']}; {meta['hosts']} compute hosts; {meta['api_workers']} API "
+    intro = (f"{meta['machine']}; {meta['hosts']:,} compute hosts; {meta['api_workers']} API "
              f"processes; {meta['scale']} scale; big population {meta['big']:,} servers.")
     legend = ("CPU-ms per op, read from /proc: the ceiling's own processes or Nimbus's services "
               "+ PostgreSQL + RabbitMQ = total; the load generator (the bench's own process) "

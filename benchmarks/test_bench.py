@@ -115,12 +115,12 @@ async def test_bench(infra, bench_cloud: Cloud) -> None:
     meta: dict = {"scale": "quick" if QUICK else "full", "hosts": hosts, "api_workers": workers,
                   "big": s.big, "machine": report.machine(), "populations": []}
     try:
-        print(f"[bench] Nimbus: {hosts} hosts, {len(p.networks)} extra networks", flush=True)
+        print(f"[bench] Nimbus: {hosts:,} hosts, {len(p.networks)} extra networks", flush=True)
         boot, sched = await nr.boots(p, groups, "boots_at_1k",
                                      f"create→ACTIVE, {s.boots:,} at {s.in_flight} in flight "
                                      f"(0 → {s.boots:,} servers)", s.boots, s.in_flight)
         keep(boot)
-        sched.label = f"scheduling decision at {hosts} hosts"
+        sched.label = f"scheduling decision at {hosts:,} hosts"
         keep(sched)
         sid = (await p.api.get("/servers?limit=1")).json["servers"][0]["id"]
         keep(await nr.reads(p, groups, "get_server", "GET server", f"/servers/{sid}", s.http, 32))
