@@ -208,6 +208,10 @@ class BuildScheduler:
         server: the host; None if the server moved on; False if every claim was refused."""
         for host in ordered:
             tried.append(host.host)
+            # Counted into the view before the claim's round trip, so that builds
+            # chosen meanwhile on the same view see it; given back if it fails.
+            self._hosts.consume(host.host, req.ram_mb, req.disk_gb, req.vcpus)
+            claimed = False
             try:
                 async with conn.transaction():
                     if not await hosts_db.claim(conn, host.host, req.server_id,
@@ -221,10 +225,13 @@ class BuildScheduler:
                     if not await servers_db.place(conn, req.server_id, host.host,
                                                   host.availability_zone):
                         raise _ServerGone  # rolls the claim back with the transaction
+                    claimed = True
             except _ServerGone:
                 blog.info("scheduler.server_gone", host=host.host)
                 return None
-            self._hosts.consume(host.host, req.ram_mb, req.disk_gb, req.vcpus)
+            finally:
+                if not claimed:
+                    self._hosts.consume(host.host, -req.ram_mb, -req.disk_gb, -req.vcpus)
             blog.info("scheduler.claimed", host=host.host, attempts=len(tried),
                       filters=outcome.trail())
             return host.host

@@ -83,7 +83,8 @@ class HostCache:
             return snap, True
 
     def consume(self, host: str, ram_mb: int, disk_gb: int, vcpus: int) -> None:
-        """Count a claim this process just made on ``host`` into the view."""
+        """Count a claim this process is making on ``host`` into the view (negative
+        amounts give back one that failed)."""
         if (state := self._by_name.get(host)) is not None:
             state.used_ram_mb += ram_mb
             state.used_disk_gb += disk_gb

@@ -610,3 +610,16 @@ async def test_a_cached_view_counts_its_own_claims(db: asyncpg.Connection, pool:
     placed = [await scheduler.schedule_build(ScheduleBuild(build=await add_server(db)))
               for _ in range(6)]
     assert sorted(placed) == ["a", "a", "a", "b", "b", "b"]
+
+
+async def test_builds_chosen_at_once_on_one_view_go_to_different_hosts(
+        db: asyncpg.Connection, pool: asyncpg.Pool, rpc: RpcClient) -> None:
+    """A build is counted into the view when its host is chosen, before its claim's
+    round trip: builds handled at the same moment do not all pick the same best host."""
+    scheduler = BuildScheduler(pool, rpc, SchedulerSettings(host_refresh_s=3600))
+    for name in ("a", "b", "c", "d"):
+        await hosts.report(db, capacity(name, ram_mb=16384))
+    builds = [await add_server(db) for _ in range(4)]
+    placed = await asyncio.gather(*(scheduler.schedule_build(ScheduleBuild(build=b))
+                                    for b in builds))
+    assert sorted(placed) == ["a", "b", "c", "d"]
