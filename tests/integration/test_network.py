@@ -84,15 +84,6 @@ async def network(service: None, amqp_url: str) -> AsyncIterator[NetworkClient]:
         await connection.close()
 
 
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(db_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def new_project() -> str:
     return f"p-{uuid.uuid4().hex[:10]}"
 

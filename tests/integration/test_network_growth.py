@@ -64,15 +64,6 @@ async def start(db_url: str, amqp_url: str) -> AsyncIterator[Start]:
             loop.remove_signal_handler(sig)
 
 
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(db_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 async def boot(network: NetworkClient, project: str) -> Port:
     [port] = await network.allocate_ports(AllocatePorts(
         server_id=uuid.uuid4(), project_id=project, host="host-1"))
