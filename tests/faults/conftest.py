@@ -141,8 +141,8 @@ async def _manage(cloud: Cloud, *args: str) -> None:
 
 
 TENANTS = 2
-"""Projects per scenario: each has one /24 default network (253 servers), and a
-full-scale scenario makes about 300 servers."""
+"""Projects per scenario; a full-scale scenario makes about 300 servers, spread over
+them (each project's default network holds 1,021 and grows beyond)."""
 
 
 @pytest.fixture

@@ -94,7 +94,11 @@ async def test_real_guests_live_their_whole_life_through_the_api(real_cloud, rea
         assert f"nimbus-tiny: hostname={hostname}" in text
         assert f"nimbus-tiny: uuid={sid}" in text
         assert f"nimbus-tiny: user-data: hello from {server['name']}" in text
-        assert re.search(rf"nimbus-tiny: ip={re.escape(ip)}/24 dev eth0", text), text[-2000:]
+        # The prefix of the address's own subnet (the default network's is a /22).
+        prefix = await real_cloud.fetchval(
+            "SELECT masklen(cidr) FROM subnets WHERE cidr >> $1::inet", ip)
+        assert re.search(rf"nimbus-tiny: ip={re.escape(ip)}/{prefix} dev eth0", text), \
+            text[-2000:]
         assert f"nimbus-tiny: disk boot 1, first booted by {sid}" in text
     # The VNC console: the proxy relays the guest's own RFB server (QEMU's).
     r = await api.post(f"/servers/{a}/action", json={"os-getVNCConsole": {"type": "novnc"}})
