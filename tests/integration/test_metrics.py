@@ -180,6 +180,18 @@ async def test_queue_depths_are_read_with_passive_declares(db_url, amqp_url):
         await connection.close()
 
 
+async def _hosts_with_queues(pool, connection, prefix: str, n: int = 3):
+    """``n`` host rows (``<prefix>0``...) and their compute queues; the channel made."""
+    async with pool.acquire() as conn:
+        await hosts.report_many(conn, [hosts.HostCapacity(
+            host=f"{prefix}{i}", availability_zone="az1", total_ram_mb=1, total_disk_gb=1,
+            total_vcpus=1) for i in range(n)])
+    channel = await connection.channel()
+    for i in range(n):
+        await channel.declare_queue(f"compute.{prefix}{i}", durable=True)
+    return channel
+
+
 async def test_a_dead_letter_queue_not_known_to_exist_is_asked_about_in_turn_then_always(
         db_url, amqp_url, monkeypatch):
     import shared.metrics_sources as sources
@@ -187,13 +199,7 @@ async def test_a_dead_letter_queue_not_known_to_exist_is_asked_about_in_turn_the
     connection = await rpc_connect(amqp_url)
     pool = await create_pool(DatabaseSettings(url=db_url))
     try:
-        async with pool.acquire() as conn:
-            await hosts.report_many(conn, [hosts.HostCapacity(
-                host=f"m{i}", availability_zone="az1", total_ram_mb=1, total_disk_gb=1,
-                total_vcpus=1) for i in range(3)])
-        channel = await connection.channel()
-        for i in range(3):
-            await channel.declare_queue(f"compute.m{i}", durable=True)
+        channel = await _hosts_with_queues(pool, connection, "m")
         refresh = queue_refresher(connection, pool)
         await refresh()  # asks about two of the eight dead-letter queues, all missing
         assert _value("nimbus_queue_messages", queue="compute.m2") == 0
@@ -230,13 +236,8 @@ async def test_hosts_queues_are_asked_about_in_turn_each_keeping_its_last_depth(
     connection = await rpc_connect(amqp_url)
     pool = await create_pool(DatabaseSettings(url=db_url))
     try:
-        async with pool.acquire() as conn:
-            await hosts.report_many(conn, [hosts.HostCapacity(
-                host=f"t{i}", availability_zone="az1", total_ram_mb=1, total_disk_gb=1,
-                total_vcpus=1) for i in range(3)])
-        channel = await connection.channel()
+        channel = await _hosts_with_queues(pool, connection, "t")
         for i in range(3):
-            await channel.declare_queue(f"compute.t{i}", durable=True)
             for _ in range(i + 1):
                 await channel.default_exchange.publish(aio_pika.Message(b"{}"),
                                                        routing_key=f"compute.t{i}")
